@@ -1,0 +1,1 @@
+"""Policy network builders for stable-baselines3, and the torch-free deployment runtime (``deploy``)."""

@@ -1,0 +1,244 @@
+"""Typed descriptions of dynamics: which parameters are sampled how, and which unmodeled effects apply.
+
+The same :class:`DynamicsSpec` describes a domain-randomization scheme (distributions over parameters,
+sampled at every reset) and a target (constant perturbations, e.g. all frictions x0.5). Both are
+parsed from plain dictionaries (Hydra YAML) by :meth:`DynamicsSpec.from_dict`, which rejects unknown
+keys, names, distributions and operations with the valid choices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from sim2real.envs.parameters import LOWER_BOUNDS, ParameterSet
+from sim2real.randomization.distributions import DISTRIBUTIONS, Distribution, make_distribution
+from sim2real.randomization.operations import OPERATIONS, operation_range
+
+TERM_KEYS = {"dist", "op", "shared", "value", "low", "high", "mean", "std"}
+
+
+@dataclass(frozen=True)
+class ParameterTerm:
+    """Randomization of one parameter or group.
+
+    Attributes:
+        target: A parameter handle (``torso_mass``) or group (``masses``).
+        distribution: What the sampled value is drawn from.
+        operation: ``scale`` (nominal x sample), ``add`` (nominal + sample) or ``absolute`` (sample).
+        shared: For a group, one sample for all members (True) or one each (False).
+    """
+
+    target: str
+    distribution: Distribution
+    operation: str = "scale"
+    shared: bool = False
+
+    def __post_init__(self) -> None:
+        if self.operation not in OPERATIONS:
+            raise ValueError(f"{self.target}: unknown operation '{self.operation}'; known: {', '.join(OPERATIONS)}")
+
+    def describe(self) -> str:
+        """A short human-readable form, e.g. ``masses: scale uniform(low=0.8, high=1.2)``."""
+        return f"{self.target}: {self.operation} {self.distribution!r}"
+
+
+@dataclass(frozen=True)
+class EffectsSpec:
+    """Unmodeled effects, applied as Gymnasium wrappers.
+
+    Attributes:
+        obs_noise_std: Std of Gaussian noise added to every observation, per step.
+        obs_bias_std: Std of a Gaussian bias drawn per episode and added to every observation.
+        action_noise_std: Std of Gaussian noise added to actions, relative to half the action range.
+        action_latency: Actions reach the robot this many control steps late.
+        action_latency_max: If set, the latency is drawn per episode uniformly from
+            ``[action_latency, action_latency_max]``.
+        motor_strength: ``(low, high)`` range of a per-episode factor multiplying actions (before clipping).
+        disabled_actuators: Indices of actuators whose command is forced to zero (a broken joint).
+        push_probability: Per-step probability that a random push starts.
+        push_force: Largest push force magnitude (N), drawn uniformly up to it in a random horizontal direction.
+        push_duration: Steps a push lasts.
+        push_body: Body pushed; default the first body with mass (the torso or cart).
+    """
+
+    obs_noise_std: float = 0.0
+    obs_bias_std: float = 0.0
+    action_noise_std: float = 0.0
+    action_latency: int = 0
+    action_latency_max: int | None = None
+    motor_strength: tuple[float, float] | None = None
+    disabled_actuators: tuple[int, ...] = ()
+    push_probability: float = 0.0
+    push_force: float = 0.0
+    push_duration: int = 1
+    push_body: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("obs_noise_std", "obs_bias_std", "action_noise_std", "push_force"):
+            _require(getattr(self, name) >= 0, f"{name}={getattr(self, name)!r} must be >= 0")
+        _require(0.0 <= self.push_probability <= 1.0, f"push_probability={self.push_probability!r} must be in [0, 1]")
+        for name in ("action_latency", "push_duration"):
+            _require_int(name, getattr(self, name), minimum=0 if name == "action_latency" else 1)
+        if self.action_latency_max is not None:
+            _require_int("action_latency_max", self.action_latency_max, minimum=self.action_latency)
+        if self.motor_strength is not None:
+            low, high = self.motor_strength
+            _require(0 <= low <= high, f"motor_strength={list(self.motor_strength)} must be [low, high] with 0 <= low <= high")
+        for index in self.disabled_actuators:
+            _require_int("disabled_actuators entry", index, minimum=0)
+
+    @property
+    def active(self) -> bool:
+        """Whether any effect changes the env."""
+        return self != EffectsSpec()
+
+
+@dataclass(frozen=True)
+class DynamicsSpec:
+    """A randomization scheme or a target: parameter terms plus unmodeled effects.
+
+    Attributes:
+        name: Preset name, for reports.
+        parameters: Terms applied in order; a later term overrides an earlier one on shared parameters.
+        effects: Unmodeled effects.
+    """
+
+    name: str = "nominal"
+    parameters: tuple[ParameterTerm, ...] = ()
+    effects: EffectsSpec = field(default_factory=EffectsSpec)
+
+    @property
+    def is_identity(self) -> bool:
+        """True when the spec changes nothing."""
+        return not self.parameters and not self.effects.active
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None, default_name: str = "custom") -> DynamicsSpec:
+        """Parses ``{name, parameters: {target: {dist, op, ...}}, effects: {...}}``."""
+        data = dict(data or {})
+        unknown = set(data) - {"name", "parameters", "effects", "description"}
+        _require(not unknown, f"unknown keys {sorted(unknown)} in dynamics spec; valid: name, description, parameters, effects")
+        name = str(data.get("name") or default_name)
+        terms = tuple(_parse_term(target, term) for target, term in dict(data.get("parameters") or {}).items())
+        effects = _parse_effects(dict(data.get("effects") or {}))
+        return cls(name=name, parameters=terms, effects=effects)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plain-dict form :meth:`from_dict` reads (for metadata and logs)."""
+        params = {}
+        for term in self.parameters:
+            dist = term.distribution
+            kind = next(k for k, v in DISTRIBUTIONS.items() if isinstance(dist, v) and type(dist) is v)
+            entry: dict[str, Any] = {"op": term.operation, "dist": kind, **asdict(dist)}  # type: ignore[call-overload]
+            if term.shared:
+                entry["shared"] = True
+            params[term.target] = entry
+        effects = {k: v for k, v in asdict(self.effects).items() if v != getattr(EffectsSpec(), k)}
+        return {"name": self.name, "parameters": params, "effects": effects}
+
+    def validate(self, parameters: ParameterSet, env_name: str = "env") -> None:
+        """Checks every target name exists and no sample can give a physically invalid value."""
+        for term in self.parameters:
+            try:
+                idx = parameters.select(term.target)
+            except ValueError as err:
+                raise ValueError(f"{self.name}: {err} (env {env_name})") from None
+            low, high = term.distribution.support()
+            lowest, _ = operation_range(term.operation, parameters.nominal[idx], low, high)
+            for i, value in zip(idx, lowest):
+                kind = parameters.kinds[i]
+                bound, inclusive = LOWER_BOUNDS[kind]
+                if value < bound or (value == bound and not inclusive) or np.isnan(value):
+                    rel = ">=" if inclusive else ">"
+                    raise ValueError(
+                        f"{self.name}: '{term.describe()}' can set '{parameters.names[i]}' to {value:g} on {env_name}; "
+                        f"a {kind} must be {rel} {bound:g} (narrow the range, or use truncated_normal / log_uniform)"
+                    )
+        n_actuators = int(np.sum(parameters.kinds == "gain"))
+        for index in self.effects.disabled_actuators:
+            _require(index < n_actuators, f"{self.name}: disabled actuator {index} out of range; {env_name} has {n_actuators} (0..{n_actuators - 1})")
+
+
+class CompiledDynamics:
+    """A :class:`DynamicsSpec` bound to one model's :class:`ParameterSet`, ready to sample fast."""
+
+    def __init__(self, spec: DynamicsSpec, parameters: ParameterSet, env_name: str = "env") -> None:
+        spec.validate(parameters, env_name)
+        self.spec = spec
+        self.parameters = parameters
+        self._terms = [(parameters.select(t.target), t) for t in spec.parameters]
+
+    def sample(self, rng: np.random.Generator) -> np.ndarray:
+        """Draws a full parameter vector (non-randomized parameters stay nominal)."""
+        values = self.parameters.nominal.copy()
+        for idx, term in self._terms:
+            draw = term.distribution.sample(rng, 1 if term.shared else len(idx))
+            values[idx] = _combine(term.operation, self.parameters.nominal[idx], draw)
+        return values
+
+
+def _combine(operation: str, nominal: np.ndarray, draw: np.ndarray) -> np.ndarray:
+    if operation == "scale":
+        return nominal * draw
+    if operation == "add":
+        return nominal + draw
+    return np.broadcast_to(draw, nominal.shape)
+
+
+def _parse_term(target: str, term: Any) -> ParameterTerm:
+    if not isinstance(term, Mapping):
+        raise ValueError(f"parameter '{target}': expected a mapping like {{op: scale, dist: uniform, low: 0.8, high: 1.2}}, got {term!r}")
+    term = dict(term)
+    unknown = set(term) - TERM_KEYS
+    _require(not unknown, f"parameter '{target}': unknown keys {sorted(unknown)}; valid: {sorted(TERM_KEYS)}")
+    operation = str(term.pop("op", "scale"))
+    shared = bool(term.pop("shared", False))
+    if "value" in term:
+        dist_name = str(term.pop("dist", "constant"))
+        _require(dist_name == "constant", f"parameter '{target}': 'value' goes with dist: constant, not '{dist_name}'")
+        term["value"] = term.pop("value")
+    else:
+        dist_name = str(term.pop("dist", "uniform"))
+    try:
+        kwargs = {k: _number(f"{target}.{k}", v) for k, v in term.items()}
+        distribution = make_distribution(dist_name, **kwargs)
+    except ValueError as err:
+        raise ValueError(f"parameter '{target}': {err}") from None
+    return ParameterTerm(target=target, distribution=distribution, operation=operation, shared=shared)
+
+
+def _parse_effects(data: dict[str, Any]) -> EffectsSpec:
+    valid = set(EffectsSpec.__dataclass_fields__)
+    unknown = set(data) - valid
+    _require(not unknown, f"unknown effects {sorted(unknown)}; valid: {sorted(valid)}")
+    if data.get("motor_strength") is not None:
+        value = data["motor_strength"]
+        pair = (value, value) if isinstance(value, (int, float)) else tuple(value)
+        _require(len(pair) == 2, f"motor_strength={value!r} must be a number or [low, high]")
+        data["motor_strength"] = (float(pair[0]), float(pair[1]))
+    if "disabled_actuators" in data:
+        data["disabled_actuators"] = tuple(data["disabled_actuators"] or ())
+    return EffectsSpec(**data)
+
+
+def _number(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name}={value!r} must be a number")
+    return float(value)
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+def _require_int(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name}={value!r} must be an integer >= {minimum}")
+
+
+NOMINAL = DynamicsSpec()

@@ -1,0 +1,93 @@
+"""The wrapper that samples dynamics at every reset and writes them into the MuJoCo model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.utils import seeding
+
+from sim2real.envs.parameters import ParameterSet
+from sim2real.randomization.spec import CompiledDynamics, DynamicsSpec
+
+
+class DomainRandomization(gym.Wrapper):
+    """Samples physical parameters at every reset, from the env's seeded RNG, before the inner reset.
+
+    The sample is written from the model's nominal values (never compounding), derived quantities are
+    recomputed with ``mj_setConst``, and the values are reported as ``info["dynamics"]`` at reset and
+    again in the ``info`` of the episode's last step. Wrap the base MuJoCo env directly (inside any
+    observation or action wrappers), so the sample is drawn before the episode's initial state.
+
+    Args:
+        env: A Gymnasium MuJoCo env (``env.unwrapped`` has ``model`` and ``data``).
+        spec: What to sample.
+        env_name: Name used in error messages.
+
+    Example:
+        >>> import gymnasium as gym
+        >>> from sim2real.randomization import DomainRandomization, DynamicsSpec
+        >>> spec = DynamicsSpec.from_dict({"parameters": {"masses": {"dist": "uniform", "low": 0.8, "high": 1.2}}})
+        >>> env = DomainRandomization(gym.make("InvertedPendulum-v5"), spec)
+        >>> _, info = env.reset(seed=0)
+        >>> 0.8 * 10.47 < info["dynamics"]["cart_mass"] < 1.2 * 10.48
+        True
+    """
+
+    def __init__(self, env: gym.Env, spec: DynamicsSpec, env_name: str | None = None) -> None:
+        super().__init__(env)
+        base = env.unwrapped
+        if not hasattr(base, "model") or not hasattr(base, "data"):
+            raise TypeError(f"{base!r} is not a MuJoCo env: it has no 'model' and 'data'")
+        self.parameters = ParameterSet(base.model, base.data)
+        self.dynamics = CompiledDynamics(spec, self.parameters, env_name or str(env.spec.id if env.spec else base))
+        self.enabled = True
+        self.values = self.parameters.nominal.copy()
+        self._values_dict = self.parameters.as_dict(self.values)
+
+    def set_enabled(self, enabled: bool) -> None:
+        """Turns randomization on or off; off restores the nominal values exactly."""
+        self.enabled = enabled
+        if not enabled:
+            self.parameters.restore()
+            self.values = self.parameters.nominal.copy()
+            self._values_dict = self.parameters.as_dict(self.values)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+        base = self.env.unwrapped
+        if seed is not None:
+            # Seed the env's RNG here, so the dynamics come from the same seeded stream as the initial state.
+            base._np_random, base._np_random_seed = seeding.np_random(seed)
+        if self.enabled:
+            self.values = self.dynamics.sample(base.np_random)
+            self.parameters.apply(self.values)
+            self._values_dict = self.parameters.as_dict(self.values)
+        obs, info = self.env.reset(seed=None, options=options)
+        info["dynamics"] = self._values_dict
+        return obs, info
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        if terminated or truncated:
+            info["dynamics"] = self._values_dict
+        return obs, reward, terminated, truncated, info
+
+    def nominal_dict(self) -> dict[str, float]:
+        """``{name: nominal value}`` of every parameter."""
+        return self.parameters.as_dict(self.parameters.nominal)
+
+
+def apply_fixed_dynamics(env: gym.Env, spec: DynamicsSpec, rng: np.random.Generator | None = None,
+                         env_name: str = "env") -> dict[str, float]:
+    """Writes one sample of ``spec`` into the env's model once (how a target's constant dynamics are set).
+
+    Returns the resulting ``{name: value}``.
+    """
+    base = env.unwrapped
+    parameters = ParameterSet(base.model, base.data)
+    compiled = CompiledDynamics(spec, parameters, env_name)
+    values = compiled.sample(rng or np.random.default_rng(0))
+    parameters.check_values(values)
+    parameters.apply(values)
+    return parameters.as_dict(values)

@@ -1,0 +1,22 @@
+"""Seeding helpers: global seeding for scripts, child seeds for components."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+
+
+def seed_everything(seed: int) -> None:
+    """Seeds Python, NumPy's legacy global RNG and torch. Call from scripts only."""
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def child_seeds(seed: int, n: int) -> list[int]:
+    """Returns ``n`` independent 32-bit seeds derived from ``seed`` (``SeedSequence.spawn``)."""
+    children = np.random.SeedSequence(seed).spawn(n)
+    return [int(child.generate_state(1)[0]) for child in children]

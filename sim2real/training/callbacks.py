@@ -1,0 +1,121 @@
+"""SB3 callbacks: resumable checkpoints and logging of sampled dynamics and physics blow-ups."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.vec_env import VecNormalize
+
+from sim2real.runs import read_json, write_json_atomic
+
+CHECKPOINT_DIR = "checkpoints"
+LATEST_FILE = "latest.json"
+
+
+def save_checkpoint(model, run_dir: Path) -> Path:  # type: ignore[no-untyped-def]
+    """Saves model, VecNormalize statistics and (off-policy) replay buffer as ``checkpoints/step_N``.
+
+    The folder is written under a temporary name and renamed, then ``latest.json`` is pointed at it
+    atomically, then older checkpoints are removed: an interruption at any moment leaves a valid one.
+    """
+    root = run_dir / CHECKPOINT_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    name = f"step_{model.num_timesteps}"
+    final = root / name
+    if final.exists():
+        return final
+    tmp = root / f".{name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    model.save(tmp / "model.zip")
+    venv = model.get_env()
+    if isinstance(venv, VecNormalize):
+        venv.save(str(tmp / "vecnormalize.pkl"))
+    if isinstance(model, OffPolicyAlgorithm):
+        model.save_replay_buffer(tmp / "replay_buffer.pkl")
+    tmp.rename(final)
+    write_json_atomic(root / LATEST_FILE, {"checkpoint": name, "timesteps": int(model.num_timesteps)})
+    for old in root.glob("step_*"):
+        if old.name != name:
+            shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The newest complete checkpoint folder of a run, or None."""
+    pointer = run_dir / CHECKPOINT_DIR / LATEST_FILE
+    if not pointer.is_file():
+        return None
+    path = run_dir / CHECKPOINT_DIR / read_json(pointer)["checkpoint"]
+    return path if (path / "model.zip").is_file() else None
+
+
+class CheckpointEvery(BaseCallback):
+    """Saves a resumable checkpoint every ``every`` environment steps."""
+
+    def __init__(self, run_dir: Path, every: int) -> None:
+        super().__init__()
+        self.run_dir = run_dir
+        self.every = every
+        self._next = every
+
+    def _init_callback(self) -> None:
+        self._next = (self.model.num_timesteps // self.every + 1) * self.every
+
+    def _on_step(self) -> bool:
+        if self.model.num_timesteps >= self._next:
+            save_checkpoint(self.model, self.run_dir)
+            self._next += self.every
+        return True
+
+
+class DynamicsLogger(BaseCallback):
+    """Logs, per rollout, the mean sampled value of each randomized parameter (``dynamics/<name>``),
+    episodes cut by physics blow-ups (``physics/blowups``) and steps per second (``time/sps``)."""
+
+    def __init__(self, randomized: tuple[str, ...] = ()) -> None:
+        super().__init__()
+        self.randomized = set(randomized)
+        self.blowups = 0
+        self._sums: dict[str, float] = defaultdict(float)
+        self._episodes = 0
+        self._start = time.perf_counter()
+        self._start_steps = 0
+
+    def _on_training_start(self) -> None:
+        self._start = time.perf_counter()
+        self._start_steps = self.model.num_timesteps
+
+    def _on_step(self) -> bool:
+        for info in self.locals.get("infos", ()):
+            if info.get("physics_unstable"):
+                self.blowups += 1
+            dynamics = info.get("dynamics")
+            if dynamics is not None and "episode" in info:
+                self._episodes += 1
+                for name in self.randomized:
+                    self._sums[name] += dynamics[name]
+        return True
+
+    def _on_rollout_end(self) -> None:
+        if self._episodes:
+            for name, total in self._sums.items():
+                self.logger.record(f"dynamics/{name}", total / self._episodes)
+        self.logger.record("physics/blowups", self.blowups)
+        elapsed = time.perf_counter() - self._start
+        if elapsed > 0:
+            self.logger.record("time/sps", (self.model.num_timesteps - self._start_steps) / elapsed)
+        self._sums.clear()
+        self._episodes = 0
+
+    @property
+    def steps_per_second(self) -> float:
+        """Environment steps per second since training started."""
+        elapsed = time.perf_counter() - self._start
+        return float(np.float64(self.model.num_timesteps - self._start_steps) / max(elapsed, 1e-9))

@@ -1,0 +1,156 @@
+"""Typed training configuration, converted once from Hydra's config at the script edge."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sim2real.envs.registry import EnvSpec, resolve_env
+from sim2real.policies.networks import NetworkConfig
+from sim2real.randomization.spec import DynamicsSpec
+
+ALGORITHMS = ("ppo", "sac", "td3")
+VEC_ENVS = ("dummy", "subproc")
+
+
+@dataclass(frozen=True)
+class AlgoConfig:
+    """An SB3 algorithm and its settings.
+
+    Attributes:
+        name: ``ppo``, ``sac`` or ``td3``.
+        hyperparams: Keyword arguments of the SB3 constructor (``n_steps``, ``learning_rate``, ...).
+        network: Actor and critic architecture.
+        normalize: Wrap the envs in ``VecNormalize`` (observations; rewards too for on-policy).
+        normalize_reward: Normalize rewards as well (PPO benefits; off-policy usually not).
+        n_envs: Parallel envs.
+        vec_env: ``dummy`` (in-process; fastest for small MuJoCo envs on few cores) or ``subproc``.
+        action_noise_sigma: Gaussian exploration noise for TD3 (relative to the action range); 0 for none.
+    """
+
+    name: str = "ppo"
+    hyperparams: dict[str, Any] = field(default_factory=dict)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    normalize: bool = True
+    normalize_reward: bool = True
+    n_envs: int = 4
+    vec_env: str = "dummy"
+    action_noise_sigma: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.name not in ALGORITHMS:
+            raise ValueError(f"unknown algo '{self.name}'; known: {', '.join(ALGORITHMS)}")
+        if self.vec_env not in VEC_ENVS:
+            raise ValueError(f"unknown vec_env '{self.vec_env}'; known: {', '.join(VEC_ENVS)}")
+        if self.n_envs < 1:
+            raise ValueError(f"n_envs={self.n_envs} must be >= 1")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run needs.
+
+    Attributes:
+        env: The robot.
+        algo: The algorithm.
+        randomization: Domain randomization during training.
+        target: Fixed dynamics trained on (nominal for a source policy; a target for an oracle).
+        timesteps: Total environment steps.
+        seed: Seed for the model and the envs.
+        checkpoint_every: Save a resumable checkpoint every this many steps (0: only at the end).
+        eval_episodes: Episodes of the final nominal-vs-perturbed evaluation (0 to skip).
+        eval_targets: Targets evaluated at the end besides nominal.
+        progress_bar: Show a progress bar while training.
+        device: Torch device (``cpu`` or ``cuda``; ``auto`` picks).
+    """
+
+    env: EnvSpec
+    algo: AlgoConfig = field(default_factory=AlgoConfig)
+    randomization: DynamicsSpec = field(default_factory=DynamicsSpec)
+    target: DynamicsSpec = field(default_factory=DynamicsSpec)
+    timesteps: int = 50_000
+    seed: int = 0
+    checkpoint_every: int = 10_000
+    eval_episodes: int = 5
+    eval_targets: tuple[DynamicsSpec, ...] = ()
+    progress_bar: bool = True
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.timesteps, bool) or not isinstance(self.timesteps, int) or self.timesteps <= 0:
+            raise ValueError(f"timesteps={self.timesteps!r} must be a positive integer")
+        if self.checkpoint_every < 0:
+            raise ValueError(f"checkpoint_every={self.checkpoint_every} must be >= 0")
+        if self.eval_episodes < 0:
+            raise ValueError(f"eval_episodes={self.eval_episodes} must be >= 0")
+
+
+def env_spec_from_dict(data: Mapping[str, Any]) -> EnvSpec:
+    """Builds an :class:`EnvSpec` from an env config (``name`` plus optional ``id``/``entry_point``/``kwargs``)."""
+    data = dict(data)
+    name = str(data.pop("name"))
+    unknown = set(data) - {"id", "entry_point", "kwargs", "max_episode_steps"}
+    if unknown:
+        raise ValueError(f"env '{name}': unknown keys {sorted(unknown)}; valid: id, entry_point, kwargs, max_episode_steps")
+    if data.get("id") is None and data.get("entry_point") is None:
+        return resolve_env(name, kwargs=dict(data.get("kwargs") or {}) or None, max_episode_steps=data.get("max_episode_steps"))
+    return EnvSpec(name=name, id=data.get("id"), entry_point=data.get("entry_point"),
+                   kwargs=dict(data.get("kwargs") or {}), max_episode_steps=data.get("max_episode_steps"))
+
+
+def algo_config_from_dict(data: Mapping[str, Any], env_name: str) -> AlgoConfig:
+    """Builds an :class:`AlgoConfig`, applying the per-env block ``env_overrides[env_name]`` if present."""
+    data = _deep_merge(dict(data), dict(dict(data.get("env_overrides") or {}).get(env_name) or {}))
+    data.pop("env_overrides", None)
+    network = dict(data.pop("network", {}) or {})
+    valid = set(AlgoConfig.__dataclass_fields__)
+    unknown = set(data) - valid
+    if unknown:
+        raise ValueError(f"algo: unknown keys {sorted(unknown)}; valid: {sorted(valid | {'env_overrides'})}")
+    net_unknown = set(network) - {"pi", "vf", "activation", "extra"}
+    if net_unknown:
+        raise ValueError(f"algo.network: unknown keys {sorted(net_unknown)}; valid: pi, vf, activation, extra")
+    net = NetworkConfig(
+        pi=tuple(network.get("pi", (64, 64))),
+        vf=tuple(network.get("vf", (64, 64))),
+        activation=str(network.get("activation", "tanh")),
+        extra=dict(network.get("extra") or {}),
+    )
+    return AlgoConfig(**{**data, "hyperparams": dict(data.get("hyperparams") or {}), "network": net})
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _deep_merge(dict(merged[key]), dict(value))
+        else:
+            merged[key] = value
+    return merged
+
+
+def train_config_from_dict(cfg: Mapping[str, Any]) -> TrainConfig:
+    """Converts a resolved Hydra config (as a plain dict) into a validated :class:`TrainConfig`."""
+    env = env_spec_from_dict(cfg["env"])
+    return TrainConfig(
+        env=env,
+        algo=algo_config_from_dict(cfg["algo"], env.name),
+        randomization=DynamicsSpec.from_dict(cfg.get("randomization"), default_name="randomization"),
+        target=DynamicsSpec.from_dict(cfg.get("target"), default_name="target"),
+        timesteps=_int("timesteps", cfg.get("timesteps", 50_000)),
+        seed=_int("seed", cfg.get("seed", 0)),
+        checkpoint_every=_int("checkpoint_every", cfg.get("checkpoint_every", 10_000)),
+        eval_episodes=_int("eval_episodes", cfg.get("eval_episodes", 5)),
+        eval_targets=tuple(DynamicsSpec.from_dict(t) for t in (cfg.get("eval_targets") or [])),
+        progress_bar=bool(cfg.get("progress_bar", True)),
+        device=str(cfg.get("device", "cpu")),
+    )
+
+
+def _int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ValueError(f"{name}={value!r} must be an integer")
+    return value

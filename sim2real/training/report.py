@@ -1,0 +1,53 @@
+"""The end-of-training check: the policy's return on nominal dynamics and on perturbed targets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sim2real.evaluation.rollout import rollout_returns
+from sim2real.randomization.spec import DynamicsSpec
+from sim2real.runs import update_metadata, write_json_atomic
+from sim2real.training.config import env_spec_from_dict
+from sim2real.training.loading import load_policy
+
+
+def evaluate_run(run_dir: str | Path, targets: tuple[DynamicsSpec, ...], episodes: int, seed: int) -> list[dict[str, Any]]:
+    """Evaluates a run's policy on nominal and each target; writes ``eval.json`` into the run folder."""
+    policy = load_policy(run_dir)
+    env = env_spec_from_dict(_env_dict(policy.metadata))
+    results = []
+    for target in (DynamicsSpec(), *targets):
+        outcome = rollout_returns(policy.act, env, episodes, seed, target=target)
+        results.append({
+            "target": target.name,
+            "mean": float(outcome.returns.mean()),
+            "std": float(outcome.returns.std()),
+            "episodes": episodes,
+            "mean_length": float(outcome.lengths.mean()),
+        })
+    nominal = results[0]["mean"]
+    for row in results:
+        row["gap_pct"] = 100.0 * (nominal - row["mean"]) / abs(nominal) if nominal else 0.0
+    write_json_atomic(Path(run_dir) / "eval.json", {"seed": seed, "results": results})
+    update_metadata(run_dir, eval={row["target"]: row["mean"] for row in results})
+    return results
+
+
+def _env_dict(metadata: dict[str, Any]) -> dict[str, Any]:
+    env = dict(metadata["env"])
+    registered_id = env.pop("id", None)
+    spec = {"name": env["name"], "kwargs": env.get("kwargs") or {}, "max_episode_steps": env.get("max_episode_steps")}
+    from sim2real.envs.registry import ENVS
+
+    if env["name"] not in ENVS and registered_id:
+        spec["id"] = registered_id
+    return spec
+
+
+def format_eval_table(results: list[dict[str, Any]]) -> str:
+    """A Markdown table of :func:`evaluate_run`'s results."""
+    lines = ["| dynamics | return (mean ± std) | episodes | gap vs nominal |", "|---|---|---|---|"]
+    for row in results:
+        lines.append(f"| {row['target']} | {row['mean']:.1f} ± {row['std']:.1f} | {row['episodes']} | {row['gap_pct']:+.1f}% |")
+    return "\n".join(lines)

@@ -1,0 +1,184 @@
+"""Domain-randomized training with stable-baselines3: vectorized envs, checkpoints, resume, metadata."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import CallbackList
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.noise import NormalActionNoise
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
+
+from sim2real.envs.registry import EnvSpec
+from sim2real.policies.networks import policy_kwargs
+from sim2real.randomization.factory import make_env, validate_dynamics
+from sim2real.randomization.spec import DynamicsSpec
+from sim2real.runs import MODEL_FILE, VECNORMALIZE_FILE, atomic_path, load_metadata, update_metadata
+from sim2real.training.callbacks import CheckpointEvery, DynamicsLogger, latest_checkpoint, save_checkpoint
+from sim2real.training.config import AlgoConfig, TrainConfig
+from sim2real.training.loading import ALGORITHM_CLASSES
+
+
+def env_factory(env: EnvSpec, randomization: DynamicsSpec | None, target: DynamicsSpec | None) -> Callable[[], gym.Env]:
+    """A picklable constructor of one monitored env (for ``SubprocVecEnv`` workers too)."""
+
+    def _make() -> gym.Env:
+        return Monitor(make_env(env, randomization=randomization, target=target))
+
+    return _make
+
+
+def make_vec_env(
+    env: EnvSpec,
+    n_envs: int,
+    seed: int,
+    randomization: DynamicsSpec | None = None,
+    target: DynamicsSpec | None = None,
+    vec_env: str = "dummy",
+) -> VecEnv:
+    """``n_envs`` monitored envs, each seeded ``seed + i`` (each samples dynamics from its own stream)."""
+    factories = [env_factory(env, randomization, target) for _ in range(n_envs)]
+    venv: VecEnv = SubprocVecEnv(factories) if vec_env == "subproc" else DummyVecEnv(factories)
+    venv.seed(seed)
+    return venv
+
+
+def build_model(algo: AlgoConfig, venv: VecEnv, seed: int, tensorboard_dir: Path | None, device: str) -> BaseAlgorithm:
+    """Constructs the SB3 model for ``algo`` on ``venv``."""
+    kwargs: dict[str, Any] = dict(algo.hyperparams)
+    if algo.name == "td3" and algo.action_noise_sigma > 0:
+        n_actions = venv.action_space.shape[0]
+        kwargs["action_noise"] = NormalActionNoise(np.zeros(n_actions), algo.action_noise_sigma * np.ones(n_actions))
+    try:
+        return ALGORITHM_CLASSES[algo.name](
+            "MlpPolicy",
+            venv,
+            seed=seed,
+            device=device,
+            verbose=0,
+            tensorboard_log=str(tensorboard_dir) if tensorboard_dir else None,
+            policy_kwargs=policy_kwargs(algo.network, algo.name),
+            **kwargs,
+        )
+    except TypeError as err:
+        raise ValueError(f"algo '{algo.name}': bad hyperparameter ({err})") from None
+
+
+def wrap_normalize(venv: VecEnv, algo: AlgoConfig, stats_path: Path | None = None) -> VecEnv:
+    """Adds ``VecNormalize`` when the algorithm wants it, loading statistics from ``stats_path`` if given."""
+    if not algo.normalize:
+        return venv
+    if stats_path is not None and stats_path.is_file():
+        vecnorm = VecNormalize.load(str(stats_path), venv)
+        vecnorm.training = True
+        return vecnorm
+    return VecNormalize(venv, norm_obs=True, norm_reward=algo.normalize_reward, gamma=algo.hyperparams.get("gamma", 0.99))
+
+
+def run_metadata(config: TrainConfig) -> dict[str, Any]:
+    """The fields a training run records in ``metadata.json``."""
+    return {
+        "kind": "train",
+        "env": {"name": config.env.name, "id": config.env.label, "kwargs": config.env.kwargs,
+                "max_episode_steps": config.env.max_episode_steps},
+        "algo": config.algo.name,
+        "algo_config": {**asdict(config.algo), "network": asdict(config.algo.network)},
+        "seed": config.seed,
+        "timesteps": config.timesteps,
+        "normalize": config.algo.normalize,
+        "randomization": config.randomization.to_dict(),
+        "target": config.target.to_dict(),
+    }
+
+
+def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
+          callbacks: list[Any] | None = None) -> BaseAlgorithm:
+    """Trains (or resumes) a policy into ``run_dir``; returns the trained model.
+
+    On completion the folder holds ``model.zip``, ``vecnormalize.pkl`` (if normalizing) and
+    ``metadata.json`` with ``complete: true``. A run interrupted mid-way continues from its latest
+    checkpoint with ``resume=True``, keeping the timestep count.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    validate_dynamics(config.env, config.randomization, config.target, *config.eval_targets)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    checkpoint = latest_checkpoint(run_dir) if resume else None
+    if resume and (run_dir / "metadata.json").is_file() and load_metadata(run_dir).get("complete") \
+            and load_metadata(run_dir).get("timesteps_done", 0) >= config.timesteps:
+        return ALGORITHM_CLASSES[config.algo.name].load(run_dir / MODEL_FILE, device=config.device)
+
+    venv = make_vec_env(config.env, config.algo.n_envs, config.seed, config.randomization, config.target, config.algo.vec_env)
+    venv = wrap_normalize(venv, config.algo, checkpoint / VECNORMALIZE_FILE if checkpoint else None)
+    if checkpoint is not None:
+        model = ALGORITHM_CLASSES[config.algo.name].load(
+            checkpoint / "model.zip", env=venv, device=config.device, tensorboard_log=str(run_dir / "tb"))
+        if isinstance(model, OffPolicyAlgorithm) and (checkpoint / "replay_buffer.pkl").is_file():
+            model.load_replay_buffer(checkpoint / "replay_buffer.pkl")
+    else:
+        model = build_model(config.algo, venv, config.seed, run_dir / "tb", config.device)
+    update_metadata(run_dir, **run_metadata(config), complete=False, timesteps_done=int(model.num_timesteps))
+
+    logger = DynamicsLogger(tuple(_randomized_names(venv)))
+    cbs: list[Any] = [logger, *(callbacks or [])]
+    if config.checkpoint_every > 0:
+        cbs.append(CheckpointEvery(run_dir, config.checkpoint_every))
+    remaining = config.timesteps - model.num_timesteps
+    start = time.perf_counter()
+    if remaining > 0:
+        try:
+            model.learn(total_timesteps=remaining, callback=CallbackList(cbs), reset_num_timesteps=checkpoint is None,
+                        tb_log_name="train", progress_bar=config.progress_bar)
+        except KeyboardInterrupt:
+            save_checkpoint(model, run_dir)
+            update_metadata(run_dir, timesteps_done=int(model.num_timesteps))
+            raise
+    wall = time.perf_counter() - start
+    save_final(model, run_dir)
+    previous = load_metadata(run_dir)
+    update_metadata(
+        run_dir,
+        complete=True,
+        timesteps_done=int(model.num_timesteps),
+        train_fps=round(logger.steps_per_second, 1),
+        wall_time_s=round(previous.get("wall_time_s", 0.0) + wall, 2),
+        physics_blowups=int(previous.get("physics_blowups", 0)) + logger.blowups,
+    )
+    venv.close()
+    return model
+
+
+def save_final(model: BaseAlgorithm, run_dir: Path) -> None:
+    """Writes ``model.zip`` and ``vecnormalize.pkl`` into ``run_dir`` atomically."""
+    with atomic_path(run_dir / MODEL_FILE) as tmp:
+        model.save(tmp)
+    venv = model.get_env()
+    if isinstance(venv, VecNormalize):
+        with atomic_path(run_dir / VECNORMALIZE_FILE) as tmp:
+            venv.save(str(tmp))
+
+
+def _randomized_names(venv: VecEnv) -> list[str]:
+    from sim2real.randomization.wrapper import DomainRandomization
+
+    base = venv.venv if isinstance(venv, VecNormalize) else venv
+    if not isinstance(base, DummyVecEnv):
+        return []
+    env = base.envs[0]
+    while isinstance(env, gym.Wrapper):
+        if isinstance(env, DomainRandomization):
+            names: list[str] = []
+            for idx, _term in env.dynamics._terms:
+                names.extend(env.parameters.names[i] for i in idx)
+            return list(dict.fromkeys(names))
+        env = env.env
+    return []
