@@ -1,0 +1,193 @@
+"""The transfer-method extension point and the runner that turns an adaptation into a run folder.
+
+A method subclasses :class:`TransferMethod`, declares a ``Settings`` dataclass (every field
+documented), implements :meth:`TransferMethod.adapt`, and registers itself in :data:`METHODS`.
+Everything it takes from the target env goes through :func:`make_target_env` (or is charged to the
+budget explicitly, e.g. demonstrations), so the budget is a hard cap for every method alike.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, ClassVar
+
+import gymnasium as gym
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.vec_env import VecNormalize
+
+from sim2real.envs.registry import EnvSpec
+from sim2real.randomization.factory import make_env, validate_dynamics
+from sim2real.randomization.spec import DynamicsSpec
+from sim2real.registry import Registry
+from sim2real.runs import MODEL_FILE, VECNORMALIZE_FILE, atomic_path, update_metadata
+from sim2real.training.config import env_spec_from_dict
+from sim2real.training.loading import Policy, check_run_dir, load_policy
+from sim2real.transfer.budget import CountedEnv, TargetBudget
+
+
+@dataclass(frozen=True)
+class TransferSetup:
+    """What every method is given.
+
+    Attributes:
+        source_dir: The source (domain-randomized) run folder; never modified.
+        env: The robot (taken from the source run).
+        source_randomization: The randomization the source was trained with (the source domain).
+        target: The target dynamics.
+        budget: Target steps allowed.
+        seed: Seed of this adaptation.
+        device: Torch device.
+    """
+
+    source_dir: Path
+    env: EnvSpec
+    source_randomization: DynamicsSpec
+    target: DynamicsSpec
+    budget: int
+    seed: int = 0
+    device: str = "cpu"
+
+
+@dataclass
+class AdaptedPolicy:
+    """A method's output.
+
+    Attributes:
+        model: The adapted SB3 model (same algorithm as the source).
+        normalizer: Observation statistics to save beside it: a ``VecNormalize`` (re-estimated), a path to
+            a ``vecnormalize.pkl`` to copy (kept), or None (the policy takes raw observations).
+        metrics: Method-specific figures for metadata (losses, classifier accuracies, ...).
+    """
+
+    model: BaseAlgorithm
+    normalizer: VecNormalize | Path | None
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+class TransferMethod(ABC):
+    """Base class of transfer methods. Subclasses set ``name`` and ``Settings`` and implement ``adapt``."""
+
+    name: ClassVar[str]
+    Settings: ClassVar[type]
+
+    def __init__(self, settings: Any) -> None:
+        self.settings = settings
+
+    @classmethod
+    def settings_from_dict(cls, data: dict[str, Any] | None) -> Any:
+        """Builds the method's ``Settings``; rejects unknown keys naming the valid ones."""
+        data = dict(data or {})
+        valid = {f.name for f in fields(cls.Settings)}
+        unknown = set(data) - valid
+        if unknown:
+            raise ValueError(f"method '{cls.name}': unknown settings {sorted(unknown)}; valid: {sorted(valid)}")
+        return cls.Settings(**data)
+
+    def validate(self, setup: TransferSetup, source_metadata: dict[str, Any]) -> None:
+        """Checks the setup before any work (e.g. budget below one episode); raises ``ValueError``."""
+
+    @abstractmethod
+    def adapt(self, setup: TransferSetup, source: Policy, budget: TargetBudget) -> AdaptedPolicy:
+        """Adapts ``source`` to ``setup.target``, spending target steps only through ``budget``."""
+
+
+METHODS: Registry[type[TransferMethod]] = Registry("transfer method")
+
+
+def register_method(cls: type[TransferMethod]) -> type[TransferMethod]:
+    """Class decorator adding a method to :data:`METHODS` under ``cls.name``."""
+    METHODS.register(cls.name, cls)
+    return cls
+
+
+def make_target_env(setup: TransferSetup, budget: TargetBudget, purpose: str = "rollouts") -> gym.Env:
+    """A target-dynamics env whose every step is charged to ``budget`` under ``purpose``."""
+    return CountedEnv(make_env(setup.env, target=setup.target), budget, purpose)
+
+
+def make_source_env(setup: TransferSetup) -> gym.Env:
+    """A source-domain env (the source's randomization; free: simulation is not budgeted)."""
+    return make_env(setup.env, randomization=setup.source_randomization)
+
+
+def episode_limit(env: EnvSpec) -> int:
+    """The env's maximum episode length (the minimum sensible budget)."""
+    probe = make_env(env)
+    try:
+        return int(probe.spec.max_episode_steps) if probe.spec and probe.spec.max_episode_steps else 1000
+    finally:
+        probe.close()
+
+
+def load_setup(source_dir: str | Path, target: DynamicsSpec, budget: int, seed: int, device: str = "cpu",
+               expect_env: str | None = None) -> tuple[TransferSetup, dict[str, Any]]:
+    """Validates the source folder and target, returning the setup and the source's metadata."""
+    source_dir = Path(source_dir)
+    metadata = check_run_dir(source_dir)
+    env_data = dict(metadata["env"])
+    env = env_spec_from_dict({"name": env_data["name"], "kwargs": env_data.get("kwargs") or {},
+                              "max_episode_steps": env_data.get("max_episode_steps")})
+    if expect_env is not None and env.name != expect_env:
+        raise ValueError(f"source run '{source_dir}' is for env '{env.name}', not '{expect_env}'")
+    randomization = DynamicsSpec.from_dict(metadata.get("randomization"), default_name="source")
+    validate_dynamics(env, target)
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget <= 0:
+        raise ValueError(f"budget={budget!r} must be a positive integer number of target steps")
+    limit = episode_limit(env)
+    if budget < limit:
+        raise ValueError(f"budget={budget} is less than one episode of {env.name} ({limit} steps)")
+    setup = TransferSetup(source_dir=source_dir, env=env, source_randomization=randomization, target=target,
+                          budget=budget, seed=seed, device=device)
+    return setup, metadata
+
+
+def run_transfer(method: TransferMethod, setup: TransferSetup, source_metadata: dict[str, Any], run_dir: str | Path) -> dict[str, Any]:
+    """Runs ``method`` and writes the adapted policy into ``run_dir`` in the same form as a trained run.
+
+    Returns the run's metadata (with ``target_steps_used``, the budget ledger, settings and wall time).
+    """
+    run_dir = Path(run_dir)
+    if run_dir.resolve() == setup.source_dir.resolve():
+        raise ValueError("the transfer run folder must differ from the source run folder")
+    method.validate(setup, source_metadata)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    source = load_policy(setup.source_dir, device=setup.device)
+    budget = TargetBudget(setup.budget)
+    start = time.perf_counter()
+    adapted = method.adapt(setup, source, budget)
+    wall = time.perf_counter() - start
+    with atomic_path(run_dir / MODEL_FILE) as tmp:
+        adapted.model.save(tmp)
+    _save_normalizer(adapted.normalizer, run_dir / VECNORMALIZE_FILE)
+    inherited = {k: source_metadata[k] for k in ("env", "algo", "algo_config", "randomization") if k in source_metadata}
+    return update_metadata(
+        run_dir,
+        kind="transfer",
+        **inherited,
+        normalize=adapted.normalizer is not None,
+        seed=setup.seed,
+        method=method.name,
+        settings=asdict(method.settings),
+        source_run=str(setup.source_dir),
+        target=setup.target.to_dict(),
+        budget=budget.limit,
+        target_steps_used=budget.used,
+        budget_ledger=dict(budget.ledger),
+        wall_time_s=round(wall, 2),
+        metrics=adapted.metrics,
+        complete=True,
+    )
+
+
+def _save_normalizer(normalizer: VecNormalize | Path | None, path: Path) -> None:
+    if normalizer is None:
+        return
+    with atomic_path(path) as tmp:
+        if isinstance(normalizer, VecNormalize):
+            normalizer.save(str(tmp))
+        else:
+            shutil.copyfile(normalizer, tmp)

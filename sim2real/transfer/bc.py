@@ -1,0 +1,1 @@
+"""Transfer method: bc (being written)."""

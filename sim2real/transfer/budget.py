@@ -1,0 +1,77 @@
+"""The target budget: every target-env step any method takes is charged here, and the cap is hard."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import gymnasium as gym
+
+
+class BudgetExhausted(RuntimeError):
+    """Raised when a method tries to spend target steps beyond its budget."""
+
+
+class TargetBudget:
+    """A hard cap on target-environment steps, with a ledger of what they were spent on.
+
+    Args:
+        limit: Total target steps allowed (> 0).
+
+    Example:
+        >>> budget = TargetBudget(10)
+        >>> budget.charge(4, "rollouts")
+        >>> budget.used, budget.remaining, dict(budget.ledger)
+        (4, 6, {'rollouts': 4})
+    """
+
+    def __init__(self, limit: int) -> None:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
+            raise ValueError(f"budget={limit!r} must be a positive integer number of target steps")
+        self.limit = limit
+        self.used = 0
+        self.ledger: Counter[str] = Counter()
+
+    @property
+    def remaining(self) -> int:
+        """Steps still available."""
+        return self.limit - self.used
+
+    def can_afford(self, steps: int) -> bool:
+        """Whether ``steps`` more steps fit in the budget."""
+        return steps <= self.remaining
+
+    def charge(self, steps: int, purpose: str) -> None:
+        """Spends ``steps`` on ``purpose`` (``rollouts``, ``demonstrations``, ``evaluation``, ...).
+
+        Raises:
+            BudgetExhausted: if the budget cannot cover them (nothing is charged then).
+        """
+        if steps < 0:
+            raise ValueError(f"cannot charge a negative number of steps ({steps})")
+        if steps > self.remaining:
+            raise BudgetExhausted(
+                f"{purpose}: {steps} target steps requested but only {self.remaining} of {self.limit} remain"
+            )
+        self.used += steps
+        self.ledger[purpose] += steps
+
+    def summary(self) -> dict[str, Any]:
+        """``{"budget", "target_steps_used", "ledger"}`` for metadata."""
+        return {"budget": self.limit, "target_steps_used": self.used, "ledger": dict(self.ledger)}
+
+
+class CountedEnv(gym.Wrapper):
+    """Charges one target step to ``budget`` for every ``step`` (the one counting wrapper).
+
+    A step the budget cannot cover raises :class:`BudgetExhausted` before the env moves.
+    """
+
+    def __init__(self, env: gym.Env, budget: TargetBudget, purpose: str = "rollouts") -> None:
+        super().__init__(env)
+        self.budget = budget
+        self.purpose = purpose
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        self.budget.charge(1, self.purpose)
+        return self.env.step(action)

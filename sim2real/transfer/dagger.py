@@ -1,0 +1,1 @@
+"""Transfer method: dagger (being written)."""

@@ -1,0 +1,1 @@
+"""Transfer method: dann (being written)."""

@@ -1,0 +1,1 @@
+"""Transfer method: finetune (being written)."""
