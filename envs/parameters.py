@@ -26,6 +26,8 @@ import numpy as np
 KINDS = ("mass", "friction", "damping", "armature", "gain", "gravity")
 GROUPS = {"masses": "mass", "frictions": "friction", "dampings": "damping", "armatures": "armature", "gains": "gain"}
 # Lowest valid value of each kind, and whether the bound itself is allowed.
+# Changing these changes the mass matrix, so derived constants (subtree masses, invweight0, acc0) need mj_setConst.
+NEEDS_SET_CONST = frozenset({"mass", "armature"})
 LOWER_BOUNDS: dict[str, tuple[float, bool]] = {
     "mass": (0.0, False),
     "friction": (0.0, False),
@@ -107,6 +109,11 @@ class ParameterSet:
         self._nominal_friction = model.geom_friction.copy()
         self._nominal_biasprm = model.actuator_biasprm.copy()
         self._nominal_gravity = model.opt.gravity.copy()
+        self._nominal_fields = {
+            name: getattr(model, name).copy()
+            for name in ("body_mass", "body_inertia", "geom_friction", "dof_damping", "dof_armature",
+                         "actuator_gainprm", "actuator_biasprm")
+        }
 
         params: list[Parameter] = []
         params += [Parameter(f"{bodies[i]}_mass", "mass", bodies[i], float(model.body_mass[i])) for i in self._body_ids]
@@ -137,6 +144,22 @@ class ParameterSet:
         self.groups: dict[str, np.ndarray] = {group: self._slices[kind] for group, kind in GROUPS.items()}
         self.groups["gravity"] = self._slices["gravity"]
         self.kinds = kinds
+        self._nominal_mass = self.nominal[self._slices["mass"]]
+        nominal_friction = self.nominal[self._slices["friction"]]
+        # A zero nominal sliding friction keeps its torsional/rolling coefficients (ratio 1).
+        self._zero_friction = nominal_friction == 0
+        self._friction_denominator = np.where(self._zero_friction, 1.0, nominal_friction)
+        nominal_gain = self.nominal[self._slices["gain"]]
+        self._inv_nominal_gain = np.divide(1.0, nominal_gain, out=np.ones_like(nominal_gain), where=nominal_gain != 0)
+        self._affine_ids = self._actuator_ids[self._affine]
+        # Basic slices instead of index arrays where the ids are contiguous: much cheaper writes at every reset.
+        self._vec = {kind: compact_index(idx) for kind, idx in self._slices.items()}
+        self._bodies = compact_index(self._body_ids)
+        self._geoms = compact_index(self._geom_ids)
+        self._actuators = compact_index(self._actuator_ids)
+        self._dofs = compact_index(self._dof_index)
+        self._nominal_inertia_selected = self._nominal_inertia[self._body_ids]
+        self._nominal_friction_selected = self._nominal_friction[self._geom_ids]
 
     def __len__(self) -> int:
         return len(self.names)
@@ -164,37 +187,50 @@ class ParameterSet:
         values[self._slices["gravity"]] = m.opt.gravity[2]
         return values
 
-    def apply(self, values: np.ndarray) -> None:
-        """Writes a full parameter vector into the model and recomputes derived quantities.
+    def apply(self, values: np.ndarray, kinds: frozenset[str] | None = None) -> None:
+        """Writes a parameter vector into the model and recomputes derived quantities.
+
+        Args:
+            values: One value per parameter (see :attr:`names`).
+            kinds: Write only these kinds (the others must hold their current values); None writes all.
 
         Call before ``mj_resetData`` (the env's reset): ``mj_setConst`` overwrites the state.
         """
-        m = self.model
-        nominal = self.nominal
-        mass = values[self._slices["mass"]]
-        m.body_mass[self._body_ids] = mass
-        m.body_inertia[self._body_ids] = self._nominal_inertia[self._body_ids] * (mass / nominal[self._slices["mass"]])[:, None]
-        friction = values[self._slices["friction"]]
-        nominal_friction = nominal[self._slices["friction"]]
-        ratio = np.divide(friction, nominal_friction, out=np.ones_like(friction), where=nominal_friction != 0)
-        m.geom_friction[self._geom_ids] = self._nominal_friction[self._geom_ids] * ratio[:, None]
-        m.geom_friction[self._geom_ids, 0] = friction
-        m.dof_damping[self._dof_index] = values[self._slices["damping"]][self._dof_owner]
-        m.dof_armature[self._dof_index] = values[self._slices["armature"]][self._dof_owner]
-        gain = values[self._slices["gain"]]
-        m.actuator_gainprm[self._actuator_ids, 0] = gain
-        if self._affine.any():
-            nominal_gain = nominal[self._slices["gain"]]
-            gain_ratio = np.divide(gain, nominal_gain, out=np.ones_like(gain), where=nominal_gain != 0)
-            ids = self._actuator_ids[self._affine]
-            m.actuator_biasprm[ids, 1:3] = self._nominal_biasprm[ids, 1:3] * gain_ratio[self._affine, None]
-        m.opt.gravity[:] = self._nominal_gravity
-        m.opt.gravity[2] = values[self._slices["gravity"]][0]
-        mujoco.mj_setConst(m, self.data)
+        kinds = frozenset(KINDS) if kinds is None else kinds
+        m, vec = self.model, self._vec
+        if "mass" in kinds:
+            mass = values[vec["mass"]]
+            m.body_mass[self._bodies] = mass
+            m.body_inertia[self._bodies] = self._nominal_inertia_selected * (mass / self._nominal_mass)[:, None]
+        if "friction" in kinds:
+            friction = values[vec["friction"]]
+            ratio = friction / self._friction_denominator
+            if self._zero_friction.any():
+                ratio = np.where(self._zero_friction, 1.0, ratio)
+            m.geom_friction[self._geoms] = self._nominal_friction_selected * ratio[:, None]
+            m.geom_friction[self._geoms, 0] = friction
+        if "damping" in kinds:
+            m.dof_damping[self._dofs] = values[vec["damping"]][self._dof_owner]
+        if "armature" in kinds:
+            m.dof_armature[self._dofs] = values[vec["armature"]][self._dof_owner]
+        if "gain" in kinds:
+            gain = values[vec["gain"]]
+            m.actuator_gainprm[self._actuators, 0] = gain
+            if self._affine_ids.size:
+                ratio = gain[self._affine] * self._inv_nominal_gain[self._affine]
+                m.actuator_biasprm[self._affine_ids, 1:3] = self._nominal_biasprm[self._affine_ids, 1:3] * ratio[:, None]
+        if "gravity" in kinds:
+            m.opt.gravity[:] = self._nominal_gravity
+            m.opt.gravity[2] = values[vec["gravity"]][0]
+        if kinds & NEEDS_SET_CONST:
+            mujoco.mj_setConst(m, self.data)
 
     def restore(self) -> None:
-        """Writes the nominal values back, exactly."""
-        self.apply(self.nominal)
+        """Writes the nominal values back, bit for bit, and recomputes derived quantities."""
+        for name, value in self._nominal_fields.items():
+            getattr(self.model, name)[:] = value
+        self.model.opt.gravity[:] = self._nominal_gravity
+        mujoco.mj_setConst(self.model, self.data)
 
     def as_dict(self, values: np.ndarray) -> dict[str, float]:
         """Maps a parameter vector to ``{name: value}``."""
@@ -210,6 +246,13 @@ class ParameterSet:
                 i = idx[np.flatnonzero(bad)[0]]
                 rel = ">=" if inclusive else ">"
                 raise ValueError(f"invalid value {values[i]:g} for parameter '{self.names[i]}': a {kind} must be {rel} {low:g}")
+
+
+def compact_index(ids: np.ndarray) -> slice | np.ndarray:
+    """A slice equivalent to ``ids`` when they are contiguous and increasing, else ``ids``."""
+    if ids.size and np.array_equal(ids, np.arange(ids[0], ids[0] + ids.size)):
+        return slice(int(ids[0]), int(ids[0]) + ids.size)
+    return ids
 
 
 def _joint_dof_count(joint_type: int) -> int:

@@ -10,10 +10,11 @@ import sys
 from pathlib import Path
 
 import hydra
+import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from sim2real.presets import target_spec, to_dict
+from sim2real.presets import to_dict
 from sim2real.runs import CONFIG_FILE, write_text_atomic
 from sim2real.seeding import seed_everything
 from sim2real.training import train, train_config_from_dict
@@ -31,11 +32,11 @@ def main(cfg: DictConfig) -> None:
             sys.exit(f"resume={cfg.resume}: no {CONFIG_FILE} there; is it a training run folder?")
         timesteps_override = [o for o in HydraConfig.get().overrides.task if o.startswith("timesteps=")]
         cfg = OmegaConf.merge(OmegaConf.load(saved), OmegaConf.from_dotlist(timesteps_override))
-    raw = to_dict(cfg)
-    raw["eval_targets"] = [to_dict(target_spec(t).to_dict()) for t in raw.get("eval_targets") or []]
-    config = train_config_from_dict(raw)  # validates everything before any training
+    config = train_config_from_dict(to_dict(cfg))  # validates everything before any training
     write_text_atomic(run_dir / CONFIG_FILE, OmegaConf.to_yaml(cfg))
     seed_everything(config.seed)
+    if cfg.get("torch_threads"):
+        torch.set_num_threads(int(cfg.torch_threads))
     print(f"training {config.algo.name} on {config.env.name} with randomization '{config.randomization.name}' "
           f"for {config.timesteps} steps -> {run_dir}")
     train(config, run_dir, resume=resume)

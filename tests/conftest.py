@@ -5,11 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from sim2real.presets import load_preset
 from sim2real.training import train, train_config_from_dict
 
 REPO = Path(__file__).resolve().parent.parent
+# Small networks train fastest on one thread, and several test processes may share the cores.
+torch.set_num_threads(1)
 
 
 def tiny_train_config(algo: str = "ppo", timesteps: int = 8000, seed: int = 0, env: str = "inverted_pendulum",

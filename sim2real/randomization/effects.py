@@ -15,7 +15,7 @@ import numpy as np
 from sim2real.randomization.spec import EffectsSpec
 
 
-class ObservationNoise(gym.ObservationWrapper):
+class ObservationNoise(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
     """Adds Gaussian noise per step and a Gaussian bias drawn per episode to observations.
 
     Example:
@@ -26,6 +26,7 @@ class ObservationNoise(gym.ObservationWrapper):
     """
 
     def __init__(self, env: gym.Env, std: float = 0.0, bias_std: float = 0.0) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, std=std, bias_std=bias_std)
         super().__init__(env)
         self.std = float(std)
         self.bias_std = float(bias_std)
@@ -43,10 +44,11 @@ class ObservationNoise(gym.ObservationWrapper):
         return noisy.astype(observation.dtype, copy=False)
 
 
-class ActionNoise(gym.ActionWrapper):
+class ActionNoise(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
     """Adds Gaussian noise (std relative to half the action range) to actions, then clips to the bounds."""
 
     def __init__(self, env: gym.Env, std: float) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, std=std)
         super().__init__(env)
         self.std = float(std)
         space = env.action_space
@@ -58,13 +60,14 @@ class ActionNoise(gym.ActionWrapper):
         return np.clip(noisy, space.low, space.high).astype(space.dtype)
 
 
-class ActionLatency(gym.Wrapper):
+class ActionLatency(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Delays actions by ``k`` control steps (the first ``k`` steps of an episode apply a zero action).
 
     With ``max_steps`` set, ``k`` is drawn per episode uniformly from ``[steps, max_steps]``.
     """
 
     def __init__(self, env: gym.Env, steps: int, max_steps: int | None = None) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, steps=steps, max_steps=max_steps)
         super().__init__(env)
         for name, value in (("steps", steps), ("max_steps", steps if max_steps is None else max_steps)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
@@ -90,13 +93,14 @@ class ActionLatency(gym.Wrapper):
         return self.env.step(self._queue.popleft())
 
 
-class MotorStrength(gym.ActionWrapper):
+class MotorStrength(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
     """Multiplies actions by a factor drawn per episode from ``[low, high]`` (weak or strong motors).
 
     The env still clips to its control range, so factors above 1 only matter below saturation.
     """
 
     def __init__(self, env: gym.Env, low: float, high: float) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, low=low, high=high)
         super().__init__(env)
         if not 0 <= low <= high:
             raise ValueError(f"motor strength range [{low}, {high}] must satisfy 0 <= low <= high")
@@ -113,10 +117,11 @@ class MotorStrength(gym.ActionWrapper):
         return (np.asarray(action) * self.factor).astype(self.action_space.dtype)
 
 
-class ActuatorFailure(gym.ActionWrapper):
+class ActuatorFailure(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
     """Forces the commands of the given actuators to zero (a broken joint)."""
 
     def __init__(self, env: gym.Env, disabled: tuple[int, ...]) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, disabled=disabled)
         super().__init__(env)
         n = env.action_space.shape[0]
         bad = [i for i in disabled if not 0 <= i < n]
@@ -129,11 +134,12 @@ class ActuatorFailure(gym.ActionWrapper):
         return np.asarray(action) * self.mask
 
 
-class RandomPushes(gym.Wrapper):
+class RandomPushes(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Starts a push on a body with probability ``probability`` per step: a horizontal force of random
     direction and magnitude up to ``force`` newtons, held for ``duration`` steps."""
 
     def __init__(self, env: gym.Env, probability: float, force: float, duration: int = 1, body: str | None = None) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, probability=probability, force=force, duration=duration, body=body)
         super().__init__(env)
         model = env.unwrapped.model
         if body is None:

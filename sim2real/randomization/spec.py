@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from sim2real.envs.parameters import LOWER_BOUNDS, ParameterSet
+from sim2real.envs.parameters import LOWER_BOUNDS, ParameterSet, compact_index
 from sim2real.randomization.distributions import DISTRIBUTIONS, Distribution, make_distribution
 from sim2real.randomization.operations import OPERATIONS, operation_range
 
@@ -171,14 +171,24 @@ class CompiledDynamics:
         self.spec = spec
         self.parameters = parameters
         self._terms = [(parameters.select(t.target), t) for t in spec.parameters]
+        touched = np.concatenate([idx for idx, _ in self._terms]) if self._terms else np.zeros(0, int)
+        self._fast_terms = [(compact_index(idx), len(idx), parameters.nominal[idx].copy(), t) for idx, t in self._terms]
+        self.kinds: frozenset[str] = frozenset(parameters.kinds[touched].tolist())
+        """The parameter kinds this spec writes (the others stay as they are)."""
 
     def sample(self, rng: np.random.Generator) -> np.ndarray:
         """Draws a full parameter vector (non-randomized parameters stay nominal)."""
         values = self.parameters.nominal.copy()
-        for idx, term in self._terms:
-            draw = term.distribution.sample(rng, 1 if term.shared else len(idx))
-            values[idx] = _combine(term.operation, self.parameters.nominal[idx], draw)
+        for idx, size, nominal, term in self._fast_terms:
+            draw = term.distribution.sample(rng, 1 if term.shared else size)
+            values[idx] = _combine(term.operation, nominal, draw)
         return values
+
+    @property
+    def randomized_names(self) -> list[str]:
+        """Names of the parameters this spec writes, in order, without repeats."""
+        names = [self.parameters.names[i] for idx, _ in self._terms for i in idx]
+        return list(dict.fromkeys(names))
 
 
 def _combine(operation: str, nominal: np.ndarray, draw: np.ndarray) -> np.ndarray:

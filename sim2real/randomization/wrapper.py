@@ -12,7 +12,7 @@ from sim2real.envs.parameters import ParameterSet
 from sim2real.randomization.spec import CompiledDynamics, DynamicsSpec
 
 
-class DomainRandomization(gym.Wrapper):
+class DomainRandomization(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Samples physical parameters at every reset, from the env's seeded RNG, before the inner reset.
 
     The sample is written from the model's nominal values (never compounding), derived quantities are
@@ -36,6 +36,7 @@ class DomainRandomization(gym.Wrapper):
     """
 
     def __init__(self, env: gym.Env, spec: DynamicsSpec, env_name: str | None = None) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, spec=spec, env_name=env_name)
         super().__init__(env)
         base = env.unwrapped
         if not hasattr(base, "model") or not hasattr(base, "data"):
@@ -61,7 +62,7 @@ class DomainRandomization(gym.Wrapper):
             base._np_random, base._np_random_seed = seeding.np_random(seed)
         if self.enabled:
             self.values = self.dynamics.sample(base.np_random)
-            self.parameters.apply(self.values)
+            self.parameters.apply(self.values, self.dynamics.kinds)
             self._values_dict = self.parameters.as_dict(self.values)
         obs, info = self.env.reset(seed=None, options=options)
         info["dynamics"] = self._values_dict

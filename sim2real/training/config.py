@@ -142,10 +142,17 @@ def train_config_from_dict(cfg: Mapping[str, Any]) -> TrainConfig:
         seed=_int("seed", cfg.get("seed", 0)),
         checkpoint_every=_int("checkpoint_every", cfg.get("checkpoint_every", 10_000)),
         eval_episodes=_int("eval_episodes", cfg.get("eval_episodes", 5)),
-        eval_targets=tuple(DynamicsSpec.from_dict(t) for t in (cfg.get("eval_targets") or [])),
+        eval_targets=tuple(_target(t) for t in (cfg.get("eval_targets") or [])),
         progress_bar=bool(cfg.get("progress_bar", True)),
         device=str(cfg.get("device", "cpu")),
     )
+
+
+def _target(entry: Any) -> DynamicsSpec:
+    """A target from a preset name or an inline mapping."""
+    from sim2real.presets import target_spec
+
+    return target_spec(entry)
 
 
 def _int(name: str, value: Any) -> int:

@@ -176,9 +176,6 @@ def _randomized_names(venv: VecEnv) -> list[str]:
     env = base.envs[0]
     while isinstance(env, gym.Wrapper):
         if isinstance(env, DomainRandomization):
-            names: list[str] = []
-            for idx, _term in env.dynamics._terms:
-                names.extend(env.parameters.names[i] for i in idx)
-            return list(dict.fromkeys(names))
+            return env.dynamics.randomized_names
         env = env.env
     return []

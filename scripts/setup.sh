@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Creates .venv/ in the repository root with a CPU build of torch and sim2real (editable, with dev tools).
+# Idempotent: a second run only checks that everything is installed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+    "$PYTHON" -m venv .venv
+    .venv/bin/python -m pip install --quiet --upgrade pip
+fi
+# The CPU build of torch first, so the package's torch range is already satisfied (no CUDA download).
+.venv/bin/python -m pip install --quiet "torch==2.13.0"
+.venv/bin/python -m pip install --quiet -e ".[dev]"

@@ -1,0 +1,112 @@
+"""Training: learning happens, runs resume, seeds reproduce, bad input fails before training."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from stable_baselines3.common.callbacks import BaseCallback
+
+from sim2real.evaluation import rollout_returns
+from sim2real.runs import load_metadata
+from sim2real.training import load_policy, train
+from sim2real.training.callbacks import latest_checkpoint
+from tests.conftest import REPO, tiny_train_config
+
+
+def test_ppo_with_dr_learns_inverted_pendulum(ppo_run: Path) -> None:
+    policy = load_policy(ppo_run)
+    trained = rollout_returns(policy.act, "inverted_pendulum", episodes=5, seed=100).returns
+    rng = np.random.default_rng(0)
+    random = rollout_returns(lambda _obs: rng.uniform(-3, 3, 1), "inverted_pendulum", episodes=5, seed=100).returns
+    assert random.mean() < 20  # a random policy drops the pole within a few steps
+    assert trained.mean() > 100, trained  # random: < 20
+    meta = load_metadata(ppo_run)
+    assert meta["complete"] and meta["timesteps_done"] >= 12_000
+    assert meta["randomization"]["parameters"]["masses"]["low"] == 0.8
+    assert meta["env"]["id"] == "InvertedPendulum-v5"
+    assert set(meta["versions"]) >= {"stable-baselines3", "torch", "mujoco", "gymnasium"}
+    assert "commit" in meta["git"] and "dirty" in meta["git"]
+
+
+class StopAt(BaseCallback):
+    def __init__(self, steps: int) -> None:
+        super().__init__()
+        self.steps = steps
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self.steps:
+            raise KeyboardInterrupt
+        return True
+
+
+def test_resume_continues_the_timestep_count(tmp_path: Path) -> None:
+    config = tiny_train_config("ppo", timesteps=1536)
+    config = type(config)(**{**config.__dict__, "checkpoint_every": 256})
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path, callbacks=[StopAt(700)])
+    checkpoint = latest_checkpoint(tmp_path)
+    assert checkpoint is not None
+    interrupted_at = load_metadata(tmp_path)["timesteps_done"]
+    assert 700 <= interrupted_at < 1536
+    assert not (tmp_path / "model.zip").exists()
+    model = train(config, tmp_path, resume=True)
+    # PPO collects whole rollouts (n_steps x n_envs = 128 steps), so it may overshoot by less than one
+    rollout = config.algo.hyperparams["n_steps"] * config.algo.n_envs
+    assert 1536 <= model.num_timesteps < 1536 + rollout
+    assert (model.num_timesteps - interrupted_at) % rollout == 0  # it continued from the checkpoint's count
+    meta = load_metadata(tmp_path)
+    assert meta["complete"] and meta["timesteps_done"] == model.num_timesteps
+
+
+def test_same_seed_same_weights_different_seed_differs(tmp_path: Path) -> None:
+    import torch
+
+    def weights(seed: int, name: str) -> torch.Tensor:
+        model = train(tiny_train_config("ppo", timesteps=256, seed=seed), tmp_path / name)
+        return torch.cat([p.detach().flatten() for p in model.policy.parameters()])
+
+    a, b, c = weights(0, "a"), weights(0, "b"), weights(1, "c")
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+
+
+def test_physics_blowup_truncates_and_is_counted(tmp_path: Path) -> None:
+    # gains x1e6 on InvertedPendulum make the simulation diverge within a few steps
+    config = tiny_train_config("ppo", timesteps=256, target="nominal")
+    from sim2real.randomization import DynamicsSpec
+
+    blowup = DynamicsSpec.from_dict({"name": "explosive", "parameters": {"gains": {"op": "scale", "value": 1.0e6}}})
+    config = type(config)(**{**config.__dict__, "target": blowup})
+    train(config, tmp_path)  # must not crash
+    assert load_metadata(tmp_path)["physics_blowups"] > 0
+
+
+def run_train_script(*overrides: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "scripts" / "train.py"), *overrides], capture_output=True,
+                          text=True, timeout=120, cwd=REPO)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["env=hoper"], "Could not find 'env/hoper'"),
+        (["target=slippery"], "Could not find 'target/slippery'"),
+        (["+randomization.parameters.torso_mas={value:1.0}", "env=hopper"], "unknown parameter 'torso_mas'"),
+        (["+randomization.parameters.masses={dist:uniform,low:1.3,high:0.7}"], "low=1.3 > high=0.7"),
+        (["+randomization.parameters.masses={dist:uniform,low:-1,high:2}"], "a mass must be > 0"),
+        (["randomization.effects={action_latency:1.5}"], "action_latency=1.5 must be an integer"),
+        (["algo.name=a2c"], "unknown algo 'a2c'; known: ppo, sac, td3"),
+        (["timesteps=0"], "timesteps=0 must be a positive integer"),
+        (["eval_targets=[heavvy]"], "unknown target 'heavvy'; known: broken_joint"),
+    ],
+)
+def test_train_script_rejects_bad_input_before_training(tmp_path: Path, overrides: list[str], message: str) -> None:
+    result = run_train_script(*overrides, f"hydra.run.dir={tmp_path}", "timesteps=1000" if "timesteps=0" not in overrides else "seed=0")
+    assert result.returncode != 0
+    assert message in result.stderr + result.stdout
+    assert not (tmp_path / "model.zip").exists()
+    assert not (tmp_path / "metadata.json").exists()
