@@ -98,7 +98,7 @@ def run_train_script(*overrides: str) -> subprocess.CompletedProcess:
         (["+randomization.parameters.torso_mas={value:1.0}", "env=hopper"], "unknown parameter 'torso_mas'"),
         (["+randomization.parameters.masses={dist:uniform,low:1.3,high:0.7}"], "low=1.3 > high=0.7"),
         (["+randomization.parameters.masses={dist:uniform,low:-1,high:2}"], "a mass must be > 0"),
-        (["randomization.effects={action_latency:1.5}"], "action_latency=1.5 must be an integer"),
+        (["+randomization.effects.action_latency=1.5"], "action_latency=1.5 must be an integer"),
         (["algo.name=a2c"], "unknown algo 'a2c'; known: ppo, sac, td3"),
         (["timesteps=0"], "timesteps=0 must be a positive integer"),
         (["eval_targets=[heavvy]"], "unknown target 'heavvy'; known: broken_joint"),
