@@ -1,0 +1,136 @@
+"""The pipeline's typed configuration, validated as a whole before the first stage starts."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sim2real.envs.registry import EnvSpec
+from sim2real.randomization.factory import validate_dynamics
+from sim2real.randomization.spec import DynamicsSpec
+from sim2real.training.config import TrainConfig, train_config_from_dict
+from sim2real.training.loading import check_run_dir
+
+
+@dataclass(frozen=True)
+class MethodRun:
+    """One transfer method with its settings (a ``Settings`` instance of the method)."""
+
+    name: str
+    settings: Any
+    raw: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Everything the pipeline does.
+
+    Attributes:
+        source: Training of the domain-randomized source policy (ignored when ``source_run`` is given).
+        source_run: An existing source run folder to reuse instead of training one.
+        target: The target dynamics.
+        methods: Transfer methods, each run with ``budget`` target steps.
+        budget: Target steps every method may spend (hard cap).
+        seed: Seed of training, transfer and baselines.
+        oracle_timesteps: Training steps of the oracle (trained on the target, no randomization); 0 to skip.
+        scratch: Train a from-scratch baseline on the target with the same budget.
+        random_baseline: Include a uniform-random policy.
+        episodes: Evaluation episodes per seed.
+        eval_seeds: Evaluation seeds.
+        workers: Evaluation processes.
+        export: Export the best policy.
+        export_observations: Observations recorded for the export parity check.
+        zero_shot_episodes: Episodes of the quick zero-shot check right after source training.
+    """
+
+    source: TrainConfig
+    source_run: Path | None
+    target: DynamicsSpec
+    methods: tuple[MethodRun, ...]
+    budget: int
+    seed: int = 0
+    oracle_timesteps: int = 0
+    scratch: bool = True
+    random_baseline: bool = True
+    episodes: int = 10
+    eval_seeds: int = 3
+    workers: int = 2
+    export: bool = True
+    export_observations: int = 1000
+    zero_shot_episodes: int = 5
+
+    @property
+    def env(self) -> EnvSpec:
+        """The robot."""
+        return self.source.env
+
+
+def pipeline_config_from_dict(cfg: Mapping[str, Any]) -> PipelineConfig:
+    """Builds and validates the whole pipeline config (raises ``ValueError`` naming the bad value)."""
+    from sim2real.presets import load_preset, target_spec
+    from sim2real.transfer import METHODS
+    from sim2real.transfer.base import episode_limit
+
+    cfg = dict(cfg)
+    seed = _integer("seed", cfg.get("seed", 0), minimum=0)
+    source = train_config_from_dict({**cfg["source"], "env": cfg["env"], "algo": cfg["algo"],
+                                     "randomization": cfg["randomization"], "seed": seed})
+    target = target_spec(cfg["target"])
+    validate_dynamics(source.env, source.randomization, target)
+    if target.is_identity:
+        raise ValueError("target 'nominal' changes nothing: choose a perturbed target (e.g. target=high_gravity)")
+    source_run = Path(cfg["source_run"]) if cfg.get("source_run") else None
+    if source_run is not None:
+        metadata = check_run_dir(source_run)
+        if metadata["env"]["name"] != source.env.name:
+            raise ValueError(f"source_run '{source_run}' is for env '{metadata['env']['name']}', not '{source.env.name}'")
+    budget = _integer("budget", cfg.get("budget"), minimum=1)
+    limit = episode_limit(source.env)
+    if budget < limit:
+        raise ValueError(f"budget={budget} is less than one episode of {source.env.name} ({limit} steps)")
+    methods_cfg = cfg.get("methods") or []
+    if not methods_cfg:
+        raise ValueError(f"methods is empty; choose from: {', '.join(METHODS.names())}")
+    overrides = dict(cfg.get("method_settings") or {})
+    unknown = set(overrides) - set(methods_cfg)
+    if unknown:
+        raise ValueError(f"method_settings for methods not run: {sorted(unknown)}; methods: {list(methods_cfg)}")
+    methods = []
+    for name in methods_cfg:
+        method_class = METHODS.get(str(name))
+        raw = {k: v for k, v in load_preset("transfer", str(name)).items() if k != "name"}
+        raw.update(overrides.get(name) or {})
+        methods.append(MethodRun(str(name), method_class.settings_from_dict(raw), raw))
+    if len({m.name for m in methods}) != len(methods):
+        raise ValueError(f"methods lists a method twice: {list(methods_cfg)}")
+    needs_expert = [m.name for m in methods if _needs_expert(m)]
+    oracle_timesteps = _integer("oracle_timesteps", cfg.get("oracle_timesteps", 0), minimum=0)
+    if needs_expert and oracle_timesteps == 0:
+        raise ValueError(f"methods {needs_expert} learn from an expert on the target: set oracle_timesteps > 0 "
+                         "(the oracle is their expert) or give method_settings.<method>.expert=RUN_DIR")
+    export_observations = _integer("export_observations", cfg.get("export_observations", 1000), minimum=1000)
+    return PipelineConfig(
+        source=source, source_run=source_run, target=target, methods=tuple(methods), budget=budget, seed=seed,
+        oracle_timesteps=oracle_timesteps, scratch=bool(cfg.get("scratch", True)),
+        random_baseline=bool(cfg.get("random_baseline", True)),
+        episodes=_integer("episodes", cfg.get("episodes", 10), minimum=1),
+        eval_seeds=_integer("eval_seeds", cfg.get("eval_seeds", 3), minimum=1),
+        workers=_integer("workers", cfg.get("workers", 2), minimum=1),
+        export=bool(cfg.get("export", True)), export_observations=export_observations,
+        zero_shot_episodes=_integer("zero_shot_episodes", cfg.get("zero_shot_episodes", 5), minimum=1),
+    )
+
+
+def _needs_expert(method: MethodRun) -> bool:
+    return hasattr(method.settings, "expert") and not getattr(method.settings, "expert", None) \
+        and not getattr(method.settings, "dataset", None)
+
+
+def _integer(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name}={value!r} must be an integer >= {minimum}")
+    return value

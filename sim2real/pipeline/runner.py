@@ -1,0 +1,159 @@
+"""The whole chain: DR source training, zero-shot check, baselines, transfer methods, gap report, export."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from sim2real.pipeline.config import MethodRun, PipelineConfig
+from sim2real.pipeline.stages import Stage, run_stages
+from sim2real.runs import load_metadata, write_json_atomic
+
+SOURCE, ZERO_SHOT, ORACLE, REPORT, EXPORT = "source", "zero_shot", "baselines/oracle", "report", "export"
+
+
+def scratch_folder(config: PipelineConfig) -> str:
+    """Folder of the from-scratch baseline (named by its budget)."""
+    return f"baselines/scratch_{config.budget}"
+
+
+def build_stages(config: PipelineConfig, out_dir: Path) -> list[Stage]:
+    """The pipeline's stages, in order, each with a fingerprint chaining its inputs'."""
+    source_dir = config.source_run or out_dir / SOURCE
+    source_fp = {"reuse": str(config.source_run)} if config.source_run else _train_fingerprint(config.source)
+    stages: list[Stage] = []
+    if config.source_run is None:
+        stages.append(Stage(SOURCE, out_dir / SOURCE, config.source.timesteps, source_fp,
+                            lambda folder: _train_source(config, folder), ("model.zip",)))
+    stages.append(Stage(ZERO_SHOT, out_dir / ZERO_SHOT, 2 * config.zero_shot_episodes * 1000,
+                        {"source": source_fp, "target": config.target.to_dict(), "episodes": config.zero_shot_episodes},
+                        lambda folder: _zero_shot(config, source_dir, folder), ("zero_shot.json",)))
+    baseline_fp = {"source": source_fp, "target": config.target.to_dict(), "seed": config.seed}
+    if config.oracle_timesteps:
+        stages.append(Stage(ORACLE, out_dir / ORACLE, config.oracle_timesteps,
+                            {**baseline_fp, "timesteps": config.oracle_timesteps},
+                            lambda folder: _train_baseline(config, source_dir, folder, config.oracle_timesteps),
+                            ("model.zip",)))
+    if config.scratch:
+        stages.append(Stage(scratch_folder(config), out_dir / scratch_folder(config), config.budget,
+                            {**baseline_fp, "timesteps": config.budget},
+                            lambda folder: _train_baseline(config, source_dir, folder, config.budget), ("model.zip",)))
+    expert = out_dir / ORACLE if config.oracle_timesteps else None
+    for method in config.methods:
+        fp = {**baseline_fp, "method": method.name, "settings": method.raw, "budget": config.budget,
+              "expert": _train_fingerprint(config.source) | {"oracle": config.oracle_timesteps} if expert else None}
+        stages.append(Stage(f"transfer/{method.name}", out_dir / "transfer" / method.name, config.budget, fp,
+                            _transfer_action(config, source_dir, method, expert), ("model.zip",)))
+    report_fp = {"upstream": [s.digest for s in stages], "episodes": config.episodes, "seeds": config.eval_seeds}
+    stages.append(Stage(REPORT, out_dir / REPORT, config.episodes * config.eval_seeds * 2000 * (len(config.methods) + 4),
+                        report_fp, lambda folder: _report(config, source_dir, out_dir, folder), ("report.json",)))
+    if config.export:
+        stages.append(Stage(EXPORT, out_dir / EXPORT, config.export_observations * 2,
+                            {"report": stages[-1].digest, "observations": config.export_observations},
+                            lambda folder: _export_best(config, out_dir, folder), ("bundle/bundle.json",)))
+    return stages
+
+
+def run_pipeline(config: PipelineConfig, out_dir: str | Path, printer: Callable[[str], None] = print) -> dict[str, Any]:
+    """Runs (or resumes) the pipeline into ``out_dir``; returns its summary (also ``pipeline.json``)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stages = build_stages(config, out_dir)
+    progress = run_stages(stages, printer)
+    summary = {
+        "env": config.env.name,
+        "target": config.target.name,
+        "budget": config.budget,
+        "seed": config.seed,
+        "wall_time_s": round(progress.elapsed, 1),
+        "stages": {s.name: {"folder": str(s.folder), **s.summary} for s in stages},
+    }
+    write_json_atomic(out_dir / "pipeline.json", summary)
+    return summary
+
+
+def _train_fingerprint(config: Any) -> dict[str, Any]:
+    return {"env": config.env.name, "algo": asdict(config.algo) | {"network": asdict(config.algo.network)},
+            "randomization": config.randomization.to_dict(), "timesteps": config.timesteps, "seed": config.seed}
+
+
+def _train_source(config: PipelineConfig, folder: Path) -> dict[str, Any]:
+    from sim2real.training import train
+
+    train(config.source, folder, resume=True)
+    meta = load_metadata(folder)
+    return {"timesteps": meta["timesteps_done"], "train_fps": meta.get("train_fps")}
+
+
+def _zero_shot(config: PipelineConfig, source_dir: Path, folder: Path) -> dict[str, Any]:
+    from sim2real.evaluation import rollout_returns
+    from sim2real.training import load_policy
+
+    policy = load_policy(source_dir)
+    n, seed = config.zero_shot_episodes, 10_000 + config.seed
+    nominal = rollout_returns(policy.act, config.env, n, seed).returns
+    target = rollout_returns(policy.act, config.env, n, seed, target=config.target).returns
+    gap_pct = 100.0 * (nominal.mean() - target.mean()) / abs(nominal.mean()) if nominal.mean() else 0.0
+    result = {"source_return": float(nominal.mean()), "target_return": float(target.mean()), "episodes": n,
+              "gap_pct": round(float(gap_pct), 1)}
+    write_json_atomic(folder / "zero_shot.json", result)
+    print(f"  zero-shot: source {nominal.mean():.1f}, target {target.mean():.1f} ({gap_pct:+.1f}% gap, {n} episodes)")
+    return result
+
+
+def _train_baseline(config: PipelineConfig, source_dir: Path, folder: Path, timesteps: int) -> dict[str, Any]:
+    from sim2real.evaluation.baselines import train_baseline
+
+    train_baseline(folder, load_metadata(source_dir), config.target, timesteps, config.seed)
+    return {"timesteps": load_metadata(folder)["timesteps_done"]}
+
+
+def _transfer_action(config: PipelineConfig, source_dir: Path, method: MethodRun,
+                     expert: Path | None) -> Callable[[Path], dict[str, Any]]:
+    def action(folder: Path) -> dict[str, Any]:
+        from sim2real.transfer import METHODS, load_setup, run_transfer
+
+        settings = method.settings
+        if expert is not None and hasattr(settings, "expert") and not settings.expert and not getattr(settings, "dataset", None):
+            settings = dataclasses.replace(settings, expert=str(expert))
+        setup, metadata = load_setup(source_dir, config.target, config.budget, config.seed)
+        meta = run_transfer(METHODS.get(method.name)(settings), setup, metadata, folder)
+        return {"target_steps_used": meta["target_steps_used"], "wall_time_s": meta["wall_time_s"]}
+
+    return action
+
+
+def _report(config: PipelineConfig, source_dir: Path, out_dir: Path, folder: Path) -> dict[str, Any]:
+    from sim2real.evaluation import Baselines, PolicyEntry, evaluate_policies
+
+    policies = [PolicyEntry(source_dir, "zero_shot_source")]
+    policies += [PolicyEntry(out_dir / "transfer" / m.name, m.name) for m in config.methods]
+    baselines = Baselines(
+        random=config.random_baseline,
+        scratch={config.budget: out_dir / scratch_folder(config)} if config.scratch else {},
+        oracle=out_dir / ORACLE if config.oracle_timesteps else None,
+    )
+    report = evaluate_policies(policies, config.target, config.episodes, config.eval_seeds, folder,
+                               baselines=baselines, zero_shot=source_dir, workers=config.workers)
+    best = best_policy(report.to_dict())
+    return {"best": best, "report": str(folder / "report.json")}
+
+
+def best_policy(report: dict[str, Any]) -> dict[str, Any]:
+    """The adapted or zero-shot policy with the highest mean target return."""
+    rows = [r for r in report["policies"] if r["role"] in ("policy", "zero_shot") and r.get("run_dir")]
+    best = max(rows, key=lambda r: r["target_return"]["mean"])
+    return {"name": best["name"], "run_dir": best["run_dir"], "target_return": best["target_return"]["mean"]}
+
+
+def _export_best(config: PipelineConfig, out_dir: Path, folder: Path) -> dict[str, Any]:
+    from sim2real.export import ExportSettings, export_bundle
+    from sim2real.runs import read_json
+
+    best = read_json(out_dir / REPORT / "stage.json")["summary"]["best"]
+    manifest = export_bundle(best["run_dir"], folder / "bundle",
+                             ExportSettings(observations=config.export_observations, overwrite=True))
+    return {"policy": best["name"], "bundle": str(folder / "bundle"), "parity": manifest.get("parity")}

@@ -1,0 +1,122 @@
+"""Resumable stages: each writes into its own folder and is skipped on a rerun once complete and valid."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sim2real.runs import read_json, write_json_atomic
+
+MARKER = "stage.json"
+
+
+@dataclass
+class Stage:
+    """One step of the pipeline.
+
+    Attributes:
+        name: Display name (``source``, ``transfer/finetune/seed0``, ...).
+        folder: Where its artifacts go (kept after the run).
+        cost: Estimated relative cost (e.g. environment steps), for progress and time estimates.
+        fingerprint: Everything that determines its output; a change makes the stage run again.
+        action: Does the work into ``folder`` and returns a summary (stored in the marker).
+        artifacts: Files (relative to ``folder``) that must exist for the stage to count as complete.
+    """
+
+    name: str
+    folder: Path
+    cost: float
+    fingerprint: dict[str, Any]
+    action: Callable[[Path], dict[str, Any]]
+    artifacts: tuple[str, ...] = ()
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def digest(self) -> str:
+        """A hash of the fingerprint."""
+        text = json.dumps(self.fingerprint, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def is_complete(self) -> bool:
+        """True when the marker matches the fingerprint and every artifact exists."""
+        marker = self.folder / MARKER
+        if not marker.is_file():
+            return False
+        try:
+            data = read_json(marker)
+        except (OSError, json.JSONDecodeError):
+            return False
+        if data.get("digest") != self.digest:
+            return False
+        if not all((self.folder / name).exists() for name in self.artifacts):
+            return False
+        self.summary = data.get("summary", {})
+        return True
+
+    def run(self) -> None:
+        """Runs the action and writes the completion marker (atomically, last)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        marker = self.folder / MARKER
+        if marker.exists():
+            marker.unlink()  # an outdated marker must not vouch for a half-rewritten folder
+        start = time.perf_counter()
+        self.summary = self.action(self.folder) or {}
+        self.summary.setdefault("wall_time_s", round(time.perf_counter() - start, 2))
+        write_json_atomic(marker, {"stage": self.name, "digest": self.digest, "fingerprint": self.fingerprint,
+                                   "summary": self.summary})
+
+
+class Progress:
+    """Prints the stage, overall percentage, elapsed and estimated remaining time."""
+
+    def __init__(self, stages: Sequence[Stage], printer: Callable[[str], None] = print) -> None:
+        self.total = sum(s.cost for s in stages) or 1.0
+        self.count = len(stages)
+        self.done_cost = 0.0
+        self.run_cost = 0.0
+        self.start = time.perf_counter()
+        self.printer = printer
+
+    def begin(self, index: int, stage: Stage, skipped: bool) -> None:
+        elapsed = time.perf_counter() - self.start
+        percent = 100.0 * self.done_cost / self.total
+        remaining = "?"
+        if self.run_cost > 0:
+            rate = elapsed / self.run_cost
+            remaining = _clock(rate * (self.total - self.done_cost))
+        action = "skip (complete)" if skipped else "run"
+        self.printer(f"[{index + 1}/{self.count}] {percent:5.1f}% | elapsed {_clock(elapsed)} | remaining ~{remaining} | "
+                     f"{action}: {stage.name}")
+
+    def end(self, stage: Stage, skipped: bool) -> None:
+        self.done_cost += stage.cost
+        if not skipped:
+            self.run_cost += stage.cost
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the pipeline started."""
+        return time.perf_counter() - self.start
+
+
+def run_stages(stages: Sequence[Stage], printer: Callable[[str], None] = print) -> Progress:
+    """Runs each incomplete stage in order, skipping the complete ones."""
+    progress = Progress(stages, printer)
+    for index, stage in enumerate(stages):
+        skipped = stage.is_complete()
+        progress.begin(index, stage, skipped)
+        if not skipped:
+            stage.run()
+        progress.end(stage, skipped)
+    printer(f"[done] 100.0% | elapsed {_clock(progress.elapsed)}")
+    return progress
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}m{seconds % 60:02d}s"
