@@ -1,0 +1,62 @@
+"""The pipeline validates its whole config before the first stage starts."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from sim2real.pipeline import build_stages, pipeline_config_from_dict
+from sim2real.presets import CONFIG_DIR, to_dict
+from tests.conftest import REPO
+
+
+def config_dict(*overrides: str) -> dict:
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
+        return to_dict(compose(config_name="pipeline", overrides=list(overrides)))
+
+
+def test_default_config_is_valid_and_plans_every_stage(tmp_path: Path) -> None:
+    config = pipeline_config_from_dict(config_dict())
+    names = [stage.name for stage in build_stages(config, tmp_path)]
+    assert names[:4] == ["source", "zero_shot", "baselines/oracle", f"baselines/scratch_{config.budget}"]
+    assert names[-2:] == ["report", "export"]
+    assert {f"transfer/{m.name}" for m in config.methods} <= set(names)
+    assert {m.name for m in config.methods} == {"finetune", "bc", "dagger", "dann"}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["methods=[finetune,distill]"], "unknown transfer method 'distill'; known: "),
+        (["budget=10"], "budget=10 is less than one episode of inverted_double_pendulum (1000 steps)"),
+        (["budget=0"], "budget=0 must be an integer >= 1"),
+        (["target=nominal"], "target 'nominal' changes nothing"),
+        (["methods=[bc]", "oracle_timesteps=0"], "methods ['bc'] learn from an expert on the target"),
+        (["+method_settings.dann.l2sp=0.1", "methods=[finetune]"], "method_settings for methods not run: ['dann']"),
+        (["+method_settings.finetune.l2sp_weight=0.1"], "method 'finetune': unknown settings ['l2sp_weight']"),
+        (["source_run=/nonexistent/run"], "run folder '/nonexistent/run' does not exist"),
+        (["episodes=0"], "episodes=0 must be an integer >= 1"),
+        (["+randomization.parameters.masses={dist:uniform,low:2,high:1}"], "low=2 > high=1"),
+    ],
+)
+def test_bad_input_is_rejected_up_front(overrides: list[str], message: str) -> None:
+    with pytest.raises(ValueError, match=None) as err:
+        pipeline_config_from_dict(config_dict(*overrides))
+    assert message in str(err.value)
+
+
+def test_script_rejects_bad_input_before_any_stage(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, str(REPO / "scripts" / "pipeline.py"), "methods=[finetune,distill]",
+                             f"hydra.run.dir={tmp_path}"], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert result.returncode != 0
+    assert "unknown transfer method 'distill'" in result.stderr
+    assert not (tmp_path / "source").exists()
+
+
+def test_source_run_of_another_env_is_rejected(ppo_run: Path) -> None:
+    with pytest.raises(ValueError, match="is for env 'inverted_pendulum', not 'inverted_double_pendulum'"):
+        pipeline_config_from_dict(config_dict(f"source_run={ppo_run}"))
