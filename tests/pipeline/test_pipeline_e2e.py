@@ -20,7 +20,9 @@ TINY = [
 
 
 def pipeline(*overrides: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(REPO / "scripts" / "pipeline.py"), *TINY, *overrides],
+    flags = [o for o in overrides if o.startswith("-")]
+    overrides = tuple(o for o in overrides if not o.startswith("-"))
+    return subprocess.run([sys.executable, str(REPO / "scripts" / "pipeline.py"), *flags, *TINY, *overrides],
                           capture_output=True, text=True, timeout=timeout, cwd=REPO)
 
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sim2real.randomization import DISTRIBUTIONS, LogUniform, Normal, TruncatedNormal, Uniform, make_distribution
+from sim2real.randomization import (
+    DISTRIBUTIONS,
+    LogUniform,
+    Normal,
+    TruncatedNormal,
+    Uniform,
+    make_distribution,
+)
 
 BOUNDED = [Uniform(0.5, 1.5), LogUniform(0.5, 2.0), TruncatedNormal(1.0, 0.5, 0.7, 1.1)]
 

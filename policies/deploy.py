@@ -1,0 +1,232 @@
+"""Torch-free deployment runtime: load an exported policy bundle and act with numpy and onnxruntime only.
+
+A bundle is a folder written by :func:`sim2real.export.export_bundle`::
+
+    policy.onnx    raw observation (float64, (N, obs_dim)) -> action (float32, (N, action_dim)); observation
+                   normalization, action clipping / unscaling are inside the graph
+    policy.pt      the same function as TorchScript (for torch users; not read here)
+    bundle.json    spaces, normalization statistics, action processing, control period, provenance,
+                   parity figures and the sha256 of every model file
+
+Example::
+
+    from sim2real.policies.deploy import DeployedPolicy
+
+    policy = DeployedPolicy.load("bundles/hopper")      # verifies the checksums
+    action = policy.act(obs)                            # obs: (obs_dim,) or (N, obs_dim) floats
+
+This module must stay importable without torch, stable-baselines3 or pickle: it imports only the
+standard library, numpy and onnxruntime.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+BUNDLE_FILE = "bundle.json"
+ONNX_FILE = "policy.onnx"
+TORCHSCRIPT_FILE = "policy.pt"
+BUNDLE_FORMAT = "sim2real-policy-bundle"
+BUNDLE_VERSION = 1
+INPUT_NAME = "obs"
+OUTPUT_NAME = "action"
+MODEL_FILES = {"onnx": ONNX_FILE, "torchscript": TORCHSCRIPT_FILE}
+REQUIRED_KEYS = ("files", "observation_space", "action_space", "control_period_s", "env")
+
+
+class BundleError(ValueError):
+    """A bundle folder that is missing, incomplete, of an unknown format, or whose files fail their checksums."""
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 digest of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_manifest(bundle_dir: str | Path) -> dict[str, Any]:
+    """Reads and checks ``bundle.json`` of ``bundle_dir`` (format, version, file entries).
+
+    Raises:
+        BundleError: The folder or its ``bundle.json`` is missing, unreadable or of another format.
+    """
+    bundle_dir = Path(bundle_dir)
+    path = bundle_dir / BUNDLE_FILE
+    if not bundle_dir.is_dir():
+        raise BundleError(f"bundle folder '{bundle_dir}' does not exist")
+    if not path.is_file():
+        raise BundleError(f"'{bundle_dir}' is not a policy bundle: {BUNDLE_FILE} is missing")
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise BundleError(f"'{path}' is not readable JSON: {err}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
+        raise BundleError(f"'{path}' is not a {BUNDLE_FORMAT} manifest")
+    if manifest.get("version") != BUNDLE_VERSION:
+        raise BundleError(f"'{path}': bundle version {manifest.get('version')!r} is not supported; "
+                          f"this runtime reads version {BUNDLE_VERSION}")
+    missing = [key for key in REQUIRED_KEYS if key not in manifest]
+    if missing:
+        raise BundleError(f"'{path}' lacks {missing}")
+    files = manifest.get("files")
+    if not isinstance(files, dict) or "onnx" not in files:
+        raise BundleError(f"'{path}' lists no onnx model under 'files'")
+    return manifest
+
+
+def verify_checksums(bundle_dir: str | Path, manifest: dict[str, Any]) -> None:
+    """Checks every file listed in ``manifest['files']`` against its recorded sha256.
+
+    Raises:
+        BundleError: A file is missing, lies outside the bundle, or its bytes differ from the record.
+    """
+    bundle_dir = Path(bundle_dir)
+    for key, entry in manifest["files"].items():
+        name = str(entry.get("path", ""))
+        if not name or Path(name).name != name or name in (".", ".."):
+            raise BundleError(f"bundle '{bundle_dir}': file entry '{key}' has an invalid path {name!r} "
+                              "(must be a plain file name inside the bundle)")
+        path = bundle_dir / name
+        if not path.is_file():
+            raise BundleError(f"bundle '{bundle_dir}': {name} is missing")
+        actual = sha256_file(path)
+        if actual != entry.get("sha256"):
+            raise BundleError(f"bundle '{bundle_dir}': checksum mismatch for {name} (sha256 {actual}, "
+                              f"{BUNDLE_FILE} records {entry.get('sha256')}); the file was modified or corrupted")
+
+
+def _all_finite(obs: np.ndarray, single: bool) -> bool:
+    # a dot product is cheaper than isfinite().all() on one observation; it is finite unless an entry is
+    # NaN or inf, or the sum overflows (then the exact check decides)
+    if single and math.isfinite(obs @ obs):
+        return True
+    return bool(np.isfinite(obs).all())
+
+
+class DeployedPolicy:
+    """An exported policy that maps raw observations to actions with onnxruntime.
+
+    Build it with :meth:`load`. Actions equal the source policy's ``model.predict(obs, deterministic=True)``
+    after its observation normalization, within the parity recorded in ``manifest['parity']``.
+
+    Attributes:
+        path: The bundle folder.
+        manifest: The content of ``bundle.json``.
+        obs_dim: Length of one observation.
+        action_dim: Length of one action.
+    """
+
+    def __init__(self, session: ort.InferenceSession, manifest: dict[str, Any], path: Path) -> None:
+        self.path = path
+        self.manifest = manifest
+        self._session = session
+        self.obs_dim = int(manifest["observation_space"]["shape"][0])
+        self.action_dim = int(manifest["action_space"]["shape"][0])
+        self._single_shape = (self.obs_dim,)
+        self._feed_shape = (1, self.obs_dim)
+        self._outputs = [OUTPUT_NAME]
+        self._check_io()
+
+    @classmethod
+    def load(cls, path: str | Path, threads: int = 1) -> DeployedPolicy:
+        """Loads a bundle folder (or its ``bundle.json``) after verifying the model checksums.
+
+        Args:
+            path: The bundle folder, or the path of its ``bundle.json``.
+            threads: onnxruntime intra-op threads; 1 gives the lowest latency for single observations.
+
+        Raises:
+            BundleError: Not a bundle, unknown format, or a file that does not match its checksum.
+        """
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise ValueError(f"threads={threads!r} must be a positive integer")
+        bundle_dir = Path(path)
+        if bundle_dir.name == BUNDLE_FILE and bundle_dir.is_file():
+            bundle_dir = bundle_dir.parent
+        manifest = read_manifest(bundle_dir)
+        verify_checksums(bundle_dir, manifest)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        model_path = bundle_dir / manifest["files"]["onnx"]["path"]
+        try:
+            session = ort.InferenceSession(str(model_path), sess_options=options, providers=["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime raises its own exception types for malformed models
+            raise BundleError(f"bundle '{bundle_dir}': onnxruntime cannot load {model_path.name}: {err}") from None
+        return cls(session, manifest, bundle_dir)
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        """Deterministic action(s) for raw (unnormalized) observations.
+
+        Args:
+            obs: One observation of shape ``(obs_dim,)`` or a batch ``(N, obs_dim)``, of a float dtype.
+
+        Returns:
+            float32 actions of shape ``(action_dim,)`` or ``(N, action_dim)``.
+
+        Raises:
+            TypeError: ``obs`` is not of a floating-point dtype.
+            ValueError: Wrong shape, or NaN / inf entries.
+        """
+        obs = np.asarray(obs)
+        if obs.dtype.kind != "f":
+            raise TypeError(f"observation dtype {obs.dtype} is not a float dtype; pass float32 or float64 values")
+        single = obs.shape == self._single_shape
+        if not single and (obs.ndim != 2 or obs.shape[1] != self.obs_dim):
+            raise ValueError(f"observation shape {obs.shape} does not match ({self.obs_dim},) or (N, {self.obs_dim})")
+        if not _all_finite(obs, single):
+            bad = np.argwhere(~np.isfinite(obs))[:5].tolist()
+            raise ValueError(f"observation contains NaN or inf (at indices {bad}); refusing to act on it")
+        feed = obs.reshape(self._feed_shape) if single else obs
+        if feed.dtype != np.float64:
+            feed = feed.astype(np.float64)
+        action = self._session.run(self._outputs, {INPUT_NAME: feed})[0]
+        return action[0] if single else action
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        """Same as :meth:`act`."""
+        return self.act(obs)
+
+    @property
+    def control_period(self) -> float:
+        """Seconds between actions the policy was trained with (the env's ``dt``)."""
+        return float(self.manifest["control_period_s"])
+
+    @property
+    def env_id(self) -> str:
+        """The Gymnasium id (or entry point) of the env the policy was trained in."""
+        return str(self.manifest["env"]["id"])
+
+    @property
+    def action_low(self) -> np.ndarray:
+        """Lower action bounds."""
+        return np.asarray(self.manifest["action_space"]["low"], np.float32)
+
+    @property
+    def action_high(self) -> np.ndarray:
+        """Upper action bounds."""
+        return np.asarray(self.manifest["action_space"]["high"], np.float32)
+
+    def _check_io(self) -> None:
+        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
+        if [i.name for i in inputs] != [INPUT_NAME] or [o.name for o in outputs] != [OUTPUT_NAME]:
+            raise BundleError(f"bundle '{self.path}': the ONNX model's inputs/outputs "
+                              f"{[i.name for i in inputs]}/{[o.name for o in outputs]} are not ['{INPUT_NAME}']/['{OUTPUT_NAME}']")
+        if inputs[0].shape[-1] != self.obs_dim or outputs[0].shape[-1] != self.action_dim:
+            raise BundleError(f"bundle '{self.path}': the ONNX model maps {inputs[0].shape} -> {outputs[0].shape}, "
+                              f"but {BUNDLE_FILE} declares obs_dim {self.obs_dim} and action_dim {self.action_dim}")
+
+    def __repr__(self) -> str:
+        return (f"DeployedPolicy('{self.path}', env={self.env_id}, obs_dim={self.obs_dim}, "
+                f"action_dim={self.action_dim}, dt={self.control_period})")

@@ -1,0 +1,297 @@
+"""Exporting a run folder's policy as a deployment bundle (ONNX + TorchScript + ``bundle.json``).
+
+The bundle is built in a temporary folder beside the output and renamed into place only after both
+graphs reproduce the source policy's actions (parity); a failed export leaves nothing behind.
+
+ONNX is written with torch's TorchScript-based exporter (``torch.onnx.export(..., dynamo=False)``):
+it needs nothing beyond torch and onnx, and writes one self-contained file. The newer dynamo exporter
+would add ``onnxscript`` as a dependency for no gain on MLP actors. The legacy exporter is deprecated
+upstream; the parity check at every export is what guards the choice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import torch
+
+from sim2real.envs.registry import EnvSpec
+from sim2real.export.graph import NORMALIZATION_FORMULA, DeployableActor, action_processing, build_deployable
+from sim2real.export.parity import Rollouts, onnx_parity, parity_report, record_rollouts, torchscript_parity
+from sim2real.policies.deploy import (
+    BUNDLE_FILE,
+    BUNDLE_FORMAT,
+    BUNDLE_VERSION,
+    INPUT_NAME,
+    MODEL_FILES,
+    ONNX_FILE,
+    OUTPUT_NAME,
+    TORCHSCRIPT_FILE,
+    sha256_file,
+)
+from sim2real.randomization.factory import make_env
+from sim2real.randomization.spec import DynamicsSpec
+from sim2real.runs import git_state, library_versions, write_json_atomic
+from sim2real.training.config import env_spec_from_dict
+from sim2real.training.loading import Policy, check_run_dir, load_policy
+
+MIN_PARITY_OBSERVATIONS = 1000
+MIN_OPSET = 13
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    """How to export and check a policy.
+
+    Attributes:
+        observations: Observations recorded from rollouts of the policy for the parity check (>= 1000).
+        tolerance: Largest absolute action difference allowed between either graph and the source policy.
+        seed: Seed of the first parity rollout episode (episode ``i`` uses ``seed + i``).
+        opset: ONNX opset version of the exported graph.
+        overwrite: Replace an existing bundle in the output folder (never a folder that is not a bundle).
+    """
+
+    observations: int = MIN_PARITY_OBSERVATIONS
+    tolerance: float = 1e-5
+    seed: int = 0
+    opset: int = 17
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.observations, bool) or not isinstance(self.observations, int) \
+                or self.observations < MIN_PARITY_OBSERVATIONS:
+            raise ValueError(f"observations={self.observations!r} must be an integer >= {MIN_PARITY_OBSERVATIONS}")
+        if not (isinstance(self.tolerance, (int, float)) and 0 < float(self.tolerance) < float("inf")):
+            raise ValueError(f"tolerance={self.tolerance!r} must be a positive finite number")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ValueError(f"seed={self.seed!r} must be an integer")
+        if isinstance(self.opset, bool) or not isinstance(self.opset, int) or self.opset < MIN_OPSET:
+            raise ValueError(f"opset={self.opset!r} must be an integer >= {MIN_OPSET}")
+
+
+def export_settings_from_dict(data: Mapping[str, Any]) -> ExportSettings:
+    """Builds :class:`ExportSettings` from a plain dict (a resolved Hydra config), rejecting unknown keys."""
+    valid = set(ExportSettings.__dataclass_fields__)
+    unknown = set(data) - valid
+    if unknown:
+        raise ValueError(f"export: unknown settings {sorted(unknown)}; valid: {', '.join(sorted(valid))}")
+    values = dict(data)
+    if "tolerance" in values and isinstance(values["tolerance"], int) and not isinstance(values["tolerance"], bool):
+        values["tolerance"] = float(values["tolerance"])
+    return ExportSettings(**values)
+
+
+def export_bundle(run_dir: str | Path, out_dir: str | Path, settings: ExportSettings | None = None) -> dict[str, Any]:
+    """Exports the final policy of a run folder (trained or adapted) as a bundle in ``out_dir``.
+
+    Args:
+        run_dir: The run folder (``model.zip``, ``metadata.json``, ``vecnormalize.pkl`` if normalizing).
+        out_dir: The bundle folder to create; it must not exist, be empty, or (with ``overwrite``) hold a bundle.
+        settings: Parity and format settings.
+
+    Returns:
+        The bundle's manifest (the content of ``bundle.json``).
+
+    Raises:
+        ValueError: Not a policy run folder, an unusable output folder, or a policy this exporter cannot handle.
+        ParityError: Either graph differs from the source policy by more than the tolerance (nothing written).
+    """
+    settings = settings or ExportSettings()
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    check_output_dir(out_dir, settings.overwrite)
+    metadata = check_run_dir(run_dir)
+    env, randomization, target = run_dynamics(metadata)
+    policy = load_policy(run_dir)
+    module = build_deployable(policy)
+    rollouts = record_rollouts(policy, env, settings.observations, settings.seed, randomization, target)
+    with staged_folder(out_dir) as stage:
+        write_torchscript(module, stage / TORCHSCRIPT_FILE)
+        write_onnx(module, stage / ONNX_FILE, settings.opset)
+        manifest = build_manifest(policy, metadata, run_dir, control_period(env, target), stage, settings)
+        write_json_atomic(stage / BUNDLE_FILE, manifest)
+        manifest["parity"] = measure_parity(stage, rollouts, settings.tolerance)
+        write_json_atomic(stage / BUNDLE_FILE, manifest)
+    return manifest
+
+
+def check_output_dir(out_dir: Path, overwrite: bool) -> None:
+    """Raises ``ValueError`` unless ``out_dir`` can receive a bundle (absent, empty, or a bundle to overwrite)."""
+    if not out_dir.exists():
+        return
+    if not out_dir.is_dir():
+        raise ValueError(f"output '{out_dir}' exists and is not a folder")
+    if not any(out_dir.iterdir()):
+        return
+    if not overwrite:
+        raise ValueError(f"output folder '{out_dir}' is not empty; choose a new folder, or set overwrite=true "
+                         "to replace the bundle there")
+    if not (out_dir / BUNDLE_FILE).is_file():
+        raise ValueError(f"refusing to overwrite '{out_dir}': it is not a policy bundle (no {BUNDLE_FILE})")
+
+
+def run_dynamics(metadata: Mapping[str, Any]) -> tuple[EnvSpec, DynamicsSpec | None, DynamicsSpec | None]:
+    """The env, randomization and target a run's policy acted in, from its ``metadata.json``."""
+    env_data = dict(metadata["env"])
+    env = env_spec_from_dict({"name": env_data["name"], "kwargs": env_data.get("kwargs") or {},
+                              "max_episode_steps": env_data.get("max_episode_steps")})
+    randomization = DynamicsSpec.from_dict(metadata["randomization"], "randomization") if metadata.get("randomization") else None
+    target = DynamicsSpec.from_dict(metadata["target"], "target") if metadata.get("target") else None
+    return env, randomization, target
+
+
+def control_period(env: EnvSpec, target: DynamicsSpec | None) -> float:
+    """Seconds between two actions (the env's ``dt``) under the target dynamics."""
+    environment = make_env(env, target=target)
+    try:
+        return float(environment.unwrapped.dt)
+    finally:
+        environment.close()
+
+
+@contextlib.contextmanager
+def staged_folder(final: Path) -> Iterator[Path]:
+    """Yields a temporary folder beside ``final``; renames it onto ``final`` only if the block succeeds.
+
+    An empty ``final`` (e.g. made by Hydra) is replaced; a non-empty one is moved aside and deleted
+    after the new folder is in place (:func:`check_output_dir` decides whether that is allowed).
+    """
+    final = final.absolute()
+    final.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    try:
+        yield stage
+        _set_default_permissions(stage)
+        _move_into_place(stage, final)
+    finally:
+        if stage.exists():
+            shutil.rmtree(stage)
+
+
+def _set_default_permissions(folder: Path) -> None:
+    """Gives the staged folder and its files the permissions of a normally created folder (mkdtemp uses 0700)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)
+    for path in folder.iterdir():
+        path.chmod(0o666 & ~umask)
+
+
+def _move_into_place(stage: Path, final: Path) -> None:
+    if final.is_dir() and not any(final.iterdir()):
+        final.rmdir()
+    if not final.exists():
+        os.replace(stage, final)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".old", dir=final.parent))
+    old.rmdir()
+    os.replace(final, old)
+    os.replace(stage, final)
+    shutil.rmtree(old)
+
+
+def _example_input(module: DeployableActor) -> torch.Tensor:
+    return torch.zeros(2, module.obs_mean.shape[0], dtype=torch.float64)
+
+
+def write_torchscript(module: DeployableActor, path: Path) -> None:
+    """Traces ``module`` and saves it as TorchScript (input float64 ``(N, obs_dim)``).
+
+    TorchScript is deprecated upstream in favour of ``torch.export``; it is still the format C++
+    (libtorch) deployments load, so the bundle keeps it and silences the notice.
+    """
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.jit")
+        traced = torch.jit.trace(module, (_example_input(module),))
+        torch.jit.save(traced, str(path))
+
+
+def write_onnx(module: DeployableActor, path: Path, opset: int) -> None:
+    """Exports ``module`` to one self-contained ONNX file with a dynamic batch axis, and checks it."""
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.filterwarnings("ignore", category=DeprecationWarning)  # the legacy exporter, chosen on purpose
+        torch.onnx.export(
+            module,
+            (_example_input(module),),
+            str(path),
+            dynamo=False,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            opset_version=opset,
+            do_constant_folding=True,
+        )
+    onnx.checker.check_model(str(path))
+
+
+def measure_parity(bundle_dir: Path, rollouts: Rollouts, tolerance: float) -> dict[str, Any]:
+    """Parity of the staged bundle's files with the recorded actions; raises ``ParityError`` on failure."""
+    return parity_report(onnx_parity(bundle_dir, rollouts), torchscript_parity(bundle_dir / TORCHSCRIPT_FILE, rollouts),
+                         rollouts, tolerance)
+
+
+def build_manifest(policy: Policy, metadata: Mapping[str, Any], run_dir: Path,
+                   dt: float, bundle_dir: Path, settings: ExportSettings) -> dict[str, Any]:
+    """The content of ``bundle.json`` (without parity figures, which are measured on the written files)."""
+    sb3_policy = policy.model.policy
+    obs_space, act_space = sb3_policy.observation_space, sb3_policy.action_space
+    obs_dim, action_dim = int(obs_space.shape[0]), int(act_space.shape[0])
+    files = {key: {"path": name, "sha256": sha256_file(bundle_dir / name), "bytes": (bundle_dir / name).stat().st_size}
+             for key, name in MODEL_FILES.items()}
+    return {
+        "format": BUNDLE_FORMAT,
+        "version": BUNDLE_VERSION,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "files": files,
+        "io": {
+            "input": {"name": INPUT_NAME, "dtype": "float64", "shape": ["batch", obs_dim], "raw": True},
+            "output": {"name": OUTPUT_NAME, "dtype": "float32", "shape": ["batch", action_dim]},
+        },
+        "observation_space": _box_dict(obs_space),
+        "action_space": _box_dict(act_space),
+        "observation_normalization": _normalization_dict(policy),
+        "action_processing": action_processing(sb3_policy).to_dict(),
+        "control_period_s": dt,
+        "env": dict(metadata["env"]),
+        "algo": metadata["algo"],
+        "source_run": _source_dict(metadata, run_dir),
+        "git": git_state(),
+        "versions": {**library_versions(), "onnx": onnx.__version__},
+        "exporter": {"onnx": f"torch.onnx.export (TorchScript-based, dynamo=False), opset {settings.opset}",
+                     "torchscript": "torch.jit.trace"},
+        "export_settings": asdict(settings),
+        "parity": None,
+    }
+
+
+def _box_dict(space: Any) -> dict[str, Any]:
+    """Shape, dtype and bounds of a Box space; an unbounded entry is written as null."""
+
+    def bounds(values: np.ndarray) -> list[float | None]:
+        return [float(v) if np.isfinite(v) else None for v in np.asarray(values, np.float64).ravel()]
+
+    return {"shape": list(space.shape), "dtype": str(space.dtype), "low": bounds(space.low), "high": bounds(space.high)}
+
+
+def _normalization_dict(policy: Policy) -> dict[str, Any] | None:
+    norm = policy.normalizer
+    if norm is None:
+        return None
+    return {"in_graph": True, "mean": norm.mean.tolist(), "var": norm.var.tolist(), "clip": norm.clip,
+            "epsilon": norm.epsilon, "formula": NORMALIZATION_FORMULA}
+
+
+def _source_dict(metadata: Mapping[str, Any], run_dir: Path) -> dict[str, Any]:
+    keys = ("kind", "method", "source_run", "seed", "timesteps_done", "created")
+    return {"path": str(run_dir.resolve()), **{k: metadata[k] for k in keys if k in metadata},
+            "git": metadata.get("git")}
