@@ -1,0 +1,50 @@
+"""Record target-domain demonstrations from an expert policy into a dataset.
+
+    python scripts/collect_demos.py expert=outputs/train/<oracle run> target=high_gravity steps=5000 seed=0
+    python scripts/collect_demos.py expert=<run> target=heavy episodes=10 hydra.run.dir=outputs/demos/heavy
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from sim2real.data import env_spec_of_run, record_expert_demonstrations, save_demonstrations
+from sim2real.presets import target_spec, to_dict
+from sim2real.randomization.factory import validate_dynamics
+from sim2real.runs import CONFIG_FILE, write_text_atomic
+from sim2real.training.loading import check_run_dir
+
+
+@hydra.main(config_path="../configs", config_name="collect_demos", version_base=None)
+def main(cfg: DictConfig) -> None:
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    if OmegaConf.is_missing(cfg, "expert"):
+        sys.exit("error: expert=RUN_DIR is required (the run folder of the expert policy)")
+    raw = to_dict(cfg)
+    try:  # every bad input is reported before recording starts
+        if (raw["steps"] is None) == (raw["episodes"] is None):
+            raise ValueError(f"give exactly one of steps=N and episodes=N (got steps={raw['steps']}, episodes={raw['episodes']})")
+        env = env_spec_of_run(check_run_dir(raw["expert"]))
+        target = target_spec(raw["target"])
+        validate_dynamics(env, target)
+    except ValueError as err:
+        sys.exit(f"error: {err}")
+    write_text_atomic(run_dir / CONFIG_FILE, OmegaConf.to_yaml(cfg))
+    print(f"recording {raw['steps'] or raw['episodes']} {'steps' if raw['steps'] else 'episodes'} of expert "
+          f"{raw['expert']} on {env.name} with target '{target.name}'")
+    dataset = record_expert_demonstrations(raw["expert"], target, steps=raw["steps"], episodes=raw["episodes"],
+                                           seed=int(raw["seed"]))
+    path = save_demonstrations(dataset, run_dir / raw["output"])
+    counts = dataset.counts()
+    print(f"{counts['steps']} steps, {counts['episodes']} episodes ({counts['complete_episodes']} complete), "
+          f"mean return {counts['mean_return']}")
+    print(f"dataset: {path} (sidecar {path.with_suffix('.json').name})")
+
+
+if __name__ == "__main__":
+    main()

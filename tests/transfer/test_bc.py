@@ -1,0 +1,147 @@
+"""Behaviour cloning: lowers the action error to the expert, charges demonstrations, keeps the budget."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from stable_baselines3 import PPO, SAC
+
+from sim2real.data import collect_demonstrations, record_expert_demonstrations, save_demonstrations
+from sim2real.data.experts import save_lqr_expert
+from sim2real.presets import target_spec
+from sim2real.randomization.factory import make_env
+from sim2real.training import load_policy, train
+from sim2real.transfer import METHODS, prepare_transfer, run_transfer
+from sim2real.transfer.bc import action_error, normalize_observations
+from tests.conftest import tiny_train_config
+
+TARGET = "high_gravity"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """Tiny networks train several times faster on one thread, especially on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def expert(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An LQR oracle designed on the target: a perfect, training-free expert."""
+    run_dir = tmp_path_factory.mktemp("lqr_expert")
+    save_lqr_expert(run_dir, "inverted_pendulum", target_spec(TARGET))
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def demos(expert: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """3000 target steps (3 whole episodes) of expert demonstrations on disk."""
+    data = record_expert_demonstrations(expert, target_spec(TARGET), episodes=3, seed=7)
+    return save_demonstrations(data, tmp_path_factory.mktemp("demos") / "demos.npz")
+
+
+def bc(source: Path, run_dir: Path, budget: int, **settings: object) -> dict:
+    method, setup, metadata = prepare_transfer(source, target_spec(TARGET), "bc", settings, budget, seed=0)
+    return run_transfer(method, setup, metadata, run_dir)
+
+
+def held_out_error(run_dir: Path, expert: Path) -> float:
+    """Mean squared action error to the expert on expert states of episodes never trained on."""
+    held_out = record_expert_demonstrations(expert, target_spec(TARGET), steps=1000, seed=12_345)
+    policy = load_policy(run_dir)
+    return action_error(policy.model, normalize_observations(policy, held_out.observations), held_out.actions)
+
+
+def folder_digest(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("init", ["source", "scratch"])
+def test_bc_lowers_action_error_to_the_expert(ppo_run: Path, expert: Path, tmp_path: Path, init: str) -> None:
+    digest = folder_digest(ppo_run)
+    metadata = bc(ppo_run, tmp_path / "bc", budget=1000, expert=str(expert), init=init)
+    before, after = held_out_error(ppo_run, expert), held_out_error(tmp_path / "bc", expert)
+    assert after < 0.1 * before, (before, after)
+    metrics = metadata["metrics"]
+    assert metrics["validation_error_after"] < metrics["validation_error_before"]
+    assert metadata["budget_ledger"] == {"demonstrations": 1000} and metadata["target_steps_used"] == 1000
+    assert metadata["method"] == "bc" and metadata["settings"]["init"] == init
+    policy = load_policy(tmp_path / "bc")
+    assert isinstance(policy.model, PPO)
+    # the source's observation statistics are kept, byte for byte; the source folder is untouched
+    assert (tmp_path / "bc" / "vecnormalize.pkl").read_bytes() == (ppo_run / "vecnormalize.pkl").read_bytes()
+    assert folder_digest(ppo_run) == digest
+
+
+def test_a_dataset_larger_than_the_budget_is_cut_to_whole_episodes(ppo_run: Path, demos: Path, tmp_path: Path) -> None:
+    with pytest.warns(UserWarning, match="first 1000 of 3000"):
+        metadata = bc(ppo_run, tmp_path / "bc", budget=1500, dataset=str(demos), epochs=2)
+    metrics = metadata["metrics"]
+    assert metrics["demo_cut_by"] == "budget" and metrics["demo_steps_available"] == 3000
+    assert metrics["demo_steps_used"] == 1000 and metrics["demo_episodes_used"] == 1
+    assert metrics["demo_target_matches"] is True
+    assert metadata["budget_ledger"] == {"demonstrations": 1000}
+    assert sum(metadata["budget_ledger"].values()) == metadata["target_steps_used"] <= metadata["budget"]
+
+
+def test_a_dataset_within_the_budget_is_charged_in_full(ppo_run: Path, demos: Path, tmp_path: Path) -> None:
+    metadata = bc(ppo_run, tmp_path / "bc", budget=5000, dataset=str(demos), epochs=2)
+    assert metadata["metrics"]["demo_cut_by"] is None
+    assert metadata["budget_ledger"] == {"demonstrations": 3000} and metadata["target_steps_used"] == 3000
+
+
+def test_bc_regresses_sac_in_its_squashed_action_space(expert: Path, tmp_path_factory: pytest.TempPathFactory,
+                                                      tmp_path: Path) -> None:
+    source = tmp_path_factory.mktemp("sac_run")
+    train(tiny_train_config("sac", timesteps=300), source)
+    bc(source, tmp_path / "bc", budget=1000, expert=str(expert), epochs=60, learning_rate=3e-3)
+    policy = load_policy(tmp_path / "bc")
+    assert isinstance(policy.model, SAC)
+    held_out = record_expert_demonstrations(expert, target_spec(TARGET), steps=300, seed=99)
+    # predict() unscales the tanh output: env-space actions must match the expert's, not a scaled copy
+    np.testing.assert_allclose(policy.act(held_out.observations), held_out.actions, atol=0.1)
+    assert held_out_error(tmp_path / "bc", expert) < 0.1 * held_out_error(source, expert)
+
+
+def test_bad_input_fails_before_any_work(ppo_run: Path, expert: Path, tmp_path: Path) -> None:
+    env = make_env("hopper")
+    hopper_data = collect_demonstrations(lambda obs: np.zeros(3, np.float32), env, steps=20,
+                                         info={"env": {"name": "hopper", "id": "Hopper-v5"}})
+    hopper = save_demonstrations(hopper_data, tmp_path / "hopper.npz")
+    with pytest.raises(ValueError, match="recorded on Hopper-v5.*InvertedPendulum-v5"):
+        bc(ppo_run, tmp_path / "run", budget=1000, dataset=str(hopper))
+    with pytest.raises(ValueError, match="exactly one of dataset"):
+        bc(ppo_run, tmp_path / "run", budget=1000)
+    with pytest.raises(ValueError, match="exactly one of dataset"):
+        bc(ppo_run, tmp_path / "run", budget=1000, dataset=str(hopper), expert=str(expert))
+    with pytest.raises(ValueError, match="init='best'.*valid: source, scratch"):
+        bc(ppo_run, tmp_path / "run", budget=1000, expert=str(expert), init="best")
+    with pytest.raises(ValueError, match="demo_steps=5000 exceeds the budget"):
+        bc(ppo_run, tmp_path / "run", budget=1000, expert=str(expert), demo_steps=5000)
+    other = tmp_path / "other_env_expert"
+    other.mkdir()
+    for name in ("model.zip", "metadata.json"):
+        (other / name).write_bytes((expert / name).read_bytes())
+    metadata = json.loads((other / "metadata.json").read_text())
+    metadata["env"] = {"name": "hopper", "id": "Hopper-v5", "kwargs": {}, "max_episode_steps": None}
+    (other / "metadata.json").write_text(json.dumps(metadata))
+    with pytest.raises(ValueError, match="is for env 'hopper'"):
+        bc(ppo_run, tmp_path / "run", budget=1000, expert=str(other))
+    assert not (tmp_path / "run").exists()
+
+
+def test_settings_are_registered_and_documented() -> None:
+    method = METHODS.get("bc")
+    settings = method.settings_from_dict({"expert": "x", "learning_rate": 1})
+    assert settings.learning_rate == 1.0 and settings.init == "source"
+    doc = method.Settings.__doc__ or ""
+    assert all(f"{name}:" in doc for name in method.Settings.__dataclass_fields__)
