@@ -14,14 +14,13 @@ import sys
 from pathlib import Path
 
 import hydra
-import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from sim2real.pipeline import pipeline_config_from_dict, run_pipeline
 from sim2real.presets import to_dict
 from sim2real.runs import CONFIG_FILE, write_text_atomic
-from sim2real.seeding import seed_everything
+from sim2real.seeding import seed_everything, set_torch_threads
 
 
 @hydra.main(config_path="../configs", config_name="pipeline", version_base=None)
@@ -33,8 +32,7 @@ def main(cfg: DictConfig) -> None:
         sys.exit(f"pipeline: {err}")
     write_text_atomic(out_dir / CONFIG_FILE, OmegaConf.to_yaml(cfg))
     seed_everything(config.seed)
-    if cfg.get("torch_threads"):
-        torch.set_num_threads(int(cfg.torch_threads))
+    set_torch_threads(cfg.get("torch_threads"))
     print(f"pipeline: {config.env.name}, target '{config.target.name}', methods {[m.name for m in config.methods]}, "
           f"budget {config.budget} target steps, seed {config.seed} -> {out_dir}")
     summary = run_pipeline(config, out_dir)

@@ -10,13 +10,12 @@ import sys
 from pathlib import Path
 
 import hydra
-import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from sim2real.presets import to_dict
 from sim2real.runs import CONFIG_FILE, write_text_atomic
-from sim2real.seeding import seed_everything
+from sim2real.seeding import seed_everything, set_torch_threads
 from sim2real.training import train, train_config_from_dict
 from sim2real.training.report import evaluate_run, format_eval_table
 
@@ -35,8 +34,7 @@ def main(cfg: DictConfig) -> None:
     config = train_config_from_dict(to_dict(cfg))  # validates everything before any training
     write_text_atomic(run_dir / CONFIG_FILE, OmegaConf.to_yaml(cfg))
     seed_everything(config.seed)
-    if cfg.get("torch_threads"):
-        torch.set_num_threads(int(cfg.torch_threads))
+    set_torch_threads(cfg.get("torch_threads"))
     print(f"training {config.algo.name} on {config.env.name} with randomization '{config.randomization.name}' "
           f"for {config.timesteps} steps -> {run_dir}")
     train(config, run_dir, resume=resume)

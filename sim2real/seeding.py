@@ -20,3 +20,12 @@ def child_seeds(seed: int, n: int) -> list[int]:
     """Returns ``n`` independent 32-bit seeds derived from ``seed`` (``SeedSequence.spawn``)."""
     children = np.random.SeedSequence(seed).spawn(n)
     return [int(child.generate_state(1)[0]) for child in children]
+
+
+def set_torch_threads(threads: int | None) -> None:
+    """Sets torch's intra-op threads (scripts only). Small MLPs train fastest on one thread on a CPU,
+    and two threads on a busy 2-core machine can be an order of magnitude slower."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
