@@ -17,11 +17,13 @@ from sim2real.data import env_spec_of_run, record_expert_demonstrations, save_de
 from sim2real.presets import target_spec, to_dict
 from sim2real.randomization.factory import validate_dynamics
 from sim2real.runs import CONFIG_FILE, write_text_atomic
+from sim2real.seeding import set_torch_threads
 from sim2real.training.loading import check_run_dir
 
 
 @hydra.main(config_path="../configs", config_name="collect_demos", version_base=None)
 def main(cfg: DictConfig) -> None:
+    set_torch_threads(cfg.get("torch_threads"))
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     if OmegaConf.is_missing(cfg, "expert"):
         sys.exit("error: expert=RUN_DIR is required (the run folder of the expert policy)")

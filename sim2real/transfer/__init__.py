@@ -8,6 +8,7 @@ from sim2real.transfer.base import (
     load_setup,
     make_source_env,
     make_target_env,
+    prepare_transfer,
     register_method,
     run_transfer,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "load_setup",
     "make_source_env",
     "make_target_env",
+    "prepare_transfer",
     "register_method",
     "run_transfer",
 ]

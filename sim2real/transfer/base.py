@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import shutil
 import time
+import types
+import typing
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -85,14 +87,38 @@ class TransferMethod(ABC):
         unknown = set(data) - valid
         if unknown:
             raise ValueError(f"method '{cls.name}': unknown settings {sorted(unknown)}; valid: {sorted(valid)}")
+        try:
+            hints = typing.get_type_hints(cls.Settings)
+        except (NameError, TypeError):
+            hints = {}
+        for key, value in data.items():
+            data[key] = _check_type(cls.name, key, value, hints.get(key))
         return cls.Settings(**data)
 
     def validate(self, setup: TransferSetup, source_metadata: dict[str, Any]) -> None:
         """Checks the setup before any work (e.g. budget below one episode); raises ``ValueError``."""
+        return None
 
     @abstractmethod
     def adapt(self, setup: TransferSetup, source: Policy, budget: TargetBudget) -> AdaptedPolicy:
         """Adapts ``source`` to ``setup.target``, spending target steps only through ``budget``."""
+
+
+def _check_type(method: str, key: str, value: Any, hint: Any) -> Any:
+    """Checks a setting against a simple annotation (``int``, ``float``, ``bool``, ``str``, ``X | None``)."""
+    allowed = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    if value is None and type(None) in allowed:
+        return None
+    if float in allowed and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    simple = [t for t in allowed if t in (int, float, bool, str)]
+    if not simple or len(simple) < len([t for t in allowed if t is not type(None)]):
+        return value  # not a simple annotation: the method's own validation checks it
+    ok = isinstance(value, tuple(simple)) and not (isinstance(value, bool) and bool not in simple)
+    if not ok:
+        names = " or ".join(t.__name__ for t in allowed)
+        raise ValueError(f"method '{method}': setting {key}={value!r} must be {names}")
+    return value
 
 
 METHODS: Registry[type[TransferMethod]] = Registry("transfer method")
@@ -126,8 +152,12 @@ def episode_limit(env: EnvSpec) -> int:
 def load_setup(source_dir: str | Path, target: DynamicsSpec, budget: int, seed: int, device: str = "cpu",
                expect_env: str | None = None) -> tuple[TransferSetup, dict[str, Any]]:
     """Validates the source folder and target, returning the setup and the source's metadata."""
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget <= 0:
+        raise ValueError(f"budget={budget!r} must be a positive integer number of target steps")
     source_dir = Path(source_dir)
     metadata = check_run_dir(source_dir)
+    if metadata.get("complete") is False:
+        raise ValueError(f"source run '{source_dir}' is incomplete (complete: false in its metadata.json)")
     env_data = dict(metadata["env"])
     env = env_spec_from_dict({"name": env_data["name"], "kwargs": env_data.get("kwargs") or {},
                               "max_episode_steps": env_data.get("max_episode_steps")})
@@ -135,8 +165,6 @@ def load_setup(source_dir: str | Path, target: DynamicsSpec, budget: int, seed: 
         raise ValueError(f"source run '{source_dir}' is for env '{env.name}', not '{expect_env}'")
     randomization = DynamicsSpec.from_dict(metadata.get("randomization"), default_name="source")
     validate_dynamics(env, target)
-    if isinstance(budget, bool) or not isinstance(budget, int) or budget <= 0:
-        raise ValueError(f"budget={budget!r} must be a positive integer number of target steps")
     limit = episode_limit(env)
     if budget < limit:
         raise ValueError(f"budget={budget} is less than one episode of {env.name} ({limit} steps)")
@@ -145,16 +173,36 @@ def load_setup(source_dir: str | Path, target: DynamicsSpec, budget: int, seed: 
     return setup, metadata
 
 
+def prepare_transfer(source_dir: str | Path, target: DynamicsSpec, method: str, settings: dict[str, Any] | None,
+                     budget: int, seed: int, device: str = "cpu", expect_env: str | None = None,
+                     ) -> tuple[TransferMethod, TransferSetup, dict[str, Any]]:
+    """Validates everything a transfer needs (method, settings, source run, target, budget) before any work.
+
+    Returns the method instance, the setup and the source run's metadata for :func:`run_transfer`.
+
+    Raises:
+        ValueError: naming the bad value and the valid choices.
+    """
+    method_cls = METHODS.get(method)
+    instance = method_cls(method_cls.settings_from_dict(settings))
+    setup, metadata = load_setup(source_dir, target, budget, seed, device=device, expect_env=expect_env)
+    instance.validate(setup, metadata)
+    return instance, setup, metadata
+
+
 def run_transfer(method: TransferMethod, setup: TransferSetup, source_metadata: dict[str, Any], run_dir: str | Path) -> dict[str, Any]:
     """Runs ``method`` and writes the adapted policy into ``run_dir`` in the same form as a trained run.
 
-    Returns the run's metadata (with ``target_steps_used``, the budget ledger, settings and wall time).
+    Nothing is written into the source folder. Returns the run's metadata (with ``target_steps_used``, the
+    budget ledger, settings and wall time).
     """
     run_dir = Path(run_dir)
-    if run_dir.resolve() == setup.source_dir.resolve():
-        raise ValueError("the transfer run folder must differ from the source run folder")
+    if _same_or_inside(run_dir, setup.source_dir):
+        raise ValueError(f"the transfer run folder '{run_dir}' must lie outside the source run folder '{setup.source_dir}'")
     method.validate(setup, source_metadata)
     run_dir.mkdir(parents=True, exist_ok=True)
+    update_metadata(run_dir, kind="transfer", method=method.name, source_run=str(setup.source_dir),
+                    budget=setup.budget, seed=setup.seed, complete=False)
     source = load_policy(setup.source_dir, device=setup.device)
     budget = TargetBudget(setup.budget)
     start = time.perf_counter()
@@ -181,6 +229,11 @@ def run_transfer(method: TransferMethod, setup: TransferSetup, source_metadata: 
         metrics=adapted.metrics,
         complete=True,
     )
+
+
+def _same_or_inside(path: Path, folder: Path) -> bool:
+    path, folder = path.resolve(), folder.resolve()
+    return path == folder or folder in path.parents
 
 
 def _save_normalizer(normalizer: VecNormalize | Path | None, path: Path) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import gymnasium as gym
 
 
-class BudgetExhausted(RuntimeError):
+class BudgetExhausted(RuntimeError):  # noqa: N818 (public name)
     """Raised when a method tries to spend target steps beyond its budget."""
 
 
