@@ -1,5 +1,58 @@
-"""Evaluation: seeded rollouts, transfer-gap statistics and reports."""
+"""Evaluation: seeded rollouts, transfer-gap statistics, baselines, domain similarity, sweeps, reports and plots."""
 
+from sim2real.evaluation.baselines import Baselines, train_baseline
+from sim2real.evaluation.evaluator import EvalSettings, PolicyEntry, evaluate_policies
+from sim2real.evaluation.parallel import RANDOM_POLICY, RandomActor, RolloutJob, episode_seed_bases, run_jobs
+from sim2real.evaluation.report import (
+    EvaluatedPolicy,
+    PolicyResult,
+    Report,
+    build_report,
+    format_markdown,
+    write_report,
+)
 from sim2real.evaluation.rollout import RolloutResult, rollout_returns
+from sim2real.evaluation.similarity import SimilarityResult, SimilaritySettings, domain_similarity, mmd_test
+from sim2real.evaluation.stats import (
+    Difference,
+    Summary,
+    bootstrap_interval,
+    interquartile_mean,
+    paired_difference,
+    summarize,
+)
+from sim2real.evaluation.sweep import SweepResult, SweepSpec, robustness_sweep
 
-__all__ = ["RolloutResult", "rollout_returns"]
+__all__ = [
+    "RANDOM_POLICY",
+    "Baselines",
+    "Difference",
+    "EvalSettings",
+    "EvaluatedPolicy",
+    "PolicyEntry",
+    "PolicyResult",
+    "RandomActor",
+    "Report",
+    "RolloutJob",
+    "RolloutResult",
+    "SimilarityResult",
+    "SimilaritySettings",
+    "Summary",
+    "SweepResult",
+    "SweepSpec",
+    "bootstrap_interval",
+    "build_report",
+    "domain_similarity",
+    "episode_seed_bases",
+    "evaluate_policies",
+    "format_markdown",
+    "interquartile_mean",
+    "mmd_test",
+    "paired_difference",
+    "robustness_sweep",
+    "rollout_returns",
+    "run_jobs",
+    "summarize",
+    "train_baseline",
+    "write_report",
+]

@@ -94,9 +94,9 @@ def pipeline_config_from_dict(cfg: Mapping[str, Any]) -> PipelineConfig:
     if not methods_cfg:
         raise ValueError(f"methods is empty; choose from: {', '.join(METHODS.names())}")
     overrides = dict(cfg.get("method_settings") or {})
-    unknown = set(overrides) - set(methods_cfg)
+    unknown = set(overrides) - set(METHODS.names())
     if unknown:
-        raise ValueError(f"method_settings for methods not run: {sorted(unknown)}; methods: {list(methods_cfg)}")
+        raise ValueError(f"method_settings for unknown methods {sorted(unknown)}; known: {', '.join(METHODS.names())}")
     methods = []
     for name in methods_cfg:
         method_class = METHODS.get(str(name))

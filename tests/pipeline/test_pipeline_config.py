@@ -36,7 +36,7 @@ def test_default_config_is_valid_and_plans_every_stage(tmp_path: Path) -> None:
         (["budget=0"], "budget=0 must be an integer >= 1"),
         (["target=nominal"], "target 'nominal' changes nothing"),
         (["methods=[bc]", "oracle_timesteps=0"], "methods ['bc'] learn from an expert on the target"),
-        (["+method_settings.dann.l2sp=0.1", "methods=[finetune]"], "method_settings for methods not run: ['dann']"),
+        (["+method_settings.danm.l2sp=0.1"], "method_settings for unknown methods ['danm']; known: "),
         (["+method_settings.finetune.l2sp_weight=0.1"], "method 'finetune': unknown settings ['l2sp_weight']"),
         (["source_run=/nonexistent/run"], "run folder '/nonexistent/run' does not exist"),
         (["episodes=0"], "episodes=0 must be an integer >= 1"),

@@ -1,0 +1,75 @@
+"""Transfer-gap evaluation of policies on the source (nominal) dynamics and a target, with baselines.
+
+    python scripts/evaluate.py 'policies=[outputs/train/a,outputs/transfer/b]' target=high_gravity \\
+        episodes=10 seeds=3 hydra.run.dir=outputs/evaluate/demo
+    python scripts/evaluate.py 'policies=[RUN]' target=heavy eval=robustness baselines.train_missing=true
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from sim2real.evaluation import (
+    Baselines,
+    EvalSettings,
+    PolicyEntry,
+    SimilaritySettings,
+    SweepSpec,
+    evaluate_policies,
+    format_markdown,
+)
+from sim2real.presets import target_spec, to_dict
+from sim2real.seeding import set_torch_threads
+
+
+def eval_settings(data: dict[str, Any]) -> EvalSettings:
+    """Builds :class:`EvalSettings` from the ``eval`` config group."""
+    data = dict(data)
+    valid = set(EvalSettings.__dataclass_fields__)
+    unknown = set(data) - valid
+    if unknown:
+        raise ValueError(f"eval: unknown keys {sorted(unknown)}; valid: {sorted(valid)}")
+    similarity = data.pop("similarity", None)
+    sweep = data.pop("sweep", None)
+    return EvalSettings(similarity=SimilaritySettings(**similarity) if similarity else None,
+                        sweep=SweepSpec.from_dict(sweep) if sweep else None, **data)
+
+
+def policy_entries(policies: list[str], names: list[str] | None) -> list[PolicyEntry]:
+    """Pairs run folders with optional display names."""
+    if names is not None and len(names) != len(policies):
+        raise ValueError(f"names has {len(names)} entries but policies has {len(policies)}")
+    return [PolicyEntry(Path(run), name) for run, name in zip(policies, names or [None] * len(policies))]
+
+
+@hydra.main(config_path="../configs", config_name="evaluate", version_base=None)
+def main(cfg: DictConfig) -> None:
+    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    set_torch_threads(cfg.get("torch_threads"))
+    raw = to_dict(cfg)
+    try:
+        report = evaluate_policies(
+            policy_entries(list(raw["policies"] or []), raw.get("names")),
+            target=target_spec(raw["target"]),
+            episodes=raw["episodes"],
+            seeds=raw["seeds"],
+            out_dir=out_dir,
+            baselines=Baselines.from_dict(raw["baselines"]) if raw.get("baselines") else None,
+            zero_shot=raw.get("zero_shot"),
+            workers=raw.get("workers"),
+            settings=eval_settings(raw["eval"]),
+        )
+    except ValueError as err:
+        sys.exit(f"error: {err}")
+    print(format_markdown(report))
+    print(f"report: {out_dir / 'report.json'}, {out_dir / 'report.md'}")
+
+
+if __name__ == "__main__":
+    main()

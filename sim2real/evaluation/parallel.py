@@ -1,0 +1,121 @@
+"""Seeded rollout jobs run across CPU cores, with results independent of the worker count.
+
+A :class:`RolloutJob` names a policy by its run folder (or :data:`RANDOM_POLICY`), the env, the
+dynamics and one evaluation seed; :func:`run_jobs` runs a list of them in-process (``workers=1``) or in
+a pool of spawned processes, and returns the results in the order of the jobs. Each job seeds
+everything it uses itself (episode seeds, the random policy's generator), so the outcome of a job
+does not depend on which process ran it or on what ran before.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import functools
+import multiprocessing
+import os
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+
+from sim2real.envs.registry import EnvSpec
+from sim2real.evaluation.rollout import ActFn, RolloutResult, rollout_returns
+from sim2real.randomization.factory import make_env
+from sim2real.randomization.spec import DynamicsSpec
+from sim2real.seeding import child_seeds
+
+RANDOM_POLICY = "random"
+"""Policy name of the uniform-random baseline in a :class:`RolloutJob`."""
+
+
+def default_workers() -> int:
+    """``min(2, cpu count)``: parallel without crowding a small shared machine."""
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def episode_seed_bases(eval_seed: int, seeds: int) -> list[int]:
+    """The first episode seed of each evaluation seed; episode ``i`` of seed ``k`` resets with ``bases[k] + i``."""
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ValueError(f"seeds={seeds!r} must be a positive integer")
+    return [base % 2**31 for base in child_seeds(eval_seed, seeds)]
+
+
+@dataclass(frozen=True)
+class RolloutJob:
+    """Episodes of one policy, on one dynamics, from one evaluation seed.
+
+    Attributes:
+        policy: A run folder path, or :data:`RANDOM_POLICY` for uniform random actions.
+        env: The robot.
+        seed: Episode ``i`` resets with ``seed + i``; the random policy's actions are seeded from it too.
+        episodes: Episodes to run.
+        target: Fixed dynamics (None: nominal).
+        randomization: Randomization on top (None: none).
+    """
+
+    policy: str
+    env: EnvSpec
+    seed: int
+    episodes: int
+    target: DynamicsSpec | None = None
+    randomization: DynamicsSpec | None = None
+
+
+class RandomActor:
+    """Uniform random actions from a seeded generator (the random-policy baseline)."""
+
+    def __init__(self, action_space: gym.spaces.Box, seed: int) -> None:
+        self.low = np.asarray(action_space.low, dtype=np.float64)
+        self.high = np.asarray(action_space.high, dtype=np.float64)
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        return self.rng.uniform(self.low, self.high).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=16)
+def _load_act(run_dir: str) -> ActFn:
+    from sim2real.training.loading import load_policy
+
+    return load_policy(run_dir).act
+
+
+def actor_for(job: RolloutJob) -> ActFn:
+    """The action function of a job's policy (run folders are loaded once per process)."""
+    if job.policy == RANDOM_POLICY:
+        probe = make_env(job.env)
+        try:
+            return RandomActor(probe.action_space, job.seed)
+        finally:
+            probe.close()
+    return _load_act(job.policy)
+
+
+def run_job(job: RolloutJob) -> RolloutResult:
+    """Runs one job."""
+    return rollout_returns(actor_for(job), job.env, job.episodes, job.seed,
+                           target=job.target, randomization=job.randomization)
+
+
+def _init_worker() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def run_jobs(jobs: list[RolloutJob], workers: int | None = None) -> list[RolloutResult]:
+    """Runs ``jobs`` (in-process when ``workers == 1``, else in a process pool); results in job order.
+
+    Args:
+        jobs: What to run.
+        workers: Processes; None for :func:`default_workers`.
+    """
+    workers = default_workers() if workers is None else workers
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers={workers!r} must be a positive integer")
+    if workers == 1 or len(jobs) <= 1:
+        return [run_job(job) for job in jobs]
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context,
+                                                initializer=_init_worker) as pool:
+        return list(pool.map(run_job, jobs))

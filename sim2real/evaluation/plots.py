@@ -1,0 +1,117 @@
+"""Plots of the transfer report (matplotlib, Agg backend, PNG): returns with intervals, robustness heatmaps,
+sample-efficiency curves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from sim2real.evaluation.report import Report  # noqa: E402
+from sim2real.evaluation.sweep import SweepResult  # noqa: E402
+from sim2real.runs import atomic_path  # noqa: E402
+
+SOURCE_COLOR, TARGET_COLOR = "#4C72B0", "#DD8452"
+
+
+def _save(figure: Figure, path: Path) -> Path:
+    figure.tight_layout()
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=120)
+    plt.close(figure)
+    return path
+
+
+def _errors(means: np.ndarray, lows: np.ndarray, highs: np.ndarray) -> np.ndarray:
+    return np.vstack([np.maximum(means - lows, 0.0), np.maximum(highs - means, 0.0)])
+
+
+def returns_bar_chart(report: Report, path: str | Path) -> Path:
+    """Grouped bars of source vs target return per policy, with the report's confidence intervals."""
+    rows = report.policies
+    names = [f"{row.name}\n({row.role})" for row in rows]
+    x = np.arange(len(rows))
+    width = 0.38
+    figure, axes = plt.subplots(figsize=(max(7.0, 1.5 * len(rows) + 2.0), 5.0))
+    for offset, attribute, label, color in ((-width / 2, "source_return", "source (nominal)", SOURCE_COLOR),
+                                            (width / 2, "target_return", f"target ({report.target})", TARGET_COLOR)):
+        summaries = [getattr(row, attribute) for row in rows]
+        means = np.array([s.mean for s in summaries])
+        errors = _errors(means, np.array([s.ci_low for s in summaries]), np.array([s.ci_high for s in summaries]))
+        axes.bar(x + offset, means, width, yerr=errors, capsize=4, label=label, color=color)
+    axes.set_xticks(x, names, fontsize=9)
+    axes.set_ylabel("episode return (mean)")
+    axes.set_title(f"{report.env}: return on the source vs on target '{report.target}'\n"
+                   f"(mean with {100 * report.confidence:g}% CI, {report.seeds} seeds x {report.episodes} episodes)",
+                   fontsize=11)
+    top = max([row.source_return.ci_high for row in rows] + [row.target_return.ci_high for row in rows] + [0.0])
+    if top > 0:
+        axes.set_ylim(top=1.18 * top)  # room for the legend above the bars
+    axes.legend(loc="upper right", ncol=2, fontsize=9)
+    axes.grid(axis="y", alpha=0.3)
+    return _save(figure, Path(path))
+
+
+def robustness_heatmap(result: SweepResult, path: str | Path, env: str = "") -> Path:
+    """A heatmap of mean return over a two-group grid (a line with its interval for one group)."""
+    figure, axes = plt.subplots(figsize=(6.4, 5.0))
+    op = "x" if result.operation == "scale" else "+"
+    title = f"{env + ': ' if env else ''}mean return of {result.policy}\nunder perturbations ({result.n} episodes per cell)"
+    if len(result.groups) == 1:
+        values = np.array(result.values[0])
+        axes.plot(values, result.mean, marker="o", color=SOURCE_COLOR)
+        axes.fill_between(values, result.ci_low, result.ci_high, alpha=0.25, color=SOURCE_COLOR)
+        axes.set_xlabel(f"{result.groups[0]} ({op} nominal)")
+        axes.set_ylabel("episode return (mean, CI band)")
+        axes.grid(alpha=0.3)
+    else:
+        image = axes.imshow(result.mean, origin="lower", cmap="viridis", aspect="auto")
+        rows, cols = result.values
+        axes.set_yticks(range(len(rows)), [f"{v:g}" for v in rows])
+        axes.set_xticks(range(len(cols)), [f"{v:g}" for v in cols])
+        axes.set_ylabel(f"{result.groups[0]} ({op} nominal)")
+        axes.set_xlabel(f"{result.groups[1]} ({op} nominal)")
+        threshold = (np.nanmax(result.mean) + np.nanmin(result.mean)) / 2.0
+        for (i, j), value in np.ndenumerate(result.mean):
+            axes.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=8,
+                      color="black" if value > threshold else "white")
+        figure.colorbar(image, ax=axes, label="episode return (mean)")
+    axes.set_title(title, fontsize=10)
+    return _save(figure, Path(path))
+
+
+def sample_efficiency_plot(report: Report, path: str | Path) -> Path | None:
+    """Target return vs target steps used per method (CI band), with the oracle and scratch runs; None if no curve."""
+    curves: dict[str, list[dict[str, Any]]] = report.context.get("sample_efficiency") or {}
+    if not curves:
+        return None
+    figure, axes = plt.subplots(figsize=(6.8, 4.6))
+    for method, points in curves.items():
+        steps = np.array([p["target_steps_used"] for p in points], dtype=float)
+        means = np.array([p["mean"] for p in points])
+        line = axes.plot(steps, means, marker="o", label=method)[0]
+        axes.fill_between(steps, [p["ci_low"] for p in points], [p["ci_high"] for p in points], alpha=0.2,
+                          color=line.get_color())
+    scratch = [row for row in report.policies if row.role == "scratch"]
+    if scratch:
+        axes.errorbar([r.target_steps_used for r in scratch], [r.target_return.mean for r in scratch],
+                      yerr=_errors(np.array([r.target_return.mean for r in scratch]),
+                                   np.array([r.target_return.ci_low for r in scratch]),
+                                   np.array([r.target_return.ci_high for r in scratch])),
+                      fmt="s", color="gray", capsize=4, label="from scratch")
+    for row in report.policies:
+        if row.role in ("oracle", "random"):
+            axes.axhline(row.target_return.mean, linestyle="--", color="green" if row.role == "oracle" else "red",
+                         label=f"{row.role} ({row.target_return.mean:.0f})")
+    axes.set_xlabel("target steps used")
+    axes.set_ylabel(f"return on target '{report.target}'")
+    axes.set_title(f"{report.env}: sample efficiency on target '{report.target}'")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8, loc="best", framealpha=0.9)
+    return _save(figure, Path(path))

@@ -1,0 +1,164 @@
+"""Robustness sweep: a policy's return over a grid of perturbation magnitudes of one or two parameter groups.
+
+Each grid cell is a constant target such as ``{masses: scale 1.2, gains: scale 0.8}`` (from nominal);
+every cell is evaluated with the same episode seeds, so differences between cells come from the
+dynamics, not from the initial states.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from sim2real.envs.registry import EnvSpec
+from sim2real.evaluation.parallel import RolloutJob, episode_seed_bases, run_jobs
+from sim2real.evaluation.rollout import RolloutResult
+from sim2real.evaluation.stats import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, summarize
+from sim2real.randomization.factory import validate_dynamics
+from sim2real.randomization.spec import DynamicsSpec
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """What a robustness sweep covers.
+
+    Attributes:
+        groups: One or two parameter groups (or parameter names) mapped to the scale factors to try,
+            e.g. ``{"masses": (0.5, 1.0, 1.5), "gains": (0.6, 1.0, 1.4)}``.
+        operation: How a value is applied: ``scale`` (nominal x value) or ``add`` (nominal + value).
+        episodes: Episodes per seed and cell.
+        seeds: Evaluation seeds per cell.
+        policies: Names of the policies to sweep (None: every evaluated policy of role ``policy``).
+    """
+
+    groups: Mapping[str, Sequence[float]]
+    operation: str = "scale"
+    episodes: int = 5
+    seeds: int = 1
+    policies: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if not 1 <= len(self.groups) <= 2:
+            raise ValueError(f"sweep.groups must name one or two parameter groups, got {list(self.groups)}")
+        for name, values in self.groups.items():
+            if len(values) < 1:
+                raise ValueError(f"sweep.groups.{name}: give at least one value")
+        if self.operation not in ("scale", "add"):
+            raise ValueError(f"sweep.operation='{self.operation}'; valid: scale, add")
+        for name in ("episodes", "seeds"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"sweep.{name}={value!r} must be a positive integer")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SweepSpec:
+        """Parses ``{groups: {name: [values]}, operation, episodes, seeds, policies}``."""
+        data = dict(data)
+        valid = set(cls.__dataclass_fields__)
+        unknown = set(data) - valid
+        if unknown:
+            raise ValueError(f"sweep: unknown keys {sorted(unknown)}; valid: {sorted(valid)}")
+        groups = {str(k): tuple(float(v) for v in values) for k, values in dict(data.pop("groups", {}) or {}).items()}
+        policies = data.pop("policies", None)
+        return cls(groups=groups, policies=tuple(policies) if policies else None, **data)
+
+    @property
+    def names(self) -> list[str]:
+        """The swept groups, in order (rows, then columns of the grid)."""
+        return list(self.groups)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Grid shape."""
+        return tuple(len(values) for values in self.groups.values())
+
+    def cells(self) -> list[tuple[tuple[float, ...], DynamicsSpec]]:
+        """Every grid cell's values and constant target, row-major."""
+        cells = []
+        for values in itertools.product(*self.groups.values()):
+            parameters = {name: {"op": self.operation, "value": value} for name, value in zip(self.names, values)}
+            label = ",".join(f"{name}={value:g}" for name, value in zip(self.names, values))
+            cells.append((tuple(values), DynamicsSpec.from_dict({"name": label, "parameters": parameters})))
+        return cells
+
+    def validate(self, env: str | EnvSpec) -> None:
+        """Checks every cell fits the env (names exist, values physically valid) before any rollout."""
+        validate_dynamics(env, *(spec for _, spec in self.cells()))
+
+
+@dataclass
+class SweepResult:
+    """Returns over the grid for one policy.
+
+    Attributes:
+        policy: Policy name.
+        groups: Swept groups (rows, then columns).
+        values: The values of each group.
+        operation: ``scale`` or ``add``.
+        mean: Mean return per cell, shape ``shape``.
+        ci_low: Lower bootstrap bound per cell.
+        ci_high: Upper bootstrap bound per cell.
+        n: Episodes per cell.
+    """
+
+    policy: str
+    groups: list[str]
+    values: list[list[float]]
+    operation: str
+    mean: np.ndarray
+    ci_low: np.ndarray
+    ci_high: np.ndarray
+    n: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form."""
+        data = asdict(self)
+        for key in ("mean", "ci_low", "ci_high"):
+            data[key] = np.asarray(getattr(self, key)).tolist()
+        return data
+
+
+def sweep_jobs(policy: str, env: EnvSpec, spec: SweepSpec, eval_seed: int) -> list[RolloutJob]:
+    """The rollout jobs of a sweep of ``policy`` (a run folder or the random policy), cell-major."""
+    bases = episode_seed_bases(eval_seed, spec.seeds)
+    return [RolloutJob(policy=policy, env=env, seed=base, episodes=spec.episodes, target=target)
+            for _, target in spec.cells() for base in bases]
+
+
+def sweep_result(name: str, spec: SweepSpec, results: list[RolloutResult], confidence: float = DEFAULT_CONFIDENCE,
+                 resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> SweepResult:
+    """Assembles the outcome of :func:`sweep_jobs` into a grid."""
+    cells = len(spec.cells())
+    if len(results) != cells * spec.seeds:
+        raise ValueError(f"expected {cells * spec.seeds} results for the sweep, got {len(results)}")
+    summaries = []
+    for index in range(cells):
+        chunk = results[index * spec.seeds:(index + 1) * spec.seeds]
+        summaries.append(summarize(np.stack([r.returns for r in chunk]), seed, confidence, resamples))
+
+    def grid(attribute: str) -> np.ndarray:
+        return np.array([getattr(s, attribute) for s in summaries]).reshape(spec.shape)
+
+    return SweepResult(policy=name, groups=spec.names, values=[list(v) for v in spec.groups.values()],
+                       operation=spec.operation, mean=grid("mean"), ci_low=grid("ci_low"), ci_high=grid("ci_high"),
+                       n=spec.episodes * spec.seeds)
+
+
+def robustness_sweep(policy: str, name: str, env: EnvSpec, spec: SweepSpec, eval_seed: int = 0,
+                     workers: int | None = None) -> SweepResult:
+    """Evaluates ``policy`` (a run folder, or ``"random"``) over the grid of ``spec``.
+
+    Args:
+        policy: Run folder path or ``"random"``.
+        name: Display name.
+        env: The robot.
+        spec: The grid.
+        eval_seed: Root of the episode seeds.
+        workers: Processes (None: the default).
+    """
+    spec.validate(env)
+    return sweep_result(name, spec, run_jobs(sweep_jobs(policy, env, spec, eval_seed), workers))

@@ -1,0 +1,80 @@
+"""Robustness sweeps, domain similarity and plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sim2real.evaluation import (
+    EvalSettings,
+    SimilaritySettings,
+    SweepSpec,
+    domain_similarity,
+    evaluate_policies,
+    mmd_test,
+    robustness_sweep,
+    rollout_returns,
+)
+from sim2real.evaluation.parallel import episode_seed_bases
+from sim2real.presets import target_spec
+from sim2real.randomization.spec import DynamicsSpec
+from sim2real.training import load_policy
+from sim2real.training.config import env_spec_from_dict
+
+PENDULUM = env_spec_from_dict({"name": "inverted_pendulum"})
+
+
+def test_mmd_is_about_zero_for_one_distribution_and_large_for_a_shift() -> None:
+    rng = np.random.default_rng(0)
+    same = mmd_test(rng.normal(size=(200, 3)), rng.normal(size=(200, 3)), 100, np.random.default_rng(1))
+    shifted = mmd_test(rng.normal(size=(200, 3)), rng.normal(1.0, 1.0, size=(200, 3)), 100, np.random.default_rng(1))
+    assert abs(same[0]) < 0.02 and same[1] > 0.05
+    assert shifted[0] > 0.1 and shifted[1] < 0.05
+
+
+def test_similarity_separates_a_no_op_target_from_real_ones(ppo_run: Path) -> None:
+    policy = load_policy(ppo_run)
+    source = DynamicsSpec.from_dict(policy.metadata["randomization"])
+    settings = SimilaritySettings(episodes=2, max_steps=150, max_samples=300)
+    no_op, gravity, weak = (domain_similarity(policy.act, PENDULUM, source, target_spec(name), settings)
+                            for name in ("low_friction", "high_gravity", "weak_motors"))
+    # InvertedPendulum has no contacts: friction changes nothing, the samples are identical.
+    assert no_op.p_value == 1.0 and abs(no_op.mmd2) < 0.01 and not no_op.distinguishable
+    assert no_op.warning is not None and "no-op" in no_op.warning
+    assert gravity.distinguishable and gravity.warning is None and gravity.mmd2 > no_op.mmd2
+    assert weak.distinguishable and weak.mmd2 > 0.01
+    again = domain_similarity(policy.act, PENDULUM, source, target_spec("weak_motors"), settings)
+    assert again == weak  # seeded
+
+
+def test_sweep_grid_shape_and_nominal_cell(ppo_run: Path) -> None:
+    spec = SweepSpec(groups={"masses": (1.0, 3.0), "gains": (0.3, 1.0)}, episodes=1, seeds=1)
+    result = robustness_sweep(str(ppo_run), "dr", PENDULUM, spec, eval_seed=5, workers=1)
+    assert result.mean.shape == (2, 2) and result.n == 1
+    nominal = rollout_returns(load_policy(ppo_run).act, PENDULUM, 1, episode_seed_bases(5, 1)[0])
+    assert result.mean[0, 1] == pytest.approx(nominal.returns.mean())  # masses x1, gains x1 is nominal
+    assert result.mean[1, 0] < result.mean[0, 1]  # heavy and weak is worse than nominal
+
+
+def test_sweep_spec_rejects_bad_grids() -> None:
+    with pytest.raises(ValueError, match="one or two"):
+        SweepSpec(groups={"masses": (1.0,), "gains": (1.0,), "frictions": (1.0,)})
+    with pytest.raises(ValueError, match="unknown keys"):
+        SweepSpec.from_dict({"groups": {"masses": [1.0]}, "episode": 3})
+    with pytest.raises(ValueError, match="wheel_mass"):
+        SweepSpec(groups={"wheel_mass": (1.0, 2.0)}).validate(PENDULUM)
+    with pytest.raises(ValueError, match="mass"):
+        SweepSpec(groups={"masses": (-1.0, 1.0)}).validate(PENDULUM)
+
+
+def test_evaluation_with_sweep_writes_json_and_heatmap(ppo_run: Path, tmp_path: Path) -> None:
+    sweep = SweepSpec(groups={"masses": (0.5, 2.0), "gains": (0.5, 1.0)}, episodes=1, seeds=1)
+    report = evaluate_policies([ppo_run], target_spec("weak_motors"), episodes=1, seeds=1, out_dir=tmp_path,
+                               workers=1, settings=EvalSettings(resamples=100, similarity=None, sweep=sweep))
+    saved = json.loads((tmp_path / f"sweep_{ppo_run.name}.json").read_text())
+    assert saved["groups"] == ["masses", "gains"] and np.array(saved["mean"]).shape == (2, 2)
+    assert (tmp_path / f"sweep_{ppo_run.name}.png").stat().st_size > 10_000
+    assert str(tmp_path / f"sweep_{ppo_run.name}.png") in report.context["plots"]
