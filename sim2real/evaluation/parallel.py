@@ -103,6 +103,12 @@ def _init_worker() -> None:
     torch.set_num_threads(1)
 
 
+def _nested_in_foreign_pool() -> bool:
+    """True inside a worker of another process pool whose start method the standard library does not know
+    (e.g. a joblib/loky worker of a Hydra sweep): spawning from there fails, and the sweep is parallel already."""
+    return multiprocessing.get_start_method(allow_none=True) not in (None, "fork", "spawn", "forkserver")
+
+
 def run_jobs(jobs: list[RolloutJob], workers: int | None = None) -> list[RolloutResult]:
     """Runs ``jobs`` (in-process when ``workers == 1``, else in a process pool); results in job order.
 
@@ -113,7 +119,7 @@ def run_jobs(jobs: list[RolloutJob], workers: int | None = None) -> list[Rollout
     workers = default_workers() if workers is None else workers
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers={workers!r} must be a positive integer")
-    if workers == 1 or len(jobs) <= 1:
+    if workers == 1 or len(jobs) <= 1 or _nested_in_foreign_pool():
         return [run_job(job) for job in jobs]
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context,

@@ -35,6 +35,7 @@ class PipelineConfig:
         budget: Target steps every method may spend (hard cap).
         seed: Seed of training, transfer and baselines.
         oracle_timesteps: Training steps of the oracle (trained on the target, no randomization); 0 to skip.
+        oracle_run: An existing oracle run folder (trained on this target) to reuse instead of training one.
         scratch: Train a from-scratch baseline on the target with the same budget.
         random_baseline: Include a uniform-random policy.
         episodes: Evaluation episodes per seed.
@@ -52,6 +53,7 @@ class PipelineConfig:
     budget: int
     seed: int = 0
     oracle_timesteps: int = 0
+    oracle_run: Path | None = None
     scratch: bool = True
     random_baseline: bool = True
     episodes: int = 10
@@ -107,13 +109,21 @@ def pipeline_config_from_dict(cfg: Mapping[str, Any]) -> PipelineConfig:
         raise ValueError(f"methods lists a method twice: {list(methods_cfg)}")
     needs_expert = [m.name for m in methods if _needs_expert(m)]
     oracle_timesteps = _integer("oracle_timesteps", cfg.get("oracle_timesteps", 0), minimum=0)
-    if needs_expert and oracle_timesteps == 0:
+    oracle_run = Path(cfg["oracle_run"]) if cfg.get("oracle_run") else None
+    if oracle_run is not None:
+        metadata = check_run_dir(oracle_run)
+        if metadata["env"]["name"] != source.env.name:
+            raise ValueError(f"oracle_run '{oracle_run}' is for env '{metadata['env']['name']}', not '{source.env.name}'")
+        trained_on = DynamicsSpec.from_dict(metadata.get("target"), default_name="nominal")
+        if trained_on != target:
+            raise ValueError(f"oracle_run '{oracle_run}' was trained on target '{trained_on.name}', not '{target.name}'")
+    if needs_expert and oracle_timesteps == 0 and oracle_run is None:
         raise ValueError(f"methods {needs_expert} learn from an expert on the target: set oracle_timesteps > 0 "
                          "(the oracle is their expert) or give method_settings.<method>.expert=RUN_DIR")
     export_observations = _integer("export_observations", cfg.get("export_observations", 1000), minimum=1000)
     return PipelineConfig(
         source=source, source_run=source_run, target=target, methods=tuple(methods), budget=budget, seed=seed,
-        oracle_timesteps=oracle_timesteps, scratch=bool(cfg.get("scratch", True)),
+        oracle_timesteps=oracle_timesteps, oracle_run=oracle_run, scratch=bool(cfg.get("scratch", True)),
         random_baseline=bool(cfg.get("random_baseline", True)),
         episodes=_integer("episodes", cfg.get("episodes", 10), minimum=1),
         eval_seeds=_integer("eval_seeds", cfg.get("eval_seeds", 3), minimum=1),

@@ -32,7 +32,8 @@ def build_stages(config: PipelineConfig, out_dir: Path) -> list[Stage]:
                         {"source": source_fp, "target": config.target.to_dict(), "episodes": config.zero_shot_episodes},
                         lambda folder: _zero_shot(config, source_dir, folder), ("zero_shot.json",)))
     baseline_fp = {"source": source_fp, "target": config.target.to_dict(), "seed": config.seed}
-    if config.oracle_timesteps:
+    oracle_dir = config.oracle_run or (out_dir / ORACLE if config.oracle_timesteps else None)
+    if config.oracle_timesteps and config.oracle_run is None:
         stages.append(Stage(ORACLE, out_dir / ORACLE, config.oracle_timesteps,
                             {**baseline_fp, "timesteps": config.oracle_timesteps},
                             lambda folder: _train_baseline(config, source_dir, folder, config.oracle_timesteps),
@@ -41,15 +42,16 @@ def build_stages(config: PipelineConfig, out_dir: Path) -> list[Stage]:
         stages.append(Stage(scratch_folder(config), out_dir / scratch_folder(config), config.budget,
                             {**baseline_fp, "timesteps": config.budget},
                             lambda folder: _train_baseline(config, source_dir, folder, config.budget), ("model.zip",)))
-    expert = out_dir / ORACLE if config.oracle_timesteps else None
+    expert = oracle_dir
+    expert_fp = {"reuse": str(config.oracle_run)} if config.oracle_run else {"oracle": config.oracle_timesteps}
     for method in config.methods:
         fp = {**baseline_fp, "method": method.name, "settings": method.raw, "budget": config.budget,
-              "expert": _train_fingerprint(config.source) | {"oracle": config.oracle_timesteps} if expert else None}
+              "expert": expert_fp if expert else None}
         stages.append(Stage(f"transfer/{method.name}", out_dir / "transfer" / method.name, config.budget, fp,
                             _transfer_action(config, source_dir, method, expert), ("model.zip",)))
     report_fp = {"upstream": [s.digest for s in stages], "episodes": config.episodes, "seeds": config.eval_seeds}
     stages.append(Stage(REPORT, out_dir / REPORT, config.episodes * config.eval_seeds * 2000 * (len(config.methods) + 4),
-                        report_fp, lambda folder: _report(config, source_dir, out_dir, folder), ("report.json",)))
+                        report_fp, lambda folder: _report(config, source_dir, out_dir, oracle_dir, folder), ("report.json",)))
     if config.export:
         stages.append(Stage(EXPORT, out_dir / EXPORT, config.export_observations * 2,
                             {"report": stages[-1].digest, "observations": config.export_observations},
@@ -126,7 +128,8 @@ def _transfer_action(config: PipelineConfig, source_dir: Path, method: MethodRun
     return action
 
 
-def _report(config: PipelineConfig, source_dir: Path, out_dir: Path, folder: Path) -> dict[str, Any]:
+def _report(config: PipelineConfig, source_dir: Path, out_dir: Path, oracle_dir: Path | None,
+            folder: Path) -> dict[str, Any]:
     from sim2real.evaluation import Baselines, PolicyEntry, evaluate_policies
 
     policies = [PolicyEntry(source_dir, "zero_shot_source")]
@@ -134,7 +137,7 @@ def _report(config: PipelineConfig, source_dir: Path, out_dir: Path, folder: Pat
     baselines = Baselines(
         random=config.random_baseline,
         scratch={config.budget: out_dir / scratch_folder(config)} if config.scratch else {},
-        oracle=out_dir / ORACLE if config.oracle_timesteps else None,
+        oracle=oracle_dir,
     )
     report = evaluate_policies(policies, config.target, config.episodes, config.eval_seeds, folder,
                                baselines=baselines, zero_shot=source_dir, workers=config.workers)
