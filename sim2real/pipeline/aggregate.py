@@ -36,7 +36,9 @@ def aggregate_reports(paths: list[Path], seed: int = 0) -> dict[str, Any]:
     for path in paths:
         report = json.loads(path.read_text())
         for row in report.get("policies", []):
-            key = (report.get("env"), report.get("target"), row["name"], row.get("role"), row.get("method"), row.get("budget"))
+            # Baselines carry their budget in their name (scratch_20000); only adapted policies are split by budget.
+            budget = row.get("budget") if row.get("role") == "policy" else None
+            key = (report.get("env"), report.get("target"), row["name"], row.get("role"), row.get("method"), budget)
             groups[key].append(row)
     rows = [_summarize_group(dict(zip(GROUP_KEYS, key)), members, seed) for key, members in sorted(groups.items(), key=_order)]
     return {"runs": [str(p) for p in paths], "n_runs": len(paths), "policies": rows}
