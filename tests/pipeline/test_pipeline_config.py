@@ -60,3 +60,10 @@ def test_script_rejects_bad_input_before_any_stage(tmp_path: Path) -> None:
 def test_source_run_of_another_env_is_rejected(ppo_run: Path) -> None:
     with pytest.raises(ValueError, match="is for env 'inverted_pendulum', not 'inverted_double_pendulum'"):
         pipeline_config_from_dict(config_dict(f"source_run={ppo_run}"))
+
+
+def test_oracle_run_must_match_env_and_target(ppo_run: Path) -> None:
+    with pytest.raises(ValueError, match="oracle_run '.*' is for env 'inverted_pendulum', not 'inverted_double_pendulum'"):
+        pipeline_config_from_dict(config_dict(f"oracle_run={ppo_run}"))
+    with pytest.raises(ValueError, match="oracle_run '.*' was trained on target 'nominal', not 'overloaded'"):
+        pipeline_config_from_dict(config_dict("env=inverted_pendulum", f"oracle_run={ppo_run}"))
