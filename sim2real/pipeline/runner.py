@@ -21,7 +21,11 @@ def scratch_folder(config: PipelineConfig) -> str:
 
 
 def build_stages(config: PipelineConfig, out_dir: Path) -> list[Stage]:
-    """The pipeline's stages, in order, each with a fingerprint chaining its inputs'."""
+    """The pipeline's stages, in order, each with a fingerprint chaining its inputs'.
+
+    Stage costs are rough relative estimates (about one unit per PPO training step on a small env) used
+    only for the progress percentage and the remaining-time estimate.
+    """
     source_dir = config.source_run or out_dir / SOURCE
     source_fp = {"reuse": str(config.source_run)} if config.source_run else _train_fingerprint(config.source)
     stages: list[Stage] = []
@@ -50,10 +54,10 @@ def build_stages(config: PipelineConfig, out_dir: Path) -> list[Stage]:
         stages.append(Stage(f"transfer/{method.name}", out_dir / "transfer" / method.name, config.budget, fp,
                             _transfer_action(config, source_dir, method, expert), ("model.zip",)))
     report_fp = {"upstream": [s.digest for s in stages], "episodes": config.episodes, "seeds": config.eval_seeds}
-    stages.append(Stage(REPORT, out_dir / REPORT, config.episodes * config.eval_seeds * 2000 * (len(config.methods) + 4),
+    stages.append(Stage(REPORT, out_dir / REPORT, config.episodes * config.eval_seeds * 500 * (len(config.methods) + 4),
                         report_fp, lambda folder: _report(config, source_dir, out_dir, oracle_dir, folder), ("report.json",)))
     if config.export:
-        stages.append(Stage(EXPORT, out_dir / EXPORT, config.export_observations * 2,
+        stages.append(Stage(EXPORT, out_dir / EXPORT, config.export_observations * 15,
                             {"report": stages[-1].digest, "observations": config.export_observations},
                             lambda folder: _export_best(config, out_dir, folder), ("bundle/bundle.json",)))
     return stages
