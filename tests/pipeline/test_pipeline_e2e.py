@@ -72,3 +72,12 @@ def test_submitit_local_executor_runs_a_sweep(tmp_path: Path) -> None:
                      "oracle_timesteps=2000", "export=false", f"hydra.sweep.dir={tmp_path}")
     assert sweep.returncode == 0, sweep.stderr[-3000:]
     assert len(list(tmp_path.rglob("report.json"))) == 1
+
+
+@pytest.mark.slow
+def test_ray_launcher_runs_a_sweep_on_a_local_ray_instance(tmp_path: Path) -> None:
+    pytest.importorskip("hydra_plugins.hydra_ray_launcher", reason="hydra-ray-launcher (and ray) not installed")
+    sweep = pipeline("-m", "hydra/launcher=ray_cluster", "seed=0", "methods=[finetune]", "oracle_timesteps=0",
+                     "export=false", f"hydra.sweep.dir={tmp_path}")
+    assert sweep.returncode == 0, sweep.stderr[-3000:]
+    assert len(list(tmp_path.rglob("report.json"))) == 1
