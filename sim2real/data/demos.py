@@ -235,11 +235,9 @@ def record_expert_demonstrations(
 
 def env_spec_of_run(metadata: Mapping[str, Any]) -> EnvSpec:
     """The :class:`EnvSpec` recorded in a run's ``metadata.json``."""
-    from sim2real.training.config import env_spec_from_dict
+    from sim2real.training.config import env_spec_from_metadata
 
-    env_data = dict(metadata["env"])
-    return env_spec_from_dict({"name": env_data["name"], "kwargs": env_data.get("kwargs") or {},
-                               "max_episode_steps": env_data.get("max_episode_steps")})
+    return env_spec_from_metadata(metadata)
 
 
 def sidecar_path(path: str | Path) -> Path:

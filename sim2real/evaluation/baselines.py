@@ -18,7 +18,7 @@ from typing import Any
 
 from sim2real.randomization.spec import DynamicsSpec
 from sim2real.runs import load_metadata
-from sim2real.training.config import TrainConfig, algo_config_from_dict, env_spec_from_dict
+from sim2real.training.config import TrainConfig, algo_config_from_dict, env_spec_from_metadata
 from sim2real.training.loading import check_run_dir
 
 
@@ -82,9 +82,7 @@ def scratch_runs(value: Any) -> dict[int, Path]:
 
 def baseline_train_config(source_metadata: dict[str, Any], target: DynamicsSpec, timesteps: int, seed: int) -> TrainConfig:
     """A training config for a baseline: the source run's env and algorithm, on ``target``, no randomization."""
-    env_data = dict(source_metadata["env"])
-    env = env_spec_from_dict({"name": env_data["name"], "kwargs": env_data.get("kwargs") or {},
-                              "max_episode_steps": env_data.get("max_episode_steps")})
+    env = env_spec_from_metadata(source_metadata)
     algo_data = dict(source_metadata.get("algo_config") or {"name": source_metadata["algo"]})
     return TrainConfig(env=env, algo=algo_config_from_dict(algo_data, env.name), randomization=DynamicsSpec(),
                        target=target, timesteps=int(timesteps), seed=seed, checkpoint_every=0, eval_episodes=0,

@@ -25,7 +25,7 @@ from sim2real.evaluation.sweep import SweepSpec, sweep_jobs, sweep_result
 from sim2real.randomization.factory import validate_dynamics
 from sim2real.randomization.spec import DynamicsSpec
 from sim2real.runs import write_json_atomic
-from sim2real.training.config import env_spec_from_dict
+from sim2real.training.config import env_spec_from_metadata
 from sim2real.training.loading import check_run_dir, load_policy
 
 
@@ -84,9 +84,7 @@ def _positive(name: str, value: Any) -> int:
 
 
 def _env_spec(metadata: dict[str, Any]) -> EnvSpec:
-    env = dict(metadata["env"])
-    return env_spec_from_dict({"name": env["name"], "kwargs": env.get("kwargs") or {},
-                               "max_episode_steps": env.get("max_episode_steps")})
+    return env_spec_from_metadata(metadata)
 
 
 def _check_run(run_dir: Path, env_name: str | None, what: str) -> dict[str, Any]:

@@ -43,7 +43,7 @@ from sim2real.policies.deploy import (
 from sim2real.randomization.factory import make_env
 from sim2real.randomization.spec import DynamicsSpec
 from sim2real.runs import git_state, library_versions, write_json_atomic
-from sim2real.training.config import env_spec_from_dict
+from sim2real.training.config import env_spec_from_metadata
 from sim2real.training.loading import Policy, check_run_dir, load_policy
 
 MIN_PARITY_OBSERVATIONS = 1000
@@ -142,9 +142,7 @@ def check_output_dir(out_dir: Path, overwrite: bool) -> None:
 
 def run_dynamics(metadata: Mapping[str, Any]) -> tuple[EnvSpec, DynamicsSpec | None, DynamicsSpec | None]:
     """The env, randomization and target a run's policy acted in, from its ``metadata.json``."""
-    env_data = dict(metadata["env"])
-    env = env_spec_from_dict({"name": env_data["name"], "kwargs": env_data.get("kwargs") or {},
-                              "max_episode_steps": env_data.get("max_episode_steps")})
+    env = env_spec_from_metadata(metadata)
     randomization = DynamicsSpec.from_dict(metadata["randomization"], "randomization") if metadata.get("randomization") else None
     target = DynamicsSpec.from_dict(metadata["target"], "target") if metadata.get("target") else None
     return env, randomization, target

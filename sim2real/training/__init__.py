@@ -6,6 +6,7 @@ from sim2real.training.config import (
     TrainConfig,
     algo_config_from_dict,
     env_spec_from_dict,
+    env_spec_from_metadata,
     train_config_from_dict,
 )
 from sim2real.training.loading import ALGORITHM_CLASSES, ObsNormalizer, Policy, check_run_dir, load_policy
@@ -30,6 +31,7 @@ __all__ = [
     "check_run_dir",
     "env_factory",
     "env_spec_from_dict",
+    "env_spec_from_metadata",
     "load_policy",
     "make_vec_env",
     "save_final",

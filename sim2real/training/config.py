@@ -99,6 +99,26 @@ def env_spec_from_dict(data: Mapping[str, Any]) -> EnvSpec:
                    kwargs=dict(data.get("kwargs") or {}), max_episode_steps=data.get("max_episode_steps"))
 
 
+def env_spec_from_metadata(metadata: Mapping[str, Any]) -> EnvSpec:
+    """The :class:`EnvSpec` a run was made with, from its ``metadata.json``.
+
+    Registered robots come back by name (with the run's kwargs and episode limit); a robot given by its
+    own Gymnasium id or entry point comes back by that, so runs of user-defined robots load anywhere the
+    robot is importable.
+    """
+    from sim2real.envs.registry import ENVS
+
+    env = dict(metadata["env"])
+    data: dict[str, Any] = {"name": env["name"], "kwargs": env.get("kwargs") or {},
+                            "max_episode_steps": env.get("max_episode_steps")}
+    registered_id = ENVS.get(env["name"]).id if env["name"] in ENVS else None
+    if env.get("entry_point"):
+        data["entry_point"] = env["entry_point"]
+    elif env.get("id") and env["id"] != registered_id:
+        data["id"] = env["id"]
+    return env_spec_from_dict(data)
+
+
 def algo_config_from_dict(data: Mapping[str, Any], env_name: str) -> AlgoConfig:
     """Builds an :class:`AlgoConfig`, applying the per-env block ``env_overrides[env_name]`` if present."""
     data = _deep_merge(dict(data), dict(dict(data.get("env_overrides") or {}).get(env_name) or {}))

@@ -8,14 +8,14 @@ from typing import Any
 from sim2real.evaluation.rollout import rollout_returns
 from sim2real.randomization.spec import DynamicsSpec
 from sim2real.runs import update_metadata, write_json_atomic
-from sim2real.training.config import env_spec_from_dict
+from sim2real.training.config import env_spec_from_metadata
 from sim2real.training.loading import load_policy
 
 
 def evaluate_run(run_dir: str | Path, targets: tuple[DynamicsSpec, ...], episodes: int, seed: int) -> list[dict[str, Any]]:
     """Evaluates a run's policy on nominal and each target; writes ``eval.json`` into the run folder."""
     policy = load_policy(run_dir)
-    env = env_spec_from_dict(_env_dict(policy.metadata))
+    env = env_spec_from_metadata(policy.metadata)
     results = []
     for target in (DynamicsSpec(), *targets):
         outcome = rollout_returns(policy.act, env, episodes, seed, target=target)
@@ -32,17 +32,6 @@ def evaluate_run(run_dir: str | Path, targets: tuple[DynamicsSpec, ...], episode
     write_json_atomic(Path(run_dir) / "eval.json", {"seed": seed, "results": results})
     update_metadata(run_dir, eval={row["target"]: row["mean"] for row in results})
     return results
-
-
-def _env_dict(metadata: dict[str, Any]) -> dict[str, Any]:
-    env = dict(metadata["env"])
-    registered_id = env.pop("id", None)
-    spec = {"name": env["name"], "kwargs": env.get("kwargs") or {}, "max_episode_steps": env.get("max_episode_steps")}
-    from sim2real.envs.registry import ENVS
-
-    if env["name"] not in ENVS and registered_id:
-        spec["id"] = registered_id
-    return spec
 
 
 def format_eval_table(results: list[dict[str, Any]]) -> str:

@@ -88,8 +88,8 @@ def run_metadata(config: TrainConfig) -> dict[str, Any]:
     """The fields a training run records in ``metadata.json``."""
     return {
         "kind": "train",
-        "env": {"name": config.env.name, "id": config.env.label, "kwargs": config.env.kwargs,
-                "max_episode_steps": config.env.max_episode_steps},
+        "env": {"name": config.env.name, "id": config.env.id, "entry_point": config.env.entry_point,
+                "kwargs": config.env.kwargs, "max_episode_steps": config.env.max_episode_steps},
         "algo": config.algo.name,
         "algo_config": {**asdict(config.algo), "network": asdict(config.algo.network)},
         "seed": config.seed,

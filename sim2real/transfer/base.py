@@ -26,7 +26,7 @@ from sim2real.randomization.factory import make_env, validate_dynamics
 from sim2real.randomization.spec import DynamicsSpec
 from sim2real.registry import Registry
 from sim2real.runs import MODEL_FILE, VECNORMALIZE_FILE, atomic_path, update_metadata
-from sim2real.training.config import env_spec_from_dict
+from sim2real.training.config import env_spec_from_metadata
 from sim2real.training.loading import Policy, check_run_dir, load_policy
 from sim2real.transfer.budget import CountedEnv, TargetBudget
 
@@ -158,9 +158,7 @@ def load_setup(source_dir: str | Path, target: DynamicsSpec, budget: int, seed: 
     metadata = check_run_dir(source_dir)
     if metadata.get("complete") is False:
         raise ValueError(f"source run '{source_dir}' is incomplete (complete: false in its metadata.json)")
-    env_data = dict(metadata["env"])
-    env = env_spec_from_dict({"name": env_data["name"], "kwargs": env_data.get("kwargs") or {},
-                              "max_episode_steps": env_data.get("max_episode_steps")})
+    env = env_spec_from_metadata(metadata)
     if expect_env is not None and env.name != expect_env:
         raise ValueError(f"source run '{source_dir}' is for env '{env.name}', not '{expect_env}'")
     randomization = DynamicsSpec.from_dict(metadata.get("randomization"), default_name="source")

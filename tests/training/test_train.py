@@ -110,3 +110,21 @@ def test_train_script_rejects_bad_input_before_training(tmp_path: Path, override
     assert message in result.stderr + result.stdout
     assert not (tmp_path / "model.zip").exists()
     assert not (tmp_path / "metadata.json").exists()
+
+
+def test_env_spec_from_metadata_for_registered_and_custom_robots() -> None:
+    from sim2real.randomization import make_env
+    from sim2real.training import env_spec_from_metadata
+
+    registered = env_spec_from_metadata({"env": {"name": "hopper", "id": "Hopper-v5", "kwargs": {}}})
+    assert (registered.name, registered.id) == ("hopper", "Hopper-v5")
+    by_id = env_spec_from_metadata({"env": {"name": "my_pendulum", "id": "InvertedPendulum-v5",
+                                            "kwargs": {"reset_noise_scale": 0.02}, "max_episode_steps": 200}})
+    assert (by_id.id, by_id.kwargs, by_id.max_episode_steps) == ("InvertedPendulum-v5", {"reset_noise_scale": 0.02}, 200)
+    by_entry_point = env_spec_from_metadata({"env": {
+        "name": "my_robot", "id": None, "entry_point": "gymnasium.envs.mujoco.inverted_pendulum_v5:InvertedPendulumEnv",
+        "kwargs": {}, "max_episode_steps": 100}})
+    env = make_env(by_entry_point)
+    env.reset(seed=0)
+    assert env.spec is None or env.spec.max_episode_steps in (None, 100)
+    env.close()
