@@ -2,33 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 
 from sim2real.export import export_bundle
 from sim2real.training import train
 from tests.conftest import tiny_train_config
 
 
-@contextlib.contextmanager
-def one_torch_thread() -> Iterator[None]:
-    """Trains with one torch thread (much faster than two contended threads on a small, busy machine)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def _tiny_off_policy_run(factory: pytest.TempPathFactory, algo: str) -> Path:
     run_dir = factory.mktemp(f"{algo}_run")
-    with one_torch_thread():
-        train(tiny_train_config(algo, timesteps=300), run_dir)  # 100 gradient steps: enough for parity
+    train(tiny_train_config(algo, timesteps=300), run_dir)  # 100 gradient steps: enough for parity
     return run_dir
 
 
@@ -46,9 +31,8 @@ def td3_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def trained_ppo_run(request: pytest.FixtureRequest) -> Path:
-    """The shared PPO run (VecNormalize on), trained with one torch thread if not yet trained."""
-    with one_torch_thread():
-        return request.getfixturevalue("ppo_run")
+    """The shared PPO run (VecNormalize on)."""
+    return request.getfixturevalue("ppo_run")
 
 
 def _export(factory: pytest.TempPathFactory, run_dir: Path, algo: str) -> Path:

@@ -4,41 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from stable_baselines3 import PPO, SAC
 
 from sim2real.data import collect_demonstrations, record_expert_demonstrations, save_demonstrations
-from sim2real.data.experts import save_lqr_expert
 from sim2real.presets import target_spec
 from sim2real.randomization.factory import make_env
 from sim2real.training import load_policy, train
 from sim2real.transfer import METHODS, prepare_transfer, run_transfer
 from sim2real.transfer.bc import action_error, normalize_observations
 from tests.conftest import tiny_train_config
-
-TARGET = "high_gravity"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread() -> Iterator[None]:
-    """Tiny networks train several times faster on one thread, especially on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def expert(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An LQR oracle designed on the target: a perfect, training-free expert."""
-    run_dir = tmp_path_factory.mktemp("lqr_expert")
-    save_lqr_expert(run_dir, "inverted_pendulum", target_spec(TARGET))
-    return run_dir
+from tests.transfer.conftest import TARGET
 
 
 @pytest.fixture(scope="module")
