@@ -9,6 +9,7 @@ same parameter handles (:class:`sim2real.envs.parameters.ParameterSet`) automati
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +45,11 @@ class EnvSpec:
         """The Gymnasium id, or the entry point, for metadata and messages."""
         return self.id or str(self.entry_point)
 
+    def to_record(self) -> dict[str, Any]:
+        """The ``env`` entry of a run's ``metadata.json`` (read back by :func:`env_spec_from_record`)."""
+        return {"name": self.name, "id": self.id, "entry_point": self.entry_point, "kwargs": dict(self.kwargs),
+                "max_episode_steps": self.max_episode_steps}
+
 
 ENVS: Registry[EnvSpec] = Registry("env")
 
@@ -74,6 +80,37 @@ def resolve_env(name: str | EnvSpec, **overrides: Any) -> EnvSpec:
         fields = {**spec.__dict__, **{k: v for k, v in overrides.items() if v is not None}}
         spec = EnvSpec(**fields)
     return spec
+
+
+def env_spec_from_dict(data: Mapping[str, Any]) -> EnvSpec:
+    """Builds an :class:`EnvSpec` from an env config (``name`` plus optional ``id``/``entry_point``/``kwargs``)."""
+    data = dict(data)
+    name = str(data.pop("name"))
+    unknown = set(data) - {"id", "entry_point", "kwargs", "max_episode_steps"}
+    if unknown:
+        raise ValueError(f"env '{name}': unknown keys {sorted(unknown)}; valid: id, entry_point, kwargs, max_episode_steps")
+    if data.get("id") is None and data.get("entry_point") is None:
+        return resolve_env(name, kwargs=dict(data.get("kwargs") or {}) or None, max_episode_steps=data.get("max_episode_steps"))
+    return EnvSpec(name=name, id=data.get("id"), entry_point=data.get("entry_point"),
+                   kwargs=dict(data.get("kwargs") or {}), max_episode_steps=data.get("max_episode_steps"))
+
+
+def env_spec_from_record(record: Mapping[str, Any]) -> EnvSpec:
+    """The :class:`EnvSpec` a run was made with, from the ``env`` entry of its ``metadata.json``.
+
+    Registered robots come back by name (with the run's kwargs and episode limit); a robot given by its
+    own Gymnasium id or entry point comes back by that, so runs of user-defined robots load anywhere the
+    robot is importable.
+    """
+    env = dict(record)
+    data: dict[str, Any] = {"name": env["name"], "kwargs": env.get("kwargs") or {},
+                            "max_episode_steps": env.get("max_episode_steps")}
+    registered_id = ENVS.get(env["name"]).id if env["name"] in ENVS else None
+    if env.get("entry_point"):
+        data["entry_point"] = env["entry_point"]
+    elif env.get("id") and env["id"] != registered_id:
+        data["id"] = env["id"]
+    return env_spec_from_dict(data)
 
 
 def make_base_env(spec: EnvSpec, render_mode: str | None = None) -> gym.Env:

@@ -24,10 +24,11 @@ import numpy as np
 import torch
 
 from sim2real.export import build_deployable, export_bundle, record_rollouts, run_dynamics
+from sim2real.policies import load_policy
 from sim2real.policies.deploy import TORCHSCRIPT_FILE, DeployedPolicy
 from sim2real.presets import load_preset
 from sim2real.runs import load_metadata
-from sim2real.training import load_policy, train, train_config_from_dict
+from sim2real.training import train, train_config_from_dict
 
 TARGET_SPEEDUP = 15.0
 

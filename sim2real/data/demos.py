@@ -235,9 +235,9 @@ def record_expert_demonstrations(
 
 def env_spec_of_run(metadata: Mapping[str, Any]) -> EnvSpec:
     """The :class:`EnvSpec` recorded in a run's ``metadata.json``."""
-    from sim2real.training.config import env_spec_from_metadata
+    from sim2real.envs.registry import env_spec_from_record
 
-    return env_spec_from_metadata(metadata)
+    return env_spec_from_record(metadata["env"])
 
 
 def sidecar_path(path: str | Path) -> Path:

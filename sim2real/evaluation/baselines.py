@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sim2real.envs.registry import env_spec_from_record
 from sim2real.randomization.spec import DynamicsSpec
 from sim2real.runs import load_metadata
-from sim2real.training.config import TrainConfig, algo_config_from_dict, env_spec_from_metadata
+from sim2real.training.config import TrainConfig, algo_config_from_dict
 from sim2real.training.loading import check_run_dir
 
 
@@ -82,7 +83,7 @@ def scratch_runs(value: Any) -> dict[int, Path]:
 
 def baseline_train_config(source_metadata: dict[str, Any], target: DynamicsSpec, timesteps: int, seed: int) -> TrainConfig:
     """A training config for a baseline: the source run's env and algorithm, on ``target``, no randomization."""
-    env = env_spec_from_metadata(source_metadata)
+    env = env_spec_from_record(source_metadata["env"])
     algo_data = dict(source_metadata.get("algo_config") or {"name": source_metadata["algo"]})
     return TrainConfig(env=env, algo=algo_config_from_dict(algo_data, env.name), randomization=DynamicsSpec(),
                        target=target, timesteps=int(timesteps), seed=seed, checkpoint_every=0, eval_episodes=0,

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from sim2real.envs.registry import EnvSpec
+from sim2real.envs.registry import EnvSpec, env_spec_from_record
 from sim2real.evaluation.baselines import Baselines, train_baseline
 from sim2real.evaluation.parallel import RANDOM_POLICY, RolloutJob, episode_seed_bases, run_jobs
 from sim2real.evaluation.report import EvaluatedPolicy, Report, build_report, write_report
@@ -25,7 +25,6 @@ from sim2real.evaluation.sweep import SweepSpec, sweep_jobs, sweep_result
 from sim2real.randomization.factory import validate_dynamics
 from sim2real.randomization.spec import DynamicsSpec
 from sim2real.runs import write_json_atomic
-from sim2real.training.config import env_spec_from_metadata
 from sim2real.training.loading import check_run_dir, load_policy
 
 
@@ -84,7 +83,7 @@ def _positive(name: str, value: Any) -> int:
 
 
 def _env_spec(metadata: dict[str, Any]) -> EnvSpec:
-    return env_spec_from_metadata(metadata)
+    return env_spec_from_record(metadata["env"])
 
 
 def _check_run(run_dir: Path, env_name: str | None, what: str) -> dict[str, Any]:

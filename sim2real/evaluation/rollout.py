@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from sim2real.envs.registry import EnvSpec
+from sim2real.episodes import ActFn, run_steps
 from sim2real.randomization.factory import make_env
 from sim2real.randomization.spec import DynamicsSpec
-
-ActFn = Callable[[np.ndarray], np.ndarray]
+from sim2real.validation import require_int
 
 
 @dataclass(frozen=True)
@@ -45,29 +44,22 @@ def rollout_returns(
     """Runs ``episodes`` episodes; episode ``i`` resets with seed ``seed + i`` (same seeds, same episodes).
 
     Args:
-        act: Maps one raw observation to an action (e.g. ``Policy.act``).
+        act: Maps one raw observation to an action: a :class:`~sim2real.policies.Policy` (reset at every
+            episode start) or any function.
         env: The robot.
         episodes: How many episodes (>= 1).
         seed: Seed of the first episode.
         target: Dynamics to evaluate on (None: nominal).
         randomization: Optional randomization on top (to evaluate on the training distribution).
     """
-    if episodes < 1:
-        raise ValueError(f"episodes={episodes} must be >= 1")
+    require_int("episodes", episodes, minimum=1)
     environment = make_env(env, randomization=randomization, target=target)
-    returns, lengths, blowups = [], [], 0
+    returns, lengths, blowups = np.zeros(episodes), np.zeros(episodes, dtype=int), 0
     try:
-        for i in range(episodes):
-            obs, _ = environment.reset(seed=seed + i)
-            total, steps, done = 0.0, 0, False
-            while not done:
-                obs, reward, terminated, truncated, info = environment.step(act(obs))
-                total += float(reward)
-                steps += 1
-                done = terminated or truncated
-                blowups += int(bool(info.get("physics_unstable")))
-            returns.append(total)
-            lengths.append(steps)
+        for step in run_steps(environment, act, seed, episodes=episodes, reset=getattr(act, "reset", None)):
+            returns[step.episode] += step.reward
+            lengths[step.episode] += 1
+            blowups += int(bool(step.info.get("physics_unstable")))
     finally:
         environment.close()
-    return RolloutResult(np.array(returns), np.array(lengths), blowups)
+    return RolloutResult(returns, lengths, blowups)

@@ -26,7 +26,7 @@ import numpy as np
 import onnx
 import torch
 
-from sim2real.envs.registry import EnvSpec
+from sim2real.envs.registry import EnvSpec, env_spec_from_record
 from sim2real.export.graph import NORMALIZATION_FORMULA, DeployableActor, action_processing, build_deployable
 from sim2real.export.parity import Rollouts, onnx_parity, parity_report, record_rollouts, torchscript_parity
 from sim2real.policies.deploy import (
@@ -43,7 +43,6 @@ from sim2real.policies.deploy import (
 from sim2real.randomization.factory import make_env
 from sim2real.randomization.spec import DynamicsSpec
 from sim2real.runs import git_state, library_versions, write_json_atomic
-from sim2real.training.config import env_spec_from_metadata
 from sim2real.training.loading import Policy, check_run_dir, load_policy
 
 MIN_PARITY_OBSERVATIONS = 1000
@@ -142,7 +141,7 @@ def check_output_dir(out_dir: Path, overwrite: bool) -> None:
 
 def run_dynamics(metadata: Mapping[str, Any]) -> tuple[EnvSpec, DynamicsSpec | None, DynamicsSpec | None]:
     """The env, randomization and target a run's policy acted in, from its ``metadata.json``."""
-    env = env_spec_from_metadata(metadata)
+    env = env_spec_from_record(metadata["env"])
     randomization = DynamicsSpec.from_dict(metadata["randomization"], "randomization") if metadata.get("randomization") else None
     target = DynamicsSpec.from_dict(metadata["target"], "target") if metadata.get("target") else None
     return env, randomization, target

@@ -96,7 +96,7 @@ def _train_source(config: PipelineConfig, folder: Path) -> dict[str, Any]:
 
 def _zero_shot(config: PipelineConfig, source_dir: Path, folder: Path) -> dict[str, Any]:
     from sim2real.evaluation import rollout_returns
-    from sim2real.training import load_policy
+    from sim2real.policies import load_policy
 
     policy = load_policy(source_dir)
     n, seed = config.zero_shot_episodes, 10_000 + config.seed

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sim2real.envs.registry import EnvSpec, resolve_env
+from sim2real.envs.registry import EnvSpec, env_spec_from_dict
 from sim2real.policies.networks import NetworkConfig
 from sim2real.randomization.spec import DynamicsSpec
 
@@ -84,39 +84,6 @@ class TrainConfig:
             raise ValueError(f"checkpoint_every={self.checkpoint_every} must be >= 0")
         if self.eval_episodes < 0:
             raise ValueError(f"eval_episodes={self.eval_episodes} must be >= 0")
-
-
-def env_spec_from_dict(data: Mapping[str, Any]) -> EnvSpec:
-    """Builds an :class:`EnvSpec` from an env config (``name`` plus optional ``id``/``entry_point``/``kwargs``)."""
-    data = dict(data)
-    name = str(data.pop("name"))
-    unknown = set(data) - {"id", "entry_point", "kwargs", "max_episode_steps"}
-    if unknown:
-        raise ValueError(f"env '{name}': unknown keys {sorted(unknown)}; valid: id, entry_point, kwargs, max_episode_steps")
-    if data.get("id") is None and data.get("entry_point") is None:
-        return resolve_env(name, kwargs=dict(data.get("kwargs") or {}) or None, max_episode_steps=data.get("max_episode_steps"))
-    return EnvSpec(name=name, id=data.get("id"), entry_point=data.get("entry_point"),
-                   kwargs=dict(data.get("kwargs") or {}), max_episode_steps=data.get("max_episode_steps"))
-
-
-def env_spec_from_metadata(metadata: Mapping[str, Any]) -> EnvSpec:
-    """The :class:`EnvSpec` a run was made with, from its ``metadata.json``.
-
-    Registered robots come back by name (with the run's kwargs and episode limit); a robot given by its
-    own Gymnasium id or entry point comes back by that, so runs of user-defined robots load anywhere the
-    robot is importable.
-    """
-    from sim2real.envs.registry import ENVS
-
-    env = dict(metadata["env"])
-    data: dict[str, Any] = {"name": env["name"], "kwargs": env.get("kwargs") or {},
-                            "max_episode_steps": env.get("max_episode_steps")}
-    registered_id = ENVS.get(env["name"]).id if env["name"] in ENVS else None
-    if env.get("entry_point"):
-        data["entry_point"] = env["entry_point"]
-    elif env.get("id") and env["id"] != registered_id:
-        data["id"] = env["id"]
-    return env_spec_from_dict(data)
 
 
 def algo_config_from_dict(data: Mapping[str, Any], env_name: str) -> AlgoConfig:

@@ -6,19 +6,17 @@ from pathlib import Path
 from typing import Any
 
 from sim2real.evaluation.rollout import rollout_returns
+from sim2real.policies.policy import Policy
 from sim2real.randomization.spec import DynamicsSpec
 from sim2real.runs import update_metadata, write_json_atomic
-from sim2real.training.config import env_spec_from_metadata
-from sim2real.training.loading import load_policy
 
 
 def evaluate_run(run_dir: str | Path, targets: tuple[DynamicsSpec, ...], episodes: int, seed: int) -> list[dict[str, Any]]:
     """Evaluates a run's policy on nominal and each target; writes ``eval.json`` into the run folder."""
-    policy = load_policy(run_dir)
-    env = env_spec_from_metadata(policy.metadata)
+    policy = Policy.load(run_dir)
     results = []
     for target in (DynamicsSpec(), *targets):
-        outcome = rollout_returns(policy.act, env, episodes, seed, target=target)
+        outcome = rollout_returns(policy, policy.info.env, episodes, seed, target=target)
         results.append({
             "target": target.name,
             "mean": float(outcome.returns.mean()),

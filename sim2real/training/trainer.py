@@ -20,12 +20,12 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv,
 
 from sim2real.envs.registry import EnvSpec
 from sim2real.policies.networks import policy_kwargs
+from sim2real.policies.policy import ALGORITHM_CLASSES
 from sim2real.randomization.factory import make_env, validate_dynamics
 from sim2real.randomization.spec import DynamicsSpec
 from sim2real.runs import MODEL_FILE, VECNORMALIZE_FILE, atomic_path, load_metadata, update_metadata
 from sim2real.training.callbacks import CheckpointEvery, DynamicsLogger, latest_checkpoint, save_checkpoint
 from sim2real.training.config import AlgoConfig, TrainConfig
-from sim2real.training.loading import ALGORITHM_CLASSES
 
 
 def env_factory(env: EnvSpec, randomization: DynamicsSpec | None, target: DynamicsSpec | None) -> Callable[[], gym.Env]:
@@ -88,8 +88,7 @@ def run_metadata(config: TrainConfig) -> dict[str, Any]:
     """The fields a training run records in ``metadata.json``."""
     return {
         "kind": "train",
-        "env": {"name": config.env.name, "id": config.env.id, "entry_point": config.env.entry_point,
-                "kwargs": config.env.kwargs, "max_episode_steps": config.env.max_episode_steps},
+        "env": config.env.to_record(),
         "algo": config.algo.name,
         "algo_config": {**asdict(config.algo), "network": asdict(config.algo.network)},
         "seed": config.seed,

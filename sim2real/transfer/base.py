@@ -21,12 +21,11 @@ import gymnasium as gym
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecNormalize
 
-from sim2real.envs.registry import EnvSpec
+from sim2real.envs.registry import EnvSpec, env_spec_from_record
 from sim2real.randomization.factory import make_env, validate_dynamics
 from sim2real.randomization.spec import DynamicsSpec
 from sim2real.registry import Registry
 from sim2real.runs import MODEL_FILE, VECNORMALIZE_FILE, atomic_path, update_metadata
-from sim2real.training.config import env_spec_from_metadata
 from sim2real.training.loading import Policy, check_run_dir, load_policy
 from sim2real.transfer.budget import CountedEnv, TargetBudget
 
@@ -158,7 +157,7 @@ def load_setup(source_dir: str | Path, target: DynamicsSpec, budget: int, seed: 
     metadata = check_run_dir(source_dir)
     if metadata.get("complete") is False:
         raise ValueError(f"source run '{source_dir}' is incomplete (complete: false in its metadata.json)")
-    env = env_spec_from_metadata(metadata)
+    env = env_spec_from_record(metadata["env"])
     if expect_env is not None and env.name != expect_env:
         raise ValueError(f"source run '{source_dir}' is for env '{env.name}', not '{expect_env}'")
     randomization = DynamicsSpec.from_dict(metadata.get("randomization"), default_name="source")

@@ -18,9 +18,9 @@ from sim2real.data import (
 )
 from sim2real.data.experts import save_lqr_expert
 from sim2real.evaluation.rollout import rollout_returns
+from sim2real.policies import load_policy
 from sim2real.presets import target_spec
 from sim2real.randomization.factory import make_env
-from sim2real.training import load_policy
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sim2real.envs.registry import env_spec_from_dict
 from sim2real.evaluation import (
     Baselines,
     EvalSettings,
@@ -24,7 +25,6 @@ from sim2real.presets import target_spec
 from sim2real.randomization.spec import DynamicsSpec
 from sim2real.runs import update_metadata
 from sim2real.training import train
-from sim2real.training.config import env_spec_from_dict
 from tests.conftest import tiny_train_config
 
 FAST = EvalSettings(resamples=500, similarity=None)

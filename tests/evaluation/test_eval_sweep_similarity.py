@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sim2real.envs.registry import env_spec_from_dict
 from sim2real.evaluation import (
     EvalSettings,
     SimilaritySettings,
@@ -19,10 +20,9 @@ from sim2real.evaluation import (
     rollout_returns,
 )
 from sim2real.evaluation.parallel import episode_seed_bases
+from sim2real.policies import load_policy
 from sim2real.presets import target_spec
 from sim2real.randomization.spec import DynamicsSpec
-from sim2real.training import load_policy
-from sim2real.training.config import env_spec_from_dict
 
 PENDULUM = env_spec_from_dict({"name": "inverted_pendulum"})
 

@@ -13,9 +13,8 @@ import numpy as np
 import pytest
 
 from sim2real.evaluation import rollout_returns
-from sim2real.policies import deploy
+from sim2real.policies import deploy, load_policy
 from sim2real.policies.deploy import BUNDLE_FILE, ONNX_FILE, TORCHSCRIPT_FILE, BundleError, DeployedPolicy
-from sim2real.training import load_policy
 from tests.conftest import REPO
 
 

@@ -12,10 +12,10 @@ import torch
 
 from sim2real.export import ExportSettings, ParityError, export_bundle, export_settings_from_dict
 from sim2real.export import bundle as bundle_module
+from sim2real.policies import load_policy
 from sim2real.policies.deploy import BUNDLE_FILE, ONNX_FILE, TORCHSCRIPT_FILE, DeployedPolicy, sha256_file
 from sim2real.presets import load_preset
 from sim2real.runs import git_state, read_json, update_metadata
-from sim2real.training import load_policy
 from sim2real.training.loading import ObsNormalizer
 
 ALGOS = ("ppo", "sac", "td3")

@@ -11,8 +11,9 @@ import pytest
 from stable_baselines3.common.callbacks import BaseCallback
 
 from sim2real.evaluation import rollout_returns
+from sim2real.policies import load_policy
 from sim2real.runs import load_metadata
-from sim2real.training import load_policy, train
+from sim2real.training import train
 from sim2real.training.callbacks import latest_checkpoint
 from tests.conftest import REPO, tiny_train_config
 
@@ -112,18 +113,18 @@ def test_train_script_rejects_bad_input_before_training(tmp_path: Path, override
     assert not (tmp_path / "metadata.json").exists()
 
 
-def test_env_spec_from_metadata_for_registered_and_custom_robots() -> None:
+def test_env_spec_from_record_for_registered_and_custom_robots() -> None:
+    from sim2real.envs.registry import env_spec_from_record
     from sim2real.randomization import make_env
-    from sim2real.training import env_spec_from_metadata
 
-    registered = env_spec_from_metadata({"env": {"name": "hopper", "id": "Hopper-v5", "kwargs": {}}})
+    registered = env_spec_from_record({"name": "hopper", "id": "Hopper-v5", "kwargs": {}})
     assert (registered.name, registered.id) == ("hopper", "Hopper-v5")
-    by_id = env_spec_from_metadata({"env": {"name": "my_pendulum", "id": "InvertedPendulum-v5",
-                                            "kwargs": {"reset_noise_scale": 0.02}, "max_episode_steps": 200}})
+    by_id = env_spec_from_record({"name": "my_pendulum", "id": "InvertedPendulum-v5",
+                                     "kwargs": {"reset_noise_scale": 0.02}, "max_episode_steps": 200})
     assert (by_id.id, by_id.kwargs, by_id.max_episode_steps) == ("InvertedPendulum-v5", {"reset_noise_scale": 0.02}, 200)
-    by_entry_point = env_spec_from_metadata({"env": {
+    by_entry_point = env_spec_from_record({
         "name": "my_robot", "id": None, "entry_point": "gymnasium.envs.mujoco.inverted_pendulum_v5:InvertedPendulumEnv",
-        "kwargs": {}, "max_episode_steps": 100}})
+        "kwargs": {}, "max_episode_steps": 100})
     env = make_env(by_entry_point)
     env.reset(seed=0)
     assert env.spec is None or env.spec.max_episode_steps in (None, 100)

@@ -11,9 +11,10 @@ import pytest
 from stable_baselines3 import PPO, SAC
 
 from sim2real.data import collect_demonstrations, record_expert_demonstrations, save_demonstrations
+from sim2real.policies import load_policy
 from sim2real.presets import target_spec
 from sim2real.randomization.factory import make_env
-from sim2real.training import load_policy, train
+from sim2real.training import train
 from sim2real.transfer import METHODS, prepare_transfer, run_transfer
 from sim2real.transfer.bc import action_error, normalize_observations
 from tests.conftest import tiny_train_config

@@ -9,9 +9,9 @@ import pytest
 
 from sim2real.data import collect_demonstrations
 from sim2real.evaluation.rollout import rollout_returns
+from sim2real.policies import load_policy
 from sim2real.presets import target_spec
 from sim2real.randomization.factory import make_env
-from sim2real.training import load_policy
 from sim2real.transfer import prepare_transfer, run_transfer
 from sim2real.transfer.bc import action_error, normalize_observations
 from tests.transfer.conftest import TARGET

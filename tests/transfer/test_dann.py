@@ -9,8 +9,9 @@ import pytest
 import torch
 from stable_baselines3 import PPO, SAC, TD3
 
+from sim2real.policies import load_policy
 from sim2real.presets import target_spec
-from sim2real.training import build_model, load_policy, make_vec_env
+from sim2real.training import build_model, make_vec_env
 from sim2real.transfer import prepare_transfer, run_transfer
 from sim2real.transfer.dann import reverse_gradient
 from sim2real.transfer.policy_parts import (

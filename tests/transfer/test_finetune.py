@@ -12,8 +12,9 @@ import torch
 from stable_baselines3 import PPO, SAC
 
 from sim2real.evaluation import rollout_returns
+from sim2real.policies import load_policy
 from sim2real.presets import target_spec
-from sim2real.training import load_policy, train
+from sim2real.training import train
 from sim2real.transfer import prepare_transfer, run_transfer
 from sim2real.transfer.finetune import ppo_rollout_plan
 from sim2real.transfer.policy_parts import encoder_linear_layers

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
+from sim2real.policies import load_policy
 from sim2real.presets import to_dict
-from sim2real.training import load_policy
 from sim2real.transfer import METHODS
 from tests.conftest import REPO
 

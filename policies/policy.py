@@ -1,0 +1,180 @@
+"""The policy every method, the evaluator, the exporter and the pipeline share.
+
+A :class:`Policy` is an SB3 model plus its frozen observation normalization plus what its run folder
+says about it (:class:`~sim2real.policies.run_info.RunInfo`). It acts on raw observations (one or a
+batch), has a ``reset()`` for policies that carry state between steps, exposes the actor's encoder/head
+split (through :mod:`sim2real.policies.networks`, the one place that knows SB3's layout), and makes
+trainable copies of itself.
+
+Example::
+
+    policy = Policy.load("runs/hopper_dr")
+    policy.reset()
+    action = policy.act(obs)                      # raw observation in, env action out
+    student = policy.trainable_copy()             # a fresh model to adapt; the source stays untouched
+    features = student.features(student.obs_tensor(observations))
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from stable_baselines3 import PPO, SAC, TD3
+from stable_baselines3.common.base_class import BaseAlgorithm
+from torch import nn
+
+from sim2real.policies import networks
+from sim2real.policies.run_info import RunInfo, read_run_info
+
+ALGORITHM_CLASSES: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "sac": SAC, "td3": TD3}
+
+
+@dataclass(frozen=True)
+class ObsNormalizer:
+    """Frozen VecNormalize observation statistics: ``clip((obs - mean) / sqrt(var + eps), -clip, clip)``."""
+
+    mean: np.ndarray
+    var: np.ndarray
+    clip: float
+    epsilon: float
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        return np.clip((obs - self.mean) / np.sqrt(self.var + self.epsilon), -self.clip, self.clip).astype(np.float32)
+
+    @classmethod
+    def from_vecnormalize_file(cls, path: str | Path) -> ObsNormalizer:
+        """Reads the statistics from a file written by ``VecNormalize.save``."""
+        with open(path, "rb") as handle:
+            vecnorm = pickle.load(handle)  # trusted: a file this toolkit wrote into its own run folder
+        rms = vecnorm.obs_rms
+        return cls(mean=np.asarray(rms.mean, np.float64), var=np.asarray(rms.var, np.float64),
+                   clip=float(vecnorm.clip_obs), epsilon=float(vecnorm.epsilon))
+
+
+class Policy:
+    """A trained policy acting on raw observations.
+
+    Args:
+        model: The SB3 model.
+        normalizer: Frozen observation statistics, or None if the policy takes raw observations.
+        info: What its run folder says (env, algorithm, provenance).
+    """
+
+    def __init__(self, model: BaseAlgorithm, normalizer: ObsNormalizer | None, info: RunInfo) -> None:
+        self.model = model
+        self.normalizer = normalizer
+        self.info = info
+
+    @classmethod
+    def load(cls, run_dir: str | Path, device: str = "cpu") -> Policy:
+        """Loads the final policy of a run folder (trained or adapted); ``ValueError`` says what is missing."""
+        info = read_run_info(run_dir)
+        model = ALGORITHM_CLASSES[info.algo].load(info.model_file, device=device)
+        stats = info.normalizer_file
+        normalizer = ObsNormalizer.from_vecnormalize_file(stats) if stats is not None else None
+        return cls(model, normalizer, info)
+
+    # ------------------------------------------------------------------ acting
+
+    @property
+    def run_dir(self) -> Path:
+        """The run folder it was loaded from."""
+        return self.info.run_dir
+
+    @property
+    def normalizer_file(self) -> Path | None:
+        """The run folder's ``vecnormalize.pkl`` (None if the policy takes raw observations)."""
+        return self.info.normalizer_file if self.normalizer is not None else None
+
+    def normalize(self, obs: np.ndarray) -> np.ndarray:
+        """Raw observations as the network takes them (float32)."""
+        obs = np.asarray(obs)
+        return self.normalizer(obs) if self.normalizer is not None else obs.astype(np.float32)
+
+    def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
+        """Actions for one raw observation or a batch, as ``model.predict`` gives them (clipped/unscaled)."""
+        action, _ = self.model.predict(self.normalize(obs), deterministic=deterministic)
+        return action
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        return self.act(obs)
+
+    def reset(self) -> None:
+        """Starts a new episode. A memoryless policy has nothing to forget; stateful policies override this."""
+
+    # ------------------------------------------------------------------ the actor's parts
+
+    @property
+    def encoder(self) -> nn.Module:
+        """The actor's feature encoder (shared with the model: training it trains the policy)."""
+        return networks.actor_encoder(self.model.policy)
+
+    @property
+    def head(self) -> nn.Module:
+        """The actor's action head (shared with the model)."""
+        return networks.actor_head(self.model.policy)
+
+    def encoder_layers(self) -> list[nn.Linear]:
+        """The encoder's ``Linear`` layers, input side first."""
+        return [module for module in self.encoder.modules() if isinstance(module, nn.Linear)]
+
+    @property
+    def feature_size(self) -> int:
+        """Width of the encoder's output."""
+        return self.encoder_layers()[-1].out_features
+
+    def actor_parameters(self) -> list[nn.Parameter]:
+        """The parameters that shape the deterministic action (not the critic, not PPO's ``log_std``)."""
+        return networks.actor_parameters(self.model.policy)
+
+    def obs_tensor(self, observations: np.ndarray, normalized: bool = False) -> torch.Tensor:
+        """Observations as a float32 tensor on the model's device (normalized here unless already)."""
+        data = np.asarray(observations, np.float32) if normalized else self.normalize(observations)
+        return torch.as_tensor(data, dtype=torch.float32, device=self.model.policy.device)
+
+    def features(self, obs: torch.Tensor) -> torch.Tensor:
+        """Encoder features of normalized observations, differentiable."""
+        return networks.actor_features(self.model.policy, obs)
+
+    def network_action(self, obs: torch.Tensor) -> torch.Tensor:
+        """The deterministic action of normalized observations in the network's own space (before SB3's
+        clipping or unscaling), differentiable."""
+        return self.model.policy._predict(obs, deterministic=True)
+
+    def to_network_space(self, actions: np.ndarray) -> np.ndarray:
+        """Env actions mapped into the space the network outputs (``[-1, 1]`` for squashed policies)."""
+        if self.model.policy.squash_output:
+            return np.clip(self.model.policy.scale_action(np.asarray(actions, np.float64)), -1.0, 1.0)
+        return np.asarray(actions)
+
+    def sync_target_actor(self) -> None:
+        """Copies the actor into TD3's target actor after the actor was trained outside SB3's loop."""
+        networks.sync_target_actor(self.model.policy)
+
+    # ------------------------------------------------------------------ copies
+
+    def trainable_copy(self, env: Any = None, device: str | None = None, **overrides: Any) -> Policy:
+        """An independent copy of the model (weights, optimizer state, hyperparameters) to adapt.
+
+        Args:
+            env: The (vectorized) env the copy will train on, if any.
+            device: Torch device of the copy (default: the model's).
+            overrides: Model attributes to replace at load (``learning_rate``, ``n_steps``, ...).
+        """
+        buffer = io.BytesIO()
+        self.model.save(buffer)
+        buffer.seek(0)
+        device = device or str(self.model.device)
+        model = type(self.model).load(buffer, env=env, device=device, **overrides)
+        return Policy(model, self.normalizer, self.info)
+
+
+def load_policy(run_dir: str | Path, device: str = "cpu") -> Policy:
+    """Loads the final policy of a run folder (:meth:`Policy.load`)."""
+    return Policy.load(run_dir, device=device)
