@@ -70,10 +70,22 @@ class AdaptedPolicy:
 
 
 class TransferMethod(ABC):
-    """Base class of transfer methods. Subclasses set ``name`` and ``Settings`` and implement ``adapt``."""
+    """Base class of transfer methods. Subclasses set ``name`` and ``Settings`` and implement ``adapt``.
+
+    Attributes:
+        name: The method's name in :data:`METHODS` and on the command line (``method=NAME``).
+        Settings: The method's settings dataclass.
+        needs_expert: The method learns from an expert's actions (BC, DAgger). Its settings have ``expert``
+            (a policy run folder) and ``dataset`` (demonstrations recorded from one); a pipeline that has an
+            expert on the target (its oracle) passes it as ``expert`` where neither is set.
+        needs_dataset: The method cannot run without a recorded dataset of target steps (its ``dataset``
+            setting); a pipeline must supply one.
+    """
 
     name: ClassVar[str]
     Settings: ClassVar[type]
+    needs_expert: ClassVar[bool] = False
+    needs_dataset: ClassVar[bool] = False
 
     def __init__(self, settings: Any) -> None:
         self.settings = settings

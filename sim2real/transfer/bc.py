@@ -316,6 +316,7 @@ class BehaviourCloning(TransferMethod):
 
     name = "bc"
     Settings = BCSettings
+    needs_expert = True
 
     def validate(self, setup: TransferSetup, source_metadata: dict[str, Any]) -> None:
         check_demonstration_settings(self.settings, setup, source_metadata)

@@ -99,6 +99,7 @@ class DAgger(TransferMethod):
 
     name = "dagger"
     Settings = DAggerSettings
+    needs_expert = True
 
     def validate(self, setup: TransferSetup, source_metadata: dict[str, Any]) -> None:
         settings: DAggerSettings = self.settings
