@@ -27,7 +27,6 @@ from sim2real.export import build_deployable, export_bundle, record_rollouts, ru
 from sim2real.policies import load_policy
 from sim2real.policies.deploy import TORCHSCRIPT_FILE, DeployedPolicy
 from sim2real.presets import load_preset
-from sim2real.runs import load_metadata
 from sim2real.training import train, train_config_from_dict
 
 TARGET_SPEEDUP = 15.0
@@ -108,7 +107,7 @@ def report(run_dir: Path, bundle_dir: Path, args: argparse.Namespace) -> None:
     module = build_deployable(policy)
     with torch.no_grad():
         scripted = torch.jit.load(str(bundle_dir / TORCHSCRIPT_FILE))
-    env, randomization, target = run_dynamics(load_metadata(run_dir))
+    env, randomization, target = run_dynamics(policy.info)
     observations = record_rollouts(policy, env, 1000, seed=0, randomization=randomization, target=target).observations
 
     def torch_fn(net: torch.nn.Module) -> Callable[[np.ndarray], object]:
@@ -126,7 +125,7 @@ def report(run_dir: Path, bundle_dir: Path, args: argparse.Namespace) -> None:
     singles = list(observations)
     batches = [observations[i:i + args.batch] for i in range(0, len(observations) - args.batch + 1, args.batch)]
     sb3 = policy.model.policy
-    print(f"\npolicy: {load_metadata(run_dir)['algo']} on {env.name}, actor {type(sb3).__name__}, "
+    print(f"\npolicy: {policy.info.algo} on {env.name}, actor {type(sb3).__name__}, "
           f"obs dim {deployed.obs_dim}, action dim {deployed.action_dim}")
     print(f"threads: onnxruntime 1 intra-op thread, torch {torch.get_num_threads()} thread; "
           f"median of {args.repeats} repeats x {args.calls} calls\n")

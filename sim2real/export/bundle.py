@@ -26,7 +26,7 @@ import numpy as np
 import onnx
 import torch
 
-from sim2real.envs.registry import EnvSpec, env_spec_from_record
+from sim2real.envs.registry import EnvSpec
 from sim2real.export.graph import NORMALIZATION_FORMULA, DeployableActor, action_processing, build_deployable
 from sim2real.export.parity import Rollouts, onnx_parity, parity_report, record_rollouts, torchscript_parity
 from sim2real.policies.deploy import (
@@ -40,10 +40,12 @@ from sim2real.policies.deploy import (
     TORCHSCRIPT_FILE,
     sha256_file,
 )
+from sim2real.policies.policy import Policy
+from sim2real.policies.run_info import RunInfo
 from sim2real.randomization.factory import make_env
 from sim2real.randomization.spec import DynamicsSpec
 from sim2real.runs import git_state, library_versions, write_json_atomic
-from sim2real.training.loading import Policy, check_run_dir, load_policy
+from sim2real.validation import require_bool, require_float, require_int, require_known_keys
 
 MIN_PARITY_OBSERVATIONS = 1000
 MIN_OPSET = 13
@@ -68,27 +70,17 @@ class ExportSettings:
     overwrite: bool = False
 
     def __post_init__(self) -> None:
-        if isinstance(self.observations, bool) or not isinstance(self.observations, int) \
-                or self.observations < MIN_PARITY_OBSERVATIONS:
-            raise ValueError(f"observations={self.observations!r} must be an integer >= {MIN_PARITY_OBSERVATIONS}")
-        if not (isinstance(self.tolerance, (int, float)) and 0 < float(self.tolerance) < float("inf")):
-            raise ValueError(f"tolerance={self.tolerance!r} must be a positive finite number")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise ValueError(f"seed={self.seed!r} must be an integer")
-        if isinstance(self.opset, bool) or not isinstance(self.opset, int) or self.opset < MIN_OPSET:
-            raise ValueError(f"opset={self.opset!r} must be an integer >= {MIN_OPSET}")
+        require_int("observations", self.observations, minimum=MIN_PARITY_OBSERVATIONS)
+        object.__setattr__(self, "tolerance", require_float("tolerance", self.tolerance, low=0.0, low_open=True))
+        require_int("seed", self.seed, minimum=0)
+        require_int("opset", self.opset, minimum=MIN_OPSET)
+        require_bool("overwrite", self.overwrite)
 
 
 def export_settings_from_dict(data: Mapping[str, Any]) -> ExportSettings:
     """Builds :class:`ExportSettings` from a plain dict (a resolved Hydra config), rejecting unknown keys."""
-    valid = set(ExportSettings.__dataclass_fields__)
-    unknown = set(data) - valid
-    if unknown:
-        raise ValueError(f"export: unknown settings {sorted(unknown)}; valid: {', '.join(sorted(valid))}")
-    values = dict(data)
-    if "tolerance" in values and isinstance(values["tolerance"], int) and not isinstance(values["tolerance"], bool):
-        values["tolerance"] = float(values["tolerance"])
-    return ExportSettings(**values)
+    require_known_keys("export", data, ExportSettings.__dataclass_fields__)
+    return ExportSettings(**data)
 
 
 def export_bundle(run_dir: str | Path, out_dir: str | Path, settings: ExportSettings | None = None) -> dict[str, Any]:
@@ -109,15 +101,14 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path, settings: ExportSett
     settings = settings or ExportSettings()
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     check_output_dir(out_dir, settings.overwrite)
-    metadata = check_run_dir(run_dir)
-    env, randomization, target = run_dynamics(metadata)
-    policy = load_policy(run_dir)
+    policy = Policy.load(run_dir)
+    env, randomization, target = run_dynamics(policy.info)
     module = build_deployable(policy)
     rollouts = record_rollouts(policy, env, settings.observations, settings.seed, randomization, target)
     with staged_folder(out_dir) as stage:
         write_torchscript(module, stage / TORCHSCRIPT_FILE)
         write_onnx(module, stage / ONNX_FILE, settings.opset)
-        manifest = build_manifest(policy, metadata, run_dir, control_period(env, target), stage, settings)
+        manifest = build_manifest(policy, control_period(env, target), stage, settings)
         write_json_atomic(stage / BUNDLE_FILE, manifest)
         manifest["parity"] = measure_parity(stage, rollouts, settings.tolerance)
         write_json_atomic(stage / BUNDLE_FILE, manifest)
@@ -139,12 +130,9 @@ def check_output_dir(out_dir: Path, overwrite: bool) -> None:
         raise ValueError(f"refusing to overwrite '{out_dir}': it is not a policy bundle (no {BUNDLE_FILE})")
 
 
-def run_dynamics(metadata: Mapping[str, Any]) -> tuple[EnvSpec, DynamicsSpec | None, DynamicsSpec | None]:
-    """The env, randomization and target a run's policy acted in, from its ``metadata.json``."""
-    env = env_spec_from_record(metadata["env"])
-    randomization = DynamicsSpec.from_dict(metadata["randomization"], "randomization") if metadata.get("randomization") else None
-    target = DynamicsSpec.from_dict(metadata["target"], "target") if metadata.get("target") else None
-    return env, randomization, target
+def run_dynamics(info: RunInfo) -> tuple[EnvSpec, DynamicsSpec, DynamicsSpec]:
+    """The env, randomization and target a run's policy acted in."""
+    return info.env, info.randomization, info.target
 
 
 def control_period(env: EnvSpec, target: DynamicsSpec | None) -> float:
@@ -237,8 +225,7 @@ def measure_parity(bundle_dir: Path, rollouts: Rollouts, tolerance: float) -> di
                          rollouts, tolerance)
 
 
-def build_manifest(policy: Policy, metadata: Mapping[str, Any], run_dir: Path,
-                   dt: float, bundle_dir: Path, settings: ExportSettings) -> dict[str, Any]:
+def build_manifest(policy: Policy, dt: float, bundle_dir: Path, settings: ExportSettings) -> dict[str, Any]:
     """The content of ``bundle.json`` (without parity figures, which are measured on the written files)."""
     sb3_policy = policy.model.policy
     obs_space, act_space = sb3_policy.observation_space, sb3_policy.action_space
@@ -259,9 +246,9 @@ def build_manifest(policy: Policy, metadata: Mapping[str, Any], run_dir: Path,
         "observation_normalization": _normalization_dict(policy),
         "action_processing": action_processing(sb3_policy).to_dict(),
         "control_period_s": dt,
-        "env": dict(metadata["env"]),
-        "algo": metadata["algo"],
-        "source_run": _source_dict(metadata, run_dir),
+        "env": policy.info.env.to_record(),
+        "algo": policy.info.algo,
+        "source_run": _source_dict(policy.info),
         "git": git_state(),
         "versions": {**library_versions(), "onnx": onnx.__version__},
         "exporter": {"onnx": f"torch.onnx.export (TorchScript-based, dynamo=False), opset {settings.opset}",
@@ -288,7 +275,9 @@ def _normalization_dict(policy: Policy) -> dict[str, Any] | None:
             "epsilon": norm.epsilon, "formula": NORMALIZATION_FORMULA}
 
 
-def _source_dict(metadata: Mapping[str, Any], run_dir: Path) -> dict[str, Any]:
-    keys = ("kind", "method", "source_run", "seed", "timesteps_done", "created")
-    return {"path": str(run_dir.resolve()), **{k: metadata[k] for k in keys if k in metadata},
-            "git": metadata.get("git")}
+def _source_dict(info: RunInfo) -> dict[str, Any]:
+    source_run = str(info.source_run) if info.source_run else None
+    provenance = {"kind": info.kind, "method": info.method, "source_run": source_run, "seed": info.seed,
+                  "timesteps_done": info.timesteps_done, "created": info.record.get("created")}
+    return {"path": str(info.run_dir.resolve()), **{k: v for k, v in provenance.items() if v is not None},
+            "git": info.record.get("git")}

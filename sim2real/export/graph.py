@@ -16,13 +16,12 @@ from typing import Any
 import numpy as np
 import torch
 from gymnasium import spaces
-from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
+from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.torch_layers import FlattenExtractor
-from stable_baselines3.sac.policies import SACPolicy
-from stable_baselines3.td3.policies import TD3Policy
 from torch import nn
 
-from sim2real.training.loading import ObsNormalizer, Policy
+from sim2real.policies import networks
+from sim2real.policies.policy import ObsNormalizer, Policy
 
 NORMALIZATION_FORMULA = "clip((obs - mean) / sqrt(var + epsilon), -clip, clip), in float64, then cast to float32"
 CLIP_FORMULA = "clip(network_output, low, high)"
@@ -89,39 +88,15 @@ class DeployableActor(nn.Module):
         return torch.minimum(torch.maximum(actions, self.action_low), self.action_high)
 
 
-class _ActorBody(nn.Module):
-    """Features extractor, then layers, then an optional tanh (the deterministic mode of a squashed policy)."""
-
-    def __init__(self, features_extractor: nn.Module, layers: nn.Module, tanh: bool) -> None:
-        super().__init__()
-        self.features_extractor = features_extractor
-        self.layers = layers
-        self.tanh = tanh
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.layers(self.features_extractor(x))
-        return torch.tanh(out) if self.tanh else out
-
-
 def actor_body(policy: BasePolicy) -> nn.Module:
     """A copy of the deterministic actor of an SB3 PPO, SAC or TD3 policy, in eval mode, gradients off.
 
     Raises:
         ValueError: The policy is of a kind this exporter does not know.
     """
-    if isinstance(policy, ActorCriticPolicy):
-        layers = nn.Sequential(policy.mlp_extractor.policy_net, policy.action_net)
-        body = _ActorBody(policy.pi_features_extractor, layers, tanh=bool(policy.squash_output))
-    elif isinstance(policy, SACPolicy):
-        body = _ActorBody(policy.actor.features_extractor, nn.Sequential(policy.actor.latent_pi, policy.actor.mu), tanh=True)
-    elif isinstance(policy, TD3Policy):
-        body = _ActorBody(policy.actor.features_extractor, policy.actor.mu, tanh=False)  # mu ends in Tanh
-    else:
-        raise ValueError(f"cannot export policy class {type(policy).__name__}; known: ActorCriticPolicy (PPO), "
-                         "SACPolicy, TD3Policy")
+    body = copy.deepcopy(networks.actor_body(policy)).cpu().eval()
     if isinstance(body.features_extractor, FlattenExtractor):
         body.features_extractor = nn.Identity()  # flattening (N, obs_dim) is the identity: one node less
-    body = copy.deepcopy(body).cpu().eval()
     for parameter in body.parameters():
         parameter.requires_grad_(False)
     return body

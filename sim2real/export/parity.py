@@ -11,10 +11,12 @@ import numpy as np
 import torch
 
 from sim2real.envs.registry import EnvSpec
+from sim2real.episodes import run_steps
 from sim2real.policies.deploy import DeployedPolicy
+from sim2real.policies.policy import Policy
 from sim2real.randomization.factory import make_env
 from sim2real.randomization.spec import DynamicsSpec
-from sim2real.training.loading import Policy
+from sim2real.validation import require_int
 
 
 class ParityError(RuntimeError):
@@ -55,21 +57,14 @@ def record_rollouts(policy: Policy, env: EnvSpec, n_observations: int, seed: int
         randomization: Domain randomization of the env (the run's, for a spread of dynamics).
         target: Fixed target dynamics (an adapted run's target).
     """
-    if n_observations < 1:
-        raise ValueError(f"n_observations={n_observations} must be >= 1")
+    require_int("n_observations", n_observations, minimum=1)
     environment = make_env(env, randomization=randomization, target=target)
     observations, actions, episodes = [], [], 0
     try:
-        while len(observations) < n_observations:
-            obs, _ = environment.reset(seed=seed + episodes)
-            episodes += 1
-            done = False
-            while not done and len(observations) < n_observations:
-                action = policy.act(obs)
-                observations.append(np.asarray(obs, np.float64).copy())
-                actions.append(np.asarray(action, np.float32).copy())
-                obs, _, terminated, truncated, _ = environment.step(action)
-                done = terminated or truncated
+        for step in run_steps(environment, policy.act, seed, steps=n_observations, reset=policy.reset):
+            observations.append(np.asarray(step.obs, np.float64).copy())
+            actions.append(np.asarray(step.action, np.float32).copy())
+            episodes = step.episode + 1
     finally:
         environment.close()
     names = {"randomization": randomization.name if randomization else "none", "target": target.name if target else "nominal"}

@@ -13,6 +13,7 @@ import mujoco
 import numpy as np
 
 from sim2real.randomization.spec import EffectsSpec
+from sim2real.validation import require_int
 
 
 class ObservationNoise(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
@@ -70,8 +71,7 @@ class ActionLatency(gym.Wrapper, gym.utils.RecordConstructorArgs):
         gym.utils.RecordConstructorArgs.__init__(self, steps=steps, max_steps=max_steps)
         super().__init__(env)
         for name, value in (("steps", steps), ("max_steps", steps if max_steps is None else max_steps)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-                raise ValueError(f"action latency {name}={value!r} must be an integer >= 0")
+            require_int(f"action latency {name}", value, minimum=0)
         self.min_steps = int(steps)
         self.max_steps = int(steps if max_steps is None else max_steps)
         if self.max_steps < self.min_steps:

@@ -9,6 +9,7 @@ from typing import Any
 from sim2real.envs.registry import EnvSpec, env_spec_from_dict
 from sim2real.policies.networks import NetworkConfig
 from sim2real.randomization.spec import DynamicsSpec
+from sim2real.validation import require_choice, require_int
 
 ALGORITHMS = ("ppo", "sac", "td3")
 VEC_ENVS = ("dummy", "subproc")
@@ -39,12 +40,9 @@ class AlgoConfig:
     action_noise_sigma: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.name not in ALGORITHMS:
-            raise ValueError(f"unknown algo '{self.name}'; known: {', '.join(ALGORITHMS)}")
-        if self.vec_env not in VEC_ENVS:
-            raise ValueError(f"unknown vec_env '{self.vec_env}'; known: {', '.join(VEC_ENVS)}")
-        if self.n_envs < 1:
-            raise ValueError(f"n_envs={self.n_envs} must be >= 1")
+        require_choice("algo", self.name, ALGORITHMS)
+        require_choice("vec_env", self.vec_env, VEC_ENVS)
+        require_int("n_envs", self.n_envs, minimum=1)
 
 
 @dataclass(frozen=True)
@@ -78,12 +76,9 @@ class TrainConfig:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
-        if isinstance(self.timesteps, bool) or not isinstance(self.timesteps, int) or self.timesteps <= 0:
-            raise ValueError(f"timesteps={self.timesteps!r} must be a positive integer")
-        if self.checkpoint_every < 0:
-            raise ValueError(f"checkpoint_every={self.checkpoint_every} must be >= 0")
-        if self.eval_episodes < 0:
-            raise ValueError(f"eval_episodes={self.eval_episodes} must be >= 0")
+        require_int("timesteps", self.timesteps, minimum=1)
+        require_int("checkpoint_every", self.checkpoint_every, minimum=0)
+        require_int("eval_episodes", self.eval_episodes, minimum=0)
 
 
 def algo_config_from_dict(data: Mapping[str, Any], env_name: str) -> AlgoConfig:
@@ -143,8 +138,7 @@ def _target(entry: Any) -> DynamicsSpec:
 
 
 def _int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        raise ValueError(f"{name}={value!r} must be an integer")
-    return value
+    """An integer setting; a whole float such as ``1e5`` (how YAML and Hydra read it) counts as one."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return require_int(name, value)

@@ -12,11 +12,10 @@ import torch
 
 from sim2real.export import ExportSettings, ParityError, export_bundle, export_settings_from_dict
 from sim2real.export import bundle as bundle_module
-from sim2real.policies import load_policy
+from sim2real.policies import ObsNormalizer, load_policy
 from sim2real.policies.deploy import BUNDLE_FILE, ONNX_FILE, TORCHSCRIPT_FILE, DeployedPolicy, sha256_file
 from sim2real.presets import load_preset
 from sim2real.runs import git_state, read_json, update_metadata
-from sim2real.training.loading import ObsNormalizer
 
 ALGOS = ("ppo", "sac", "td3")
 RUNS = {"ppo": "trained_ppo_run", "sac": "sac_run", "td3": "td3_run"}
@@ -149,9 +148,9 @@ def test_output_folder_rules(ppo_bundle: Path, trained_ppo_run: Path, tmp_path: 
 
 @pytest.mark.parametrize(("settings", "message"), [
     ({"observations": 999}, "observations=999 must be an integer >= 1000"),
-    ({"tolerance": 0.0}, "tolerance=0.0 must be a positive"),
+    ({"tolerance": 0.0}, "tolerance=0.0 must be a number > 0"),
     ({"opset": 9}, "opset=9 must be an integer >= 13"),
-    ({"tolernce": 1e-5}, r"unknown settings \['tolernce'\]; valid: .*tolerance"),
+    ({"tolernce": 1e-5}, r"unknown keys \['tolernce'\]; valid: .*tolerance"),
 ])
 def test_settings_are_validated(settings: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):

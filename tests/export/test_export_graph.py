@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from sim2real.export import ActionProcessing, DeployableActor
-from sim2real.training.loading import ObsNormalizer
+from sim2real.policies import ObsNormalizer
 
 LOW = np.array([-1.0, -2.0, 0.0], np.float32)
 HIGH = np.array([1.0, 0.5, 4.0], np.float32)

@@ -100,8 +100,8 @@ def run_train_script(*overrides: str) -> subprocess.CompletedProcess:
         (["+randomization.parameters.masses={dist:uniform,low:1.3,high:0.7}"], "low=1.3 > high=0.7"),
         (["+randomization.parameters.masses={dist:uniform,low:-1,high:2}"], "a mass must be > 0"),
         (["+randomization.effects.action_latency=1.5"], "action_latency=1.5 must be an integer"),
-        (["algo.name=a2c"], "unknown algo 'a2c'; known: ppo, sac, td3"),
-        (["timesteps=0"], "timesteps=0 must be a positive integer"),
+        (["algo.name=a2c"], "algo='a2c' is not valid; valid: ppo, sac, td3"),
+        (["timesteps=0"], "timesteps=0 must be an integer >= 1"),
         (["eval_targets=[heavvy]"], "unknown target 'heavvy'; known: broken_joint"),
     ],
 )
