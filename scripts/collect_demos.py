@@ -13,12 +13,13 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from sim2real.data import env_spec_of_run, record_expert_demonstrations, save_demonstrations
+from sim2real.data import record_expert_demonstrations, save_demonstrations
+from sim2real.policies import read_run_info
 from sim2real.presets import target_spec, to_dict
 from sim2real.randomization.factory import validate_dynamics
 from sim2real.runs import CONFIG_FILE, write_text_atomic
 from sim2real.seeding import set_torch_threads
-from sim2real.training.loading import check_run_dir
+from sim2real.validation import require_int
 
 
 @hydra.main(config_path="../configs", config_name="collect_demos", version_base=None)
@@ -31,16 +32,16 @@ def main(cfg: DictConfig) -> None:
     try:  # every bad input is reported before recording starts
         if (raw["steps"] is None) == (raw["episodes"] is None):
             raise ValueError(f"give exactly one of steps=N and episodes=N (got steps={raw['steps']}, episodes={raw['episodes']})")
-        env = env_spec_of_run(check_run_dir(raw["expert"]))
+        unit = "steps" if raw["steps"] is not None else "episodes"
+        count = require_int(unit, raw[unit], minimum=1)
+        env = read_run_info(raw["expert"]).env
         target = target_spec(raw["target"])
         validate_dynamics(env, target)
     except ValueError as err:
         sys.exit(f"error: {err}")
     write_text_atomic(run_dir / CONFIG_FILE, OmegaConf.to_yaml(cfg))
-    print(f"recording {raw['steps'] or raw['episodes']} {'steps' if raw['steps'] else 'episodes'} of expert "
-          f"{raw['expert']} on {env.name} with target '{target.name}'")
-    dataset = record_expert_demonstrations(raw["expert"], target, steps=raw["steps"], episodes=raw["episodes"],
-                                           seed=int(raw["seed"]))
+    print(f"recording {count} {unit} of expert {raw['expert']} on {env.name} with target '{target.name}'")
+    dataset = record_expert_demonstrations(raw["expert"], target, **{unit: count}, seed=int(raw["seed"]))
     path = save_demonstrations(dataset, run_dir / raw["output"])
     counts = dataset.counts()
     print(f"{counts['steps']} steps, {counts['episodes']} episodes ({counts['complete_episodes']} complete), "

@@ -10,7 +10,7 @@ where the data came from::
                 truncations  (N,)             the step cut the episode (time limit); a recording that stops
                                               mid-episode leaves both flags False on its last row
                 episode_starts (N,)           observations[i] is the first of an episode
-    demos.json  env (name, id), target dynamics, expert run, seed, counts (steps, episodes, mean
+    demos.json  env (as a run's metadata records it), target dynamics, expert run, seed, counts (steps, episodes, mean
                 return), observation and action spaces (shapes, dtypes, bounds)
 
 Row ``i`` is one transition: the env was at ``observations[i]``, took ``actions[i]``, got
@@ -31,9 +31,11 @@ import gymnasium as gym
 import numpy as np
 
 from sim2real.envs.registry import EnvSpec, make_base_env, resolve_env
+from sim2real.episodes import run_steps
 from sim2real.randomization.factory import make_env
 from sim2real.randomization.spec import DynamicsSpec
 from sim2real.runs import atomic_path, library_versions, read_json, write_json_atomic
+from sim2real.validation import require_int
 
 ActFn = Callable[[np.ndarray], np.ndarray]
 
@@ -151,6 +153,7 @@ def collect_demonstrations(
     episodes: int | None = None,
     seed: int = 0,
     info: Mapping[str, Any] | None = None,
+    reset: Callable[[], None] | None = None,
 ) -> DemoDataset:
     """Runs ``act`` on ``env`` and records every step; episode ``i`` resets with seed ``seed + i``.
 
@@ -161,31 +164,22 @@ def collect_demonstrations(
         episodes: Or record this many whole episodes. Give exactly one of ``steps`` and ``episodes``.
         seed: Seed of the first episode's reset.
         info: Provenance merged into the sidecar (env, target, expert, ...).
+        reset: Called at every episode start (``Policy.reset`` when ``act`` is a policy's).
     """
     if (steps is None) == (episodes is None):
         raise ValueError(f"give exactly one of steps={steps!r} and episodes={episodes!r}")
-    limit = steps if steps is not None else episodes
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise ValueError(f"{'steps' if steps is not None else 'episodes'}={limit!r} must be a positive integer")
-    rows: dict[str, list[Any]] = {name: [] for name in ARRAYS}
-    episode, done = 0, True
-    while (steps is not None and len(rows["actions"]) < steps) or (episodes is not None and (episode < episodes or not done)):
-        if done:
-            obs, _ = env.reset(seed=seed + episode)
-            episode += 1
-        action = np.asarray(act(obs))
-        next_obs, reward, terminated, truncated, _ = env.step(action)
-        for name, value in zip(ARRAYS, (obs, action, reward, terminated, truncated, done)):
-            rows[name].append(value)
-        done = bool(terminated or truncated)
-        obs = next_obs
+    if steps is not None:
+        require_int("steps", steps, minimum=1)
+    else:
+        require_int("episodes", episodes, minimum=1)
+    record = list(run_steps(env, act, seed, steps=steps, episodes=episodes, reset=reset))
     dataset = DemoDataset(
-        observations=np.asarray(rows["observations"], dtype=env.observation_space.dtype),
-        actions=np.asarray(rows["actions"], dtype=env.action_space.dtype),
-        rewards=np.asarray(rows["rewards"], dtype=np.float64),
-        terminations=np.asarray(rows["terminations"], dtype=bool),
-        truncations=np.asarray(rows["truncations"], dtype=bool),
-        episode_starts=np.asarray(rows["episode_starts"], dtype=bool),
+        observations=np.asarray([s.obs for s in record], dtype=env.observation_space.dtype),
+        actions=np.asarray([np.asarray(s.action) for s in record], dtype=env.action_space.dtype),
+        rewards=np.asarray([s.reward for s in record], dtype=np.float64),
+        terminations=np.asarray([s.terminated for s in record], dtype=bool),
+        truncations=np.asarray([s.truncated for s in record], dtype=bool),
+        episode_starts=np.asarray([s.episode_start for s in record], dtype=bool),
     )
     dataset.info = {"format": FORMAT, "version": FORMAT_VERSION, **dict(info or {}), "seed": seed,
                     "spaces": describe_spaces(env), "counts": dataset.counts()}
@@ -212,22 +206,22 @@ def record_expert_demonstrations(
         env: The env to record on, if the caller built it (e.g. one charging a budget); default a
             fresh ``make_env(expert env, target=target)``.
     """
-    from sim2real.training.loading import load_policy
+    from sim2real.policies import Policy  # torch and SB3 only where a policy is loaded
 
-    expert = load_policy(expert_dir)
-    spec = env_spec_of_run(expert.metadata)
+    expert = Policy.load(expert_dir)
+    spec = expert.info.env
     environment = env if env is not None else make_env(spec, target=target)
     provenance = {
-        "env": {"name": spec.name, "id": spec.label, "kwargs": spec.kwargs, "max_episode_steps": spec.max_episode_steps},
+        "env": spec.to_record(),
         "target": target.to_dict(),
-        "expert": {"run_dir": str(expert_dir), "algo": expert.metadata.get("algo"),
-                   "target": (expert.metadata.get("target") or {}).get("name"),
-                   "randomization": (expert.metadata.get("randomization") or {}).get("name")},
+        "expert": {"run_dir": str(expert_dir), "algo": expert.info.algo, "target": expert.info.target.name,
+                   "randomization": expert.info.randomization.name},
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "versions": library_versions(),
     }
     try:
-        return collect_demonstrations(expert.act, environment, steps=steps, episodes=episodes, seed=seed, info=provenance)
+        return collect_demonstrations(expert.act, environment, steps=steps, episodes=episodes, seed=seed,
+                                      info=provenance, reset=expert.reset)
     finally:
         if env is None:
             environment.close()
@@ -305,7 +299,8 @@ def _check_shapes(dataset: DemoDataset, path: Path) -> None:
 def check_compatible(dataset: DemoDataset, env: str | EnvSpec | gym.Env, path: str | Path = "dataset") -> None:
     """Raises ``ValueError`` naming both sides if ``dataset`` was not recorded on an env like ``env``."""
     label, spaces = _env_spaces(env)
-    recorded_label = str((dataset.info.get("env") or {}).get("id") or "an unknown env")
+    recorded = dataset.info.get("env") or {}
+    recorded_label = str(recorded.get("id") or recorded.get("entry_point") or "an unknown env")
     mismatches = _space_mismatches(dataset.info["spaces"], spaces)
     if recorded_label != "an unknown env" and label is not None and recorded_label != label:
         mismatches.insert(0, "env id")

@@ -3,7 +3,7 @@
 An LQR controller linearized on the target's own dynamics is an oracle for balancing tasks that
 needs no training: a cheap, exact expert for demonstrations, DAgger labels and tests. It is saved as
 a PPO model with no hidden layers, whose action head holds the gain (``action = -K obs``, clipped to
-the action bounds by ``predict``) and no observation normalization, so ``load_policy`` and every
+the action bounds by ``predict``) and no observation normalization, so ``Policy.load`` and every
 consumer of run folders take it as they take a trained policy.
 """
 
@@ -87,7 +87,7 @@ def save_lqr_expert(run_dir: str | Path, env: str | EnvSpec, target: DynamicsSpe
     return update_metadata(
         run_dir, kind="scripted", controller={"type": "lqr", "gain": gain.tolist(), "state_cost": costs.tolist(),
                                               "action_cost": action_cost},
-        env={"name": spec.name, "id": spec.label, "kwargs": spec.kwargs, "max_episode_steps": spec.max_episode_steps},
+        env=spec.to_record(),
         algo="ppo", normalize=False, randomization=DynamicsSpec(name="none").to_dict(), target=target.to_dict(),
         seed=0, complete=True, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     )

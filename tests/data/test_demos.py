@@ -47,7 +47,7 @@ def test_lqr_expert_is_an_oracle_on_its_target(lqr_high_gravity: Path) -> None:
     policy = load_policy(lqr_high_gravity)
     result = rollout_returns(policy.act, "inverted_pendulum", episodes=3, seed=0, target=target_spec("high_gravity"))
     assert np.all(result.returns == 1000)
-    assert policy.metadata["kind"] == "scripted" and policy.normalizer is None
+    assert policy.info.kind == "scripted" and policy.normalizer is None
 
 
 def test_lqr_expert_rejects_an_env_whose_observation_is_not_the_state(tmp_path: Path) -> None:
@@ -139,5 +139,5 @@ def test_collect_needs_exactly_one_of_steps_and_episodes() -> None:
     env = make_env("inverted_pendulum")
     with pytest.raises(ValueError, match="exactly one"):
         collect_demonstrations(lambda o: np.zeros(1, np.float32), env, steps=5, episodes=1)
-    with pytest.raises(ValueError, match="positive integer"):
+    with pytest.raises(ValueError, match="steps=0 must be an integer >= 1"):
         collect_demonstrations(lambda o: np.zeros(1, np.float32), env, steps=0)
