@@ -39,16 +39,16 @@ def main(cfg: DictConfig) -> None:
         sys.exit(f"method={raw['method']!r} conflicts with transfer={method!r}: choose the method with method=NAME")
     try:
         budget = int(raw["budget"]) if isinstance(raw["budget"], float) and raw["budget"].is_integer() else raw["budget"]
-        instance, setup, source_metadata = prepare_transfer(
+        instance, setup, source = prepare_transfer(
             raw["source"], target_spec(raw["target"]), method, settings, budget, int(raw["seed"]),
             device=str(raw["device"]), expect_env=raw.get("expect_env"))
     except ValueError as err:  # every bad input is reported before any work
         sys.exit(f"error: {err}")
     write_text_atomic(run_dir / CONFIG_FILE, OmegaConf.to_yaml(cfg))
     seed_everything(setup.seed)
-    print(f"transfer '{method}' of {setup.source_dir} ({setup.env.name}, {source_metadata['algo']}) to target "
+    print(f"transfer '{method}' of {setup.source_dir} ({setup.env.name}, {source.algo}) to target "
           f"'{setup.target.name}' with a budget of {setup.budget} target steps -> {run_dir}")
-    metadata = run_transfer(instance, setup, source_metadata, run_dir)
+    metadata = run_transfer(instance, setup, source, run_dir)
     print(f"target steps used: {metadata['target_steps_used']} / {metadata['budget']} {metadata['budget_ledger']}; "
           f"wall time {metadata['wall_time_s']} s")
     for key, value in metadata["metrics"].items():

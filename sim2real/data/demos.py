@@ -227,13 +227,6 @@ def record_expert_demonstrations(
             environment.close()
 
 
-def env_spec_of_run(metadata: Mapping[str, Any]) -> EnvSpec:
-    """The :class:`EnvSpec` recorded in a run's ``metadata.json``."""
-    from sim2real.envs.registry import env_spec_from_record
-
-    return env_spec_from_record(metadata["env"])
-
-
 def sidecar_path(path: str | Path) -> Path:
     """The JSON sidecar of a dataset file (``demos.npz`` -> ``demos.json``)."""
     return Path(path).with_suffix(".json")

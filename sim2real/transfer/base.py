@@ -1,33 +1,36 @@
 """The transfer-method extension point and the runner that turns an adaptation into a run folder.
 
-A method subclasses :class:`TransferMethod`, declares a ``Settings`` dataclass (every field
-documented), implements :meth:`TransferMethod.adapt`, and registers itself in :data:`METHODS`.
-Everything it takes from the target env goes through :func:`make_target_env` (or is charged to the
-budget explicitly, e.g. demonstrations), so the budget is a hard cap for every method alike.
+A method subclasses ``TransferMethod[ItsSettings]``, declares that frozen ``Settings`` dataclass (every
+field documented, checked in its own ``__post_init__`` with :mod:`sim2real.validation` and stored back
+canonical with :func:`set_checked`), implements :meth:`TransferMethod.adapt`, and registers itself in
+:data:`METHODS`. Everything it takes from the target env goes through :func:`make_target_env` (or is
+charged to the budget explicitly, e.g. demonstrations), so the budget is a hard cap for every method alike.
 """
 
 from __future__ import annotations
 
 import shutil
 import time
-import types
-import typing
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import gymnasium as gym
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecNormalize
 
-from sim2real.envs.registry import EnvSpec, env_spec_from_record
+from sim2real.envs.registry import EnvSpec
+from sim2real.policies.policy import Policy
+from sim2real.policies.run_info import RunInfo, read_run_info
 from sim2real.randomization.factory import make_env, validate_dynamics
 from sim2real.randomization.spec import DynamicsSpec
 from sim2real.registry import Registry
 from sim2real.runs import MODEL_FILE, VECNORMALIZE_FILE, atomic_path, update_metadata
-from sim2real.training.loading import Policy, check_run_dir, load_policy
 from sim2real.transfer.budget import CountedEnv, TargetBudget
+from sim2real.validation import require_int, require_known_keys
+
+SettingsT = TypeVar("SettingsT")
 
 
 @dataclass(frozen=True)
@@ -69,12 +72,12 @@ class AdaptedPolicy:
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
-class TransferMethod(ABC):
+class TransferMethod(ABC, Generic[SettingsT]):
     """Base class of transfer methods. Subclasses set ``name`` and ``Settings`` and implement ``adapt``.
 
     Attributes:
         name: The method's name in :data:`METHODS` and on the command line (``method=NAME``).
-        Settings: The method's settings dataclass.
+        Settings: The method's frozen settings dataclass (``SettingsT``), which checks itself when built.
         needs_expert: The method learns from an expert's actions (BC, DAgger). Its settings have ``expert``
             (a policy run folder) and ``dataset`` (demonstrations recorded from one); a pipeline that has an
             expert on the target (its oracle) passes it as ``expert`` where neither is set.
@@ -83,31 +86,25 @@ class TransferMethod(ABC):
     """
 
     name: ClassVar[str]
-    Settings: ClassVar[type]
+    Settings: ClassVar[type[Any]]
     needs_expert: ClassVar[bool] = False
     needs_dataset: ClassVar[bool] = False
 
-    def __init__(self, settings: Any) -> None:
+    def __init__(self, settings: SettingsT) -> None:
         self.settings = settings
 
     @classmethod
     def settings_from_dict(cls, data: dict[str, Any] | None) -> Any:
-        """Builds the method's ``Settings``; rejects unknown keys naming the valid ones."""
+        """Builds the method's ``Settings``; rejects unknown keys naming the valid ones, and bad values."""
         data = dict(data or {})
-        valid = {f.name for f in fields(cls.Settings)}
-        unknown = set(data) - valid
-        if unknown:
-            raise ValueError(f"method '{cls.name}': unknown settings {sorted(unknown)}; valid: {sorted(valid)}")
+        require_known_keys(f"method '{cls.name}'", data, (f.name for f in fields(cls.Settings)))
         try:
-            hints = typing.get_type_hints(cls.Settings)
-        except (NameError, TypeError):
-            hints = {}
-        for key, value in data.items():
-            data[key] = _check_type(cls.name, key, value, hints.get(key))
-        return cls.Settings(**data)
+            return cls.Settings(**data)
+        except ValueError as err:
+            raise ValueError(f"method '{cls.name}': {err}") from None
 
-    def validate(self, setup: TransferSetup, source_metadata: dict[str, Any]) -> None:
-        """Checks the setup before any work (e.g. budget below one episode); raises ``ValueError``."""
+    def validate(self, setup: TransferSetup, source: RunInfo) -> None:
+        """Checks what needs the setup or the source run (e.g. budget below one round); raises ``ValueError``."""
         return None
 
     @abstractmethod
@@ -115,27 +112,18 @@ class TransferMethod(ABC):
         """Adapts ``source`` to ``setup.target``, spending target steps only through ``budget``."""
 
 
-def _check_type(method: str, key: str, value: Any, hint: Any) -> Any:
-    """Checks a setting against a simple annotation (``int``, ``float``, ``bool``, ``str``, ``X | None``)."""
-    allowed = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
-    if value is None and type(None) in allowed:
-        return None
-    if float in allowed and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    simple = [t for t in allowed if t in (int, float, bool, str)]
-    if not simple or len(simple) < len([t for t in allowed if t is not type(None)]):
-        return value  # not a simple annotation: the method's own validation checks it
-    ok = isinstance(value, tuple(simple)) and not (isinstance(value, bool) and bool not in simple)
-    if not ok:
-        names = " or ".join(t.__name__ for t in allowed)
-        raise ValueError(f"method '{method}': setting {key}={value!r} must be {names}")
-    return value
+def set_checked(settings: Any, **values: Any) -> None:
+    """Stores checked, canonical values (``int``, ``float``, ...) into a frozen settings dataclass; called
+    from its ``__post_init__``, e.g. ``set_checked(self, epochs=require_int("epochs", self.epochs, minimum=1))``."""
+    for name, value in values.items():
+        object.__setattr__(settings, name, value)
 
 
-METHODS: Registry[type[TransferMethod]] = Registry("transfer method")
+METHODS: Registry[type[TransferMethod[Any]]] = Registry("transfer method")
+MethodT = TypeVar("MethodT", bound=type[TransferMethod[Any]])
 
 
-def register_method(cls: type[TransferMethod]) -> type[TransferMethod]:
+def register_method(cls: MethodT) -> MethodT:
     """Class decorator adding a method to :data:`METHODS` under ``cls.name``."""
     METHODS.register(cls.name, cls)
     return cls
@@ -161,45 +149,42 @@ def episode_limit(env: EnvSpec) -> int:
 
 
 def load_setup(source_dir: str | Path, target: DynamicsSpec, budget: int, seed: int, device: str = "cpu",
-               expect_env: str | None = None) -> tuple[TransferSetup, dict[str, Any]]:
-    """Validates the source folder and target, returning the setup and the source's metadata."""
-    if isinstance(budget, bool) or not isinstance(budget, int) or budget <= 0:
-        raise ValueError(f"budget={budget!r} must be a positive integer number of target steps")
-    source_dir = Path(source_dir)
-    metadata = check_run_dir(source_dir)
-    if metadata.get("complete") is False:
+               expect_env: str | None = None) -> tuple[TransferSetup, RunInfo]:
+    """Validates the source folder and target, returning the setup and what the source run says about itself."""
+    budget = require_int("budget", budget, minimum=1)
+    source = read_run_info(source_dir)
+    if source.complete is False:
         raise ValueError(f"source run '{source_dir}' is incomplete (complete: false in its metadata.json)")
-    env = env_spec_from_record(metadata["env"])
+    env = source.env
     if expect_env is not None and env.name != expect_env:
         raise ValueError(f"source run '{source_dir}' is for env '{env.name}', not '{expect_env}'")
-    randomization = DynamicsSpec.from_dict(metadata.get("randomization"), default_name="source")
     validate_dynamics(env, target)
     limit = episode_limit(env)
     if budget < limit:
         raise ValueError(f"budget={budget} is less than one episode of {env.name} ({limit} steps)")
-    setup = TransferSetup(source_dir=source_dir, env=env, source_randomization=randomization, target=target,
+    setup = TransferSetup(source_dir=source.run_dir, env=env, source_randomization=source.randomization, target=target,
                           budget=budget, seed=seed, device=device)
-    return setup, metadata
+    return setup, source
 
 
 def prepare_transfer(source_dir: str | Path, target: DynamicsSpec, method: str, settings: dict[str, Any] | None,
                      budget: int, seed: int, device: str = "cpu", expect_env: str | None = None,
-                     ) -> tuple[TransferMethod, TransferSetup, dict[str, Any]]:
+                     ) -> tuple[TransferMethod[Any], TransferSetup, RunInfo]:
     """Validates everything a transfer needs (method, settings, source run, target, budget) before any work.
 
-    Returns the method instance, the setup and the source run's metadata for :func:`run_transfer`.
+    Returns the method instance, the setup and the source run's :class:`RunInfo` for :func:`run_transfer`.
 
     Raises:
         ValueError: naming the bad value and the valid choices.
     """
     method_cls = METHODS.get(method)
     instance = method_cls(method_cls.settings_from_dict(settings))
-    setup, metadata = load_setup(source_dir, target, budget, seed, device=device, expect_env=expect_env)
-    instance.validate(setup, metadata)
-    return instance, setup, metadata
+    setup, source = load_setup(source_dir, target, budget, seed, device=device, expect_env=expect_env)
+    instance.validate(setup, source)
+    return instance, setup, source
 
 
-def run_transfer(method: TransferMethod, setup: TransferSetup, source_metadata: dict[str, Any], run_dir: str | Path) -> dict[str, Any]:
+def run_transfer(method: TransferMethod[Any], setup: TransferSetup, source: RunInfo, run_dir: str | Path) -> dict[str, Any]:
     """Runs ``method`` and writes the adapted policy into ``run_dir`` in the same form as a trained run.
 
     Nothing is written into the source folder. Returns the run's metadata (with ``target_steps_used``, the
@@ -208,23 +193,25 @@ def run_transfer(method: TransferMethod, setup: TransferSetup, source_metadata: 
     run_dir = Path(run_dir)
     if _same_or_inside(run_dir, setup.source_dir):
         raise ValueError(f"the transfer run folder '{run_dir}' must lie outside the source run folder '{setup.source_dir}'")
-    method.validate(setup, source_metadata)
+    method.validate(setup, source)
     run_dir.mkdir(parents=True, exist_ok=True)
     update_metadata(run_dir, kind="transfer", method=method.name, source_run=str(setup.source_dir),
                     budget=setup.budget, seed=setup.seed, complete=False)
-    source = load_policy(setup.source_dir, device=setup.device)
+    policy = Policy.load(setup.source_dir, device=setup.device)
     budget = TargetBudget(setup.budget)
     start = time.perf_counter()
-    adapted = method.adapt(setup, source, budget)
+    adapted = method.adapt(setup, policy, budget)
     wall = time.perf_counter() - start
     with atomic_path(run_dir / MODEL_FILE) as tmp:
         adapted.model.save(tmp)
     _save_normalizer(adapted.normalizer, run_dir / VECNORMALIZE_FILE)
-    inherited = {k: source_metadata[k] for k in ("env", "algo", "algo_config", "randomization") if k in source_metadata}
     return update_metadata(
         run_dir,
         kind="transfer",
-        **inherited,
+        env=source.env.to_record(),
+        algo=source.algo,
+        **({"algo_config": source.algo_config} if source.algo_config is not None else {}),
+        randomization=source.randomization.to_dict(),
         normalize=adapted.normalizer is not None,
         seed=setup.seed,
         method=method.name,

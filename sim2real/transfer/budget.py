@@ -7,6 +7,8 @@ from typing import Any
 
 import gymnasium as gym
 
+from sim2real.validation import require_int
+
 
 class BudgetExhausted(RuntimeError):  # noqa: N818 (public name)
     """Raised when a method tries to spend target steps beyond its budget."""
@@ -26,9 +28,7 @@ class TargetBudget:
     """
 
     def __init__(self, limit: int) -> None:
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
-            raise ValueError(f"budget={limit!r} must be a positive integer number of target steps")
-        self.limit = limit
+        self.limit: int = require_int("budget", limit, minimum=1)
         self.used = 0
         self.ledger: Counter[str] = Counter()
 

@@ -16,45 +16,45 @@ Every target step is charged: demonstrations under ``demonstrations``, learner r
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from stable_baselines3.common.base_class import BaseAlgorithm
 
 from sim2real.data.demos import collect_demonstrations
+from sim2real.policies.policy import Policy
+from sim2real.policies.run_info import RunInfo
 from sim2real.seeding import child_seeds
-from sim2real.training.loading import Policy, load_policy
 from sim2real.transfer.base import (
     AdaptedPolicy,
     TransferMethod,
     TransferSetup,
     make_target_env,
     register_method,
+    set_checked,
 )
-from sim2real.transfer.bc import (
-    BCSettings,
+from sim2real.transfer.budget import TargetBudget
+from sim2real.transfer.demonstrations import (
+    DemonstrationSettings,
+    MixedActor,
     action_error,
     check_demonstration_settings,
     fit_actor,
     initial_model,
-    kept_normalizer,
-    learner_act,
-    normalize_observations,
     obtain_demonstrations,
 )
-from sim2real.transfer.budget import TargetBudget
+from sim2real.validation import require_float, require_int
 
 
-@dataclass
-class DAggerSettings(BCSettings):
+@dataclass(frozen=True)
+class DAggerSettings(DemonstrationSettings):
     """Settings of DAgger (``configs/transfer/dagger.yaml``).
 
-    Every behaviour-cloning setting applies (see :class:`~sim2real.transfer.bc.BCSettings`): ``expert``
-    (required here: it labels the visited states), ``dataset`` (optional initial demonstrations),
-    ``demo_steps`` (initial demonstration steps; None: ``budget // (iterations + 1)``), ``init``,
-    ``epochs`` (per retraining), ``batch_size``, ``learning_rate``, ``validation_split``, ``keep_best``.
+    Every behaviour-cloning setting applies (see
+    :class:`~sim2real.transfer.demonstrations.DemonstrationSettings`): ``expert`` (required here: it labels
+    the visited states), ``dataset`` (optional initial demonstrations), ``demo_steps`` (initial
+    demonstration steps; None: ``budget // (iterations + 1)``), ``init``, ``epochs`` (per retraining),
+    ``batch_size``, ``learning_rate``, ``validation_split``, ``keep_best``.
 
     Attributes:
         iterations: Rounds of learner rollouts, expert labelling and retraining.
@@ -72,39 +72,26 @@ class DAggerSettings(BCSettings):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if isinstance(self.iterations, bool) or not isinstance(self.iterations, int) or self.iterations < 1:
-            raise ValueError(f"iterations={self.iterations!r} must be a positive integer")
-        if self.steps_per_iteration is not None and (not isinstance(self.steps_per_iteration, int) or self.steps_per_iteration < 1):
-            raise ValueError(f"steps_per_iteration={self.steps_per_iteration!r} must be a positive integer or null")
-        for name in ("beta", "beta_decay"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name}={getattr(self, name)!r} must be in [0, 1]")
-
-
-def mixed_act(learner: Callable[[np.ndarray], np.ndarray], expert: Callable[[np.ndarray], np.ndarray], beta: float,
-              rng: np.random.Generator) -> Callable[[np.ndarray], np.ndarray]:
-    """Acts as the expert with probability ``beta`` per step, else as the learner."""
-    if beta <= 0.0:
-        return learner
-
-    def act(obs: np.ndarray) -> np.ndarray:
-        return expert(obs) if rng.random() < beta else learner(obs)
-
-    return act
+        set_checked(
+            self,
+            iterations=require_int("iterations", self.iterations, minimum=1),
+            steps_per_iteration=require_int("steps_per_iteration", self.steps_per_iteration, minimum=1, optional=True),
+            beta=require_float("beta", self.beta, low=0.0, high=1.0),
+            beta_decay=require_float("beta_decay", self.beta_decay, low=0.0, high=1.0),
+        )
 
 
 @register_method
-class DAgger(TransferMethod):
+class DAgger(TransferMethod[DAggerSettings]):
     """Dataset aggregation: the learner's own target rollouts, labelled by the expert."""
 
     name = "dagger"
     Settings = DAggerSettings
     needs_expert = True
 
-    def validate(self, setup: TransferSetup, source_metadata: dict[str, Any]) -> None:
-        settings: DAggerSettings = self.settings
-        check_demonstration_settings(settings, setup, source_metadata, need_expert=True)
-        planned = self._initial_steps(setup.budget) + settings.iterations * (settings.steps_per_iteration or 0)
+    def validate(self, setup: TransferSetup, source: RunInfo) -> None:
+        check_demonstration_settings(self.settings, setup, source, expert_required=True)
+        planned = self._initial_steps(setup.budget) + self.settings.iterations * (self.settings.steps_per_iteration or 0)
         if planned > setup.budget:
             raise ValueError(f"demo_steps + iterations x steps_per_iteration = {planned} exceeds the budget of {setup.budget}")
 
@@ -112,13 +99,13 @@ class DAgger(TransferMethod):
         return self.settings.demo_steps or budget // (self.settings.iterations + 1)
 
     def adapt(self, setup: TransferSetup, source: Policy, budget: TargetBudget) -> AdaptedPolicy:
-        settings: DAggerSettings = self.settings
+        settings = self.settings
         seeds = child_seeds(setup.seed, 2 * settings.iterations + 3)
-        expert = load_policy(settings.expert, device=setup.device)
+        expert = Policy.load(str(settings.expert), device=setup.device)
         demos, metrics = obtain_demonstrations(settings, setup, budget, self._initial_steps(budget.limit), seeds[0])
-        model = initial_model(setup, source, settings.init)
+        learner = initial_model(setup, source, settings.init)
         observations, labels = [demos.observations], [demos.actions]
-        fit = fit_actor(model, normalize_observations(source, demos.observations), demos.actions, settings, seeds[1])
+        fit = fit_actor(learner, demos.observations, demos.actions, settings, seeds[1])
         history = [{"iteration": 0, "new_steps": len(demos), "dataset_steps": len(demos), **_fit_summary(fit)}]
         rng = np.random.default_rng(seeds[2])
         for i in range(settings.iterations):
@@ -126,24 +113,23 @@ class DAgger(TransferMethod):
             steps = min(steps, budget.remaining)
             if steps < 1:
                 break
-            record = self._round(model, source, expert, setup, budget, steps, i, rng, seeds[3 + 2 * i])
+            record = self._round(learner, expert, setup, budget, steps, i, rng, seeds[3 + 2 * i])
             observations.append(record.pop("observations"))
             labels.append(record.pop("labels"))
-            fit = fit_actor(model, normalize_observations(source, np.concatenate(observations)), np.concatenate(labels),
-                            settings, seeds[4 + 2 * i])
+            fit = fit_actor(learner, np.concatenate(observations), np.concatenate(labels), settings, seeds[4 + 2 * i])
             history.append({**record, "dataset_steps": int(sum(len(o) for o in observations)), **_fit_summary(fit)})
         metrics.update(expert_queries=int(sum(h.get("expert_queries", 0) for h in history)),
                        iterations_done=len(history) - 1, history=history, final_fit=fit)
-        return AdaptedPolicy(model=model, normalizer=kept_normalizer(setup, source), metrics=metrics)
+        return AdaptedPolicy(model=learner.model, normalizer=source.normalizer_file, metrics=metrics)
 
-    def _round(self, model: BaseAlgorithm, source: Policy, expert: Policy, setup: TransferSetup, budget: TargetBudget,
-               steps: int, i: int, rng: np.random.Generator, seed: int) -> dict[str, Any]:
+    def _round(self, learner: Policy, expert: Policy, setup: TransferSetup, budget: TargetBudget, steps: int, i: int,
+               rng: np.random.Generator, seed: int) -> dict[str, Any]:
         """One learner rollout of ``steps`` target steps, labelled by the expert."""
         beta = self.settings.beta * self.settings.beta_decay**i
+        actor = MixedActor(learner, expert, beta, rng)
         env = make_target_env(setup, budget, "rollouts")
         try:
-            visited = collect_demonstrations(mixed_act(learner_act(model, source), expert.act, beta, rng), env,
-                                             steps=steps, seed=seed)
+            visited = collect_demonstrations(actor, env, steps=steps, seed=seed, reset=actor.reset)
         finally:
             env.close()
         labels = expert.act(visited.observations)
@@ -155,7 +141,7 @@ class DAgger(TransferMethod):
             "expert_queries": len(visited),
             "rollout_episodes": visited.n_episodes,
             "rollout_mean_return": float(returns.mean()) if len(returns) else None,
-            "learner_state_error": action_error(model, normalize_observations(source, visited.observations), labels),
+            "learner_state_error": action_error(learner, visited.observations, labels),
             "observations": visited.observations,
             "labels": labels,
         }

@@ -14,17 +14,20 @@ held-out balanced states (chance = 0.5), before and after alignment.
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
-from stable_baselines3.common.base_class import BaseAlgorithm
 from torch import nn
 
-from sim2real.runs import MODEL_FILE, VECNORMALIZE_FILE
-from sim2real.training.loading import ALGORITHM_CLASSES, Policy
+from sim2real.episodes import run_steps
+from sim2real.policies.policy import Policy
+from sim2real.policies.run_info import RunInfo
 from sim2real.transfer.base import (
     AdaptedPolicy,
     TransferMethod,
@@ -32,16 +35,10 @@ from sim2real.transfer.base import (
     make_source_env,
     make_target_env,
     register_method,
+    set_checked,
 )
 from sim2real.transfer.budget import TargetBudget
-from sim2real.transfer.policy_parts import (
-    actor_encoder,
-    actor_features,
-    actor_head,
-    deterministic_action,
-    feature_size,
-    sync_target_actor,
-)
+from sim2real.validation import require_float, require_int
 
 
 @dataclass(frozen=True)
@@ -73,6 +70,18 @@ class DannSettings:
     probe_updates: int = 400
     holdout_fraction: float = 0.2
 
+    def __post_init__(self) -> None:
+        counts = ("rounds", "source_states", "updates_per_round", "batch_size", "classifier_hidden", "probe_updates")
+        set_checked(self, **{name: require_int(name, getattr(self, name), minimum=1) for name in counts})
+        set_checked(
+            self,
+            classifier_steps=require_int("classifier_steps", self.classifier_steps, minimum=0),
+            learning_rate=require_float("learning_rate", self.learning_rate, low=0.0, low_open=True),
+            alignment_weight=require_float("alignment_weight", self.alignment_weight, low=0.0),
+            holdout_fraction=require_float("holdout_fraction", self.holdout_fraction, low=0.0, high=1.0,
+                                           low_open=True, high_open=True),
+        )
+
 
 class GradientReversal(torch.autograd.Function):
     """Identity forward; multiplies the gradient by ``-weight`` backward."""
@@ -99,74 +108,62 @@ def domain_classifier(in_features: int, hidden: int) -> nn.Module:
 
 
 @register_method
-class Dann(TransferMethod):
+class Dann(TransferMethod[DannSettings]):
     """Align source and target features adversarially while distilling the source's actions."""
 
     name = "dann"
     Settings = DannSettings
 
-    def validate(self, setup: TransferSetup, source_metadata: dict[str, Any]) -> None:
-        """Checks the settings before any work."""
-        s: DannSettings = self.settings
-        for key in ("rounds", "source_states", "updates_per_round", "batch_size", "classifier_hidden", "probe_updates"):
-            if getattr(s, key) < 1:
-                raise ValueError(f"dann: {key}={getattr(s, key)} must be >= 1")
-        if s.classifier_steps < 0:
-            raise ValueError(f"dann: classifier_steps={s.classifier_steps} must be >= 0")
-        if not s.learning_rate > 0 or s.alignment_weight < 0:
-            raise ValueError(f"dann: learning_rate={s.learning_rate} must be > 0 and alignment_weight={s.alignment_weight} >= 0")
-        if not 0 < s.holdout_fraction < 1:
-            raise ValueError(f"dann: holdout_fraction={s.holdout_fraction} must lie in (0, 1)")
-        if setup.budget // s.rounds < 2:
-            raise ValueError(f"dann: budget={setup.budget} is too small for rounds={s.rounds}")
+    def validate(self, setup: TransferSetup, source: RunInfo) -> None:
+        """Checks that every round gets target states."""
+        if setup.budget // self.settings.rounds < 2:
+            raise ValueError(f"budget={setup.budget} is too small for rounds={self.settings.rounds}")
 
     def adapt(self, setup: TransferSetup, source: Policy, budget: TargetBudget) -> AdaptedPolicy:
         """Collects target states in rounds and aligns the encoder between them."""
-        s: DannSettings = self.settings
+        s = self.settings
         rng = np.random.default_rng(setup.seed)
-        student = ALGORITHM_CLASSES[source.metadata["algo"]].load(setup.source_dir / MODEL_FILE, device=setup.device)
-        normalize = source.normalizer or (lambda obs: np.asarray(obs, np.float32))
-        source_obs = collect_states(make_source_env(setup), source.act, s.source_states, rng)
-        src_train, src_test = split(normalize(source_obs), s.holdout_fraction, rng)
+        student = source.trainable_copy(device=setup.device)
+        source_obs = collect_states(make_source_env(setup), source, s.source_states, rng)
+        src_train, src_test = split(source.normalize(source_obs), s.holdout_fraction, rng)
         with torch.no_grad():
-            teacher_actions = deterministic_action(source.model, torch.as_tensor(src_train, device=setup.device))
+            teacher_actions = source.network_action(source.obs_tensor(src_train, normalized=True))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(setup.seed)
-            classifier = domain_classifier(feature_size(student), s.classifier_hidden).to(setup.device)
+            classifier = domain_classifier(student.feature_size, s.classifier_hidden).to(setup.device)
         trainer = _Aligner(student, classifier, s, setup.device, rng)
         per_round = budget.limit // s.rounds
         target_train: list[np.ndarray] = []
         target_test: list[np.ndarray] = []
         for round_index in range(s.rounds):
             steps = per_round if round_index < s.rounds - 1 else budget.remaining
-            act = source.act if round_index == 0 else _acting(student, normalize)
-            target_obs = collect_states(make_target_env(setup, budget, "rollouts"), act, steps, rng)
-            train_part, test_part = split(normalize(target_obs), s.holdout_fraction, rng)
+            actor = source if round_index == 0 else student
+            target_obs = collect_states(make_target_env(setup, budget, "rollouts"), actor, steps, rng)
+            train_part, test_part = split(source.normalize(target_obs), s.holdout_fraction, rng)
             target_train.append(train_part)
             target_test.append(test_part)
             trainer.run(src_train, teacher_actions, np.concatenate(target_train), round_index)
-        sync_target_actor(student)
+        student.sync_target_actor()
         held_target = np.concatenate(target_test)
         domains = (src_train, np.concatenate(target_train), src_test, held_target)
         metrics: dict[str, Any] = {
-            "domain_accuracy_before": probe_accuracy(source.model, *domains, s, setup.seed, setup.device),
+            "domain_accuracy_before": probe_accuracy(source, *domains, s, setup.seed, setup.device),
             "domain_accuracy_after": probe_accuracy(student, *domains, s, setup.seed, setup.device),
             "adversary_accuracy_last": round(trainer.last_accuracy, 4),
         }
-        metrics["distill_mse_heldout"] = action_mse(student, source.model, src_test, setup.device)
-        metrics["target_action_change_heldout"] = action_mse(student, source.model, held_target, setup.device)
+        metrics["distill_mse_heldout"] = action_mse(student, source, src_test)
+        metrics["target_action_change_heldout"] = action_mse(student, source, held_target)
         metrics["source_states"] = int(len(source_obs))
-        normalizer = setup.source_dir / VECNORMALIZE_FILE if source.normalizer is not None else None
-        return AdaptedPolicy(model=student, normalizer=normalizer, metrics=metrics)
+        return AdaptedPolicy(model=student.model, normalizer=source.normalizer_file, metrics=metrics)
 
 
 class _Aligner:
     """The DANN update: distillation on source states plus the reversed domain loss."""
 
-    def __init__(self, student: BaseAlgorithm, classifier: nn.Module, settings: DannSettings, device: str,
+    def __init__(self, student: Policy, classifier: nn.Module, settings: DannSettings, device: str,
                  rng: np.random.Generator) -> None:
         self.student, self.classifier, self.s, self.device, self.rng = student, classifier, settings, device, rng
-        params = [*actor_encoder(student).parameters(), *actor_head(student).parameters(), *classifier.parameters()]
+        params = [*student.encoder.parameters(), *student.head.parameters(), *classifier.parameters()]
         self.optimizer = torch.optim.Adam(params, lr=settings.learning_rate)
         self.last_accuracy = float("nan")
 
@@ -192,11 +189,11 @@ class _Aligner:
         for _ in range(self.s.classifier_steps):
             _, states, labels = self._batch(source, target)
             with torch.no_grad():
-                features = actor_features(self.student, states)
+                features = self.student.features(states)
             self._minimize(nn.functional.binary_cross_entropy_with_logits(self.classifier(features).squeeze(-1), labels))
         src_idx, states, labels = self._batch(source, target)
-        distill = ((deterministic_action(self.student, states[: len(src_idx)]) - teacher[src_idx]) ** 2).mean()
-        logits = self.classifier(reverse_gradient(actor_features(self.student, states), weight)).squeeze(-1)
+        distill = ((self.student.network_action(states[: len(src_idx)]) - teacher[src_idx]) ** 2).mean()
+        logits = self.classifier(reverse_gradient(self.student.features(states), weight)).squeeze(-1)
         self._minimize(distill + nn.functional.binary_cross_entropy_with_logits(logits, labels))
         return int(((logits > 0).float() == labels).sum()), len(labels)
 
@@ -206,19 +203,15 @@ class _Aligner:
         self.optimizer.step()
 
 
-def collect_states(env: Any, act: Any, steps: int, rng: np.random.Generator) -> np.ndarray:
-    """Raw observations of ``steps`` steps of ``act`` in ``env`` (episodes reset with seeds from ``rng``)."""
-    observations = []
+def collect_states(env: gym.Env, policy: Policy, steps: int, rng: np.random.Generator) -> np.ndarray:
+    """Raw observations of ``steps`` steps of ``policy`` in ``env`` (closed after; episodes reset with seeds
+    drawn from ``rng`` as they start)."""
+    seeds: Iterator[int] = (int(rng.integers(2**31)) for _ in itertools.count())
     try:
-        obs, _ = env.reset(seed=int(rng.integers(2**31)))
-        for _ in range(steps):
-            observations.append(np.asarray(obs, np.float32))
-            obs, _, terminated, truncated, _ = env.step(act(obs))
-            if terminated or truncated:
-                obs, _ = env.reset(seed=int(rng.integers(2**31)))
+        return np.stack([np.asarray(step.obs, np.float32)
+                         for step in run_steps(env, policy.act, seeds, steps=steps, reset=policy.reset)])
     finally:
         env.close()
-    return np.stack(observations)
 
 
 def split(states: np.ndarray, holdout: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -228,11 +221,12 @@ def split(states: np.ndarray, holdout: float, rng: np.random.Generator) -> tuple
     return states[order[n_test:]].astype(np.float32), states[order[:n_test]].astype(np.float32)
 
 
-def probe_accuracy(model: BaseAlgorithm, source_train: np.ndarray, target_train: np.ndarray, source_test: np.ndarray,
+def probe_accuracy(policy: Policy, source_train: np.ndarray, target_train: np.ndarray, source_test: np.ndarray,
                    target_test: np.ndarray, settings: DannSettings, seed: int, device: str) -> float:
-    """Held-out balanced accuracy of a fresh classifier telling the domains apart from ``model``'s features."""
+    """Held-out balanced accuracy of a fresh classifier telling the domains apart from ``policy``'s features
+    (of normalized states)."""
     with torch.no_grad():
-        feats = [actor_features(model, torch.as_tensor(x, device=device)) for x in
+        feats = [policy.features(policy.obs_tensor(x, normalized=True)) for x in
                  (source_train, target_train, source_test, target_test)]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed + 1)
@@ -254,16 +248,8 @@ def probe_accuracy(model: BaseAlgorithm, source_train: np.ndarray, target_train:
     return round(0.5 * (source_acc + target_acc), 4)
 
 
-def action_mse(student: BaseAlgorithm, teacher: BaseAlgorithm, states: np.ndarray, device: str) -> float:
-    """Mean squared difference of the two models' deterministic actions on (normalized) ``states``."""
+def action_mse(student: Policy, teacher: Policy, states: np.ndarray) -> float:
+    """Mean squared difference of the two policies' deterministic actions on normalized ``states``."""
     with torch.no_grad():
-        obs = torch.as_tensor(states, device=device)
-        return round(float(((deterministic_action(student, obs) - deterministic_action(teacher, obs)) ** 2).mean()), 6)
-
-
-def _acting(model: BaseAlgorithm, normalize: Any) -> Any:
-    def act(obs: np.ndarray) -> np.ndarray:
-        action, _ = model.predict(normalize(obs), deterministic=True)
-        return action
-
-    return act
+        obs = student.obs_tensor(states, normalized=True)
+        return round(float(((student.network_action(obs) - teacher.network_action(obs)) ** 2).mean()), 6)

@@ -21,17 +21,18 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
 
-from sim2real.runs import MODEL_FILE, VECNORMALIZE_FILE
-from sim2real.training.loading import ALGORITHM_CLASSES, Policy
+from sim2real.policies.policy import Policy
+from sim2real.policies.run_info import RunInfo
 from sim2real.transfer.base import (
     AdaptedPolicy,
     TransferMethod,
     TransferSetup,
     make_target_env,
     register_method,
+    set_checked,
 )
 from sim2real.transfer.budget import TargetBudget
-from sim2real.transfer.policy_parts import encoder_linear_layers
+from sim2real.validation import require_choice, require_float, require_int
 
 NORMALIZATION_MODES = ("keep", "update")
 
@@ -64,40 +65,38 @@ class FinetuneSettings:
     n_envs: int | None = None
     warmup_steps: int = 1000
 
+    def __post_init__(self) -> None:
+        set_checked(
+            self,
+            learning_rate=require_float("learning_rate", self.learning_rate, low=0.0, low_open=True, optional=True),
+            freeze_layers=require_int("freeze_layers", self.freeze_layers, minimum=-1),
+            l2sp=require_float("l2sp", self.l2sp, low=0.0),
+            normalization=require_choice("normalization", self.normalization, NORMALIZATION_MODES),
+            n_steps=require_int("n_steps", self.n_steps, minimum=1, optional=True),
+            n_envs=require_int("n_envs", self.n_envs, minimum=1, optional=True),
+            warmup_steps=require_int("warmup_steps", self.warmup_steps, minimum=0),
+        )
+
 
 @register_method
-class Finetune(TransferMethod):
+class Finetune(TransferMethod[FinetuneSettings]):
     """Continue SB3 training of the source model on the target within the budget."""
 
     name = "finetune"
     Settings = FinetuneSettings
 
-    def validate(self, setup: TransferSetup, source_metadata: dict[str, Any]) -> None:
-        """Checks the settings against the source run before any work."""
-        s: FinetuneSettings = self.settings
-        if s.normalization not in NORMALIZATION_MODES:
-            raise ValueError(f"finetune: normalization='{s.normalization}'; valid: {', '.join(NORMALIZATION_MODES)}")
-        if s.learning_rate is not None and not s.learning_rate > 0:
-            raise ValueError(f"finetune: learning_rate={s.learning_rate} must be > 0 (or null to keep the source's)")
-        if s.l2sp < 0:
-            raise ValueError(f"finetune: l2sp={s.l2sp} must be >= 0")
-        if s.freeze_layers < -1:
-            raise ValueError(f"finetune: freeze_layers={s.freeze_layers} must be -1 (whole encoder), 0 or a layer count")
-        for name in ("n_steps", "n_envs"):
-            value = getattr(s, name)
-            if value is not None and value < 1:
-                raise ValueError(f"finetune: {name}={value} must be >= 1 (or null to keep the source's)")
-        if s.warmup_steps < 0:
-            raise ValueError(f"finetune: warmup_steps={s.warmup_steps} must be >= 0")
-        if source_metadata.get("algo") != "ppo" and s.warmup_steps >= setup.budget:
-            raise ValueError(f"finetune: warmup_steps={s.warmup_steps} leaves nothing of budget={setup.budget} for training")
-        hidden = len(source_metadata.get("algo_config", {}).get("network", {}).get("pi", ()))
+    def validate(self, setup: TransferSetup, source: RunInfo) -> None:
+        """Checks the settings against the source run and the budget before any work."""
+        s = self.settings
+        if source.algo != "ppo" and s.warmup_steps >= setup.budget:
+            raise ValueError(f"warmup_steps={s.warmup_steps} leaves nothing of budget={setup.budget} for training")
+        hidden = len((source.algo_config or {}).get("network", {}).get("pi", ()))
         if hidden and s.freeze_layers > hidden:
-            raise ValueError(f"finetune: freeze_layers={s.freeze_layers} but the actor encoder has {hidden} layers")
+            raise ValueError(f"freeze_layers={s.freeze_layers} but the actor encoder has {hidden} layers")
 
     def adapt(self, setup: TransferSetup, source: Policy, budget: TargetBudget) -> AdaptedPolicy:
         """Fine-tunes a fresh copy of the source model on counted target envs."""
-        s: FinetuneSettings = self.settings
+        s = self.settings
         is_ppo = isinstance(source.model, PPO)
         n_envs = (s.n_envs or source.model.n_envs) if is_ppo else 1
         venv = self._target_venv(setup, source, budget, n_envs)
@@ -110,10 +109,10 @@ class Finetune(TransferMethod):
             overrides["n_steps"] = n_steps
         else:
             overrides["buffer_size"] = max(budget.limit, 1)
-        model = ALGORITHM_CLASSES[source.metadata["algo"]].load(
-            setup.source_dir / MODEL_FILE, env=venv, device=setup.device, **overrides)
+        student = source.trainable_copy(env=venv, device=setup.device, **overrides)
+        model = student.model
         model.set_random_seed(setup.seed)
-        frozen = freeze_encoder_layers(model, s.freeze_layers)
+        frozen = freeze_encoder_layers(student, s.freeze_layers)
         hooks = add_l2sp(model, s.l2sp) if s.l2sp > 0 else []
         tracker = EpisodeTracker()
         try:
@@ -135,8 +134,8 @@ class Finetune(TransferMethod):
     def _target_venv(self, setup: TransferSetup, source: Policy, budget: TargetBudget, n_envs: int) -> VecEnv:
         venv: VecEnv = DummyVecEnv([lambda: Monitor(make_target_env(setup, budget, "rollouts")) for _ in range(n_envs)])
         venv.seed(setup.seed)
-        stats = setup.source_dir / VECNORMALIZE_FILE
-        if source.normalizer is None or not stats.is_file():
+        stats = source.normalizer_file
+        if stats is None:
             return venv
         vecnorm = VecNormalize.load(str(stats), venv)
         vecnorm.training = self.settings.normalization == "update"
@@ -171,9 +170,9 @@ def ppo_rollout_plan(budget: int, n_envs: int, n_steps: int, batch_size: int = 1
     return (longest // granule * granule or longest), rollouts
 
 
-def freeze_encoder_layers(model: BaseAlgorithm, count: int) -> int:
+def freeze_encoder_layers(policy: Policy, count: int) -> int:
     """Freezes the first ``count`` encoder ``Linear`` layers (-1: all); returns how many were frozen."""
-    layers = encoder_linear_layers(model)
+    layers = policy.encoder_layers()
     if count > len(layers):
         raise ValueError(f"freeze_layers={count} but the actor encoder has {len(layers)} layers")
     chosen = layers if count == -1 else layers[:count]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -16,7 +17,7 @@ from sim2real.presets import target_spec
 from sim2real.randomization.factory import make_env
 from sim2real.training import train
 from sim2real.transfer import METHODS, prepare_transfer, run_transfer
-from sim2real.transfer.bc import action_error, normalize_observations
+from sim2real.transfer.demonstrations import action_error
 from tests.conftest import tiny_train_config
 from tests.transfer.conftest import TARGET
 
@@ -29,15 +30,14 @@ def demos(expert: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def bc(source: Path, run_dir: Path, budget: int, **settings: object) -> dict:
-    method, setup, metadata = prepare_transfer(source, target_spec(TARGET), "bc", settings, budget, seed=0)
-    return run_transfer(method, setup, metadata, run_dir)
+    method, setup, info = prepare_transfer(source, target_spec(TARGET), "bc", settings, budget, seed=0)
+    return run_transfer(method, setup, info, run_dir)
 
 
 def held_out_error(run_dir: Path, expert: Path) -> float:
     """Mean squared action error to the expert on expert states of episodes never trained on."""
     held_out = record_expert_demonstrations(expert, target_spec(TARGET), steps=1000, seed=12_345)
-    policy = load_policy(run_dir)
-    return action_error(policy.model, normalize_observations(policy, held_out.observations), held_out.actions)
+    return action_error(load_policy(run_dir), held_out.observations, held_out.actions)
 
 
 def folder_digest(folder: Path) -> dict[str, str]:
@@ -122,6 +122,10 @@ def test_bad_input_fails_before_any_work(ppo_run: Path, expert: Path, tmp_path: 
 def test_settings_are_registered_and_documented() -> None:
     method = METHODS.get("bc")
     settings = method.settings_from_dict({"expert": "x", "learning_rate": 1})
-    assert settings.learning_rate == 1.0 and settings.init == "source"
+    assert settings.learning_rate == 1.0 and isinstance(settings.learning_rate, float) and settings.init == "source"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.epochs = 3  # type: ignore[misc]
+    with pytest.raises(ValueError, match="method 'bc': expert=5 must be a path or null"):
+        method.settings_from_dict({"expert": 5})
     doc = method.Settings.__doc__ or ""
     assert all(f"{name}:" in doc for name in method.Settings.__dataclass_fields__)

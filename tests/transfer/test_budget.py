@@ -71,7 +71,7 @@ def test_budget_is_a_hard_cap_and_charges_nothing_when_refusing() -> None:
 
 @pytest.mark.parametrize("limit", [0, -3, 2.5, True])
 def test_budget_rejects_bad_limits(limit: object) -> None:
-    with pytest.raises(ValueError, match="positive integer"):
+    with pytest.raises(ValueError, match=r"budget=.* must be an integer >= 1"):
         TargetBudget(limit)  # type: ignore[arg-type]
 
 
@@ -91,10 +91,10 @@ def test_counted_env_charges_every_step_and_refuses_before_moving() -> None:
 
 
 def test_load_setup_reads_the_source_run(tmp_path: Path) -> None:
-    setup, metadata = load_setup(fake_run(tmp_path / "src"), target_spec("high_gravity"), 2000, seed=3)
-    assert setup.env.name == "inverted_pendulum"
+    setup, source = load_setup(fake_run(tmp_path / "src"), target_spec("high_gravity"), 2000, seed=3)
+    assert setup.env.name == "inverted_pendulum" and setup.env == source.env
     assert (setup.budget, setup.seed, setup.target.name) == (2000, 3, "high_gravity")
-    assert metadata["algo"] == "ppo"
+    assert source.algo == "ppo"
 
 
 @pytest.mark.parametrize(
@@ -105,7 +105,7 @@ def test_load_setup_reads_the_source_run(tmp_path: Path) -> None:
         (lambda p: fake_run(p / "nomodel", model=False), 2000, None, "has no model.zip"),
         (lambda p: fake_run(p / "partial", complete=False), 2000, None, "incomplete"),
         (lambda p: fake_run(p / "src"), 2000, "hopper", "is for env 'inverted_pendulum', not 'hopper'"),
-        (lambda p: fake_run(p / "src"), 0, None, "positive integer"),
+        (lambda p: fake_run(p / "src"), 0, None, "budget=0 must be an integer >= 1"),
         (lambda p: fake_run(p / "src"), 999, None, "less than one episode"),
     ],
 )
@@ -119,21 +119,24 @@ def test_prepare_transfer_names_the_valid_methods_and_settings(tmp_path: Path) -
     source = fake_run(tmp_path / "src")
     with pytest.raises(ValueError, match="unknown transfer method 'nope'; known: .*finetune"):
         prepare_transfer(source, target_spec("heavy"), "nope", {}, 2000, 0)
-    with pytest.raises(ValueError, match=r"unknown settings \['lr'\]; valid: .*learning_rate"):
+    with pytest.raises(ValueError, match=r"method 'finetune': unknown keys \['lr'\]; valid: .*learning_rate"):
         prepare_transfer(source, target_spec("heavy"), "finetune", {"lr": 0.1}, 2000, 0)
-    with pytest.raises(ValueError, match="l2sp='big' must be float"):
+    with pytest.raises(ValueError, match="method 'finetune': l2sp='big' must be a number >= 0"):
         prepare_transfer(source, target_spec("heavy"), "finetune", {"l2sp": "big"}, 2000, 0)
 
 
 def test_run_transfer_refuses_to_write_into_the_source(tmp_path: Path) -> None:
     source = fake_run(tmp_path / "src")
-    method, setup, metadata = prepare_transfer(source, target_spec("heavy"), "finetune", {}, 2000, 0)
+    method, setup, info = prepare_transfer(source, target_spec("heavy"), "finetune", {}, 2000, 0)
     before = {p.name: p.read_bytes() for p in source.iterdir()}
     for run_dir in (source, source / "adapted"):
         with pytest.raises(ValueError, match="outside the source run folder"):
-            run_transfer(method, setup, metadata, run_dir)
+            run_transfer(method, setup, info, run_dir)
     assert {p.name: p.read_bytes() for p in source.iterdir()} == before
 
 
 def test_methods_registry_holds_the_transfer_methods() -> None:
     assert {"finetune", "dann"} <= set(METHODS.names())
+    mine = ("bc", "dagger", "dann", "finetune")
+    assert {name for name in mine if METHODS.get(name).needs_expert} == {"bc", "dagger"}
+    assert not any(METHODS.get(name).needs_dataset for name in mine)

@@ -13,13 +13,13 @@ from sim2real.policies import load_policy
 from sim2real.presets import target_spec
 from sim2real.randomization.factory import make_env
 from sim2real.transfer import prepare_transfer, run_transfer
-from sim2real.transfer.bc import action_error, normalize_observations
+from sim2real.transfer.demonstrations import action_error
 from tests.transfer.conftest import TARGET
 
 
 def adapt(method: str, source: Path, run_dir: Path, budget: int, seed: int = 0, **settings: object) -> dict:
-    instance, setup, metadata = prepare_transfer(source, target_spec(TARGET), method, settings, budget, seed=seed)
-    return run_transfer(instance, setup, metadata, run_dir)
+    instance, setup, info = prepare_transfer(source, target_spec(TARGET), method, settings, budget, seed=seed)
+    return run_transfer(instance, setup, info, run_dir)
 
 
 def evaluate(run_dir: Path, expert: Path) -> tuple[float, float]:
@@ -29,7 +29,7 @@ def evaluate(run_dir: Path, expert: Path) -> tuple[float, float]:
     env = make_env("inverted_pendulum", target=target_spec(TARGET))
     visited = collect_demonstrations(policy.act, env, steps=500, seed=900)
     labels = load_policy(expert).act(visited.observations)
-    error = action_error(policy.model, normalize_observations(policy, visited.observations), labels)
+    error = action_error(policy, visited.observations, labels)
     return float(returns.mean()), error
 
 
@@ -81,6 +81,6 @@ def test_bad_settings_fail_before_any_work(ppo_run: Path, expert: Path, tmp_path
     with pytest.raises(ValueError, match="exceeds the budget of 2000"):
         adapt("dagger", ppo_run, tmp_path / "d", 2000, expert=str(expert), demo_steps=1000, steps_per_iteration=600,
               iterations=2)
-    with pytest.raises(ValueError, match=r"beta=1.5 must be in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"beta=1.5 must be a number in \[0, 1\]"):
         adapt("dagger", ppo_run, tmp_path / "d", 2000, expert=str(expert), beta=1.5)
     assert not (tmp_path / "d").exists()

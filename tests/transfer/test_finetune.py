@@ -17,7 +17,6 @@ from sim2real.presets import target_spec
 from sim2real.training import train
 from sim2real.transfer import prepare_transfer, run_transfer
 from sim2real.transfer.finetune import ppo_rollout_plan
-from sim2real.transfer.policy_parts import encoder_linear_layers
 from tests.conftest import tiny_train_config
 
 # A briefly trained InvertedPendulum policy balances ~130 steps at nominal gravity and ~70 at double
@@ -26,8 +25,8 @@ TARGET = "high_gravity"
 
 
 def finetune(source: Path, run_dir: Path, budget: int, **settings: object) -> dict:
-    method, setup, metadata = prepare_transfer(source, target_spec(TARGET), "finetune", settings, budget, seed=0)
-    return run_transfer(method, setup, metadata, run_dir)
+    method, setup, info = prepare_transfer(source, target_spec(TARGET), "finetune", settings, budget, seed=0)
+    return run_transfer(method, setup, info, run_dir)
 
 
 def target_return(run_dir: Path) -> float:
@@ -42,7 +41,7 @@ def folder_digest(folder: Path) -> dict[str, str]:
 
 
 def encoder_weights(run_dir: Path) -> list[torch.Tensor]:
-    return [layer.weight.detach().clone() for layer in encoder_linear_layers(load_policy(run_dir).model)]
+    return [layer.weight.detach().clone() for layer in load_policy(run_dir).encoder_layers()]
 
 
 def test_finetuning_raises_target_return_within_budget(ppo_run: Path, tmp_path: Path) -> None:
@@ -104,8 +103,8 @@ def test_ppo_rollouts_fit_the_budget() -> None:
 @pytest.mark.parametrize(("settings", "message"), [
     ({"normalization": "reset"}, "valid: keep, update"),
     ({"freeze_layers": 3}, "encoder has 2 layers"),
-    ({"learning_rate": 0.0}, "learning_rate=0.0 must be > 0"),
-    ({"l2sp": -1.0}, "l2sp=-1.0 must be >= 0"),
+    ({"learning_rate": 0.0}, "learning_rate=0.0 must be a number > 0 or null"),
+    ({"l2sp": -1.0}, "l2sp=-1.0 must be a number >= 0"),
 ])
 def test_bad_settings_fail_before_work(ppo_run: Path, settings: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
@@ -117,7 +116,6 @@ def test_sac_finetuning_stays_within_budget(tmp_path: Path) -> None:
     train(tiny_train_config("sac", timesteps=300), source)
     metadata = finetune(source, tmp_path / "ft", budget=1000, warmup_steps=700, freeze_layers=1)
     assert metadata["target_steps_used"] == 1000
-    model = load_policy(tmp_path / "ft").model
-    assert isinstance(model, SAC)
-    src_first = encoder_linear_layers(load_policy(source).model)[0].weight
-    assert torch.equal(encoder_linear_layers(model)[0].weight, src_first)
+    adapted = load_policy(tmp_path / "ft")
+    assert isinstance(adapted.model, SAC)
+    assert torch.equal(adapted.encoder_layers()[0].weight, load_policy(source).encoder_layers()[0].weight)

@@ -58,7 +58,7 @@ def test_finetune_run_folder_is_a_policy_run(ppo_run: Path, tmp_path: Path) -> N
     assert 0 < metadata["target_steps_used"] <= 2000
     assert metadata["source_run"] == str(ppo_run) and metadata["target"]["name"] == "heavy"
     assert metadata["settings"]["normalization"] == "update" and metadata["wall_time_s"] > 0
-    assert load_policy(run_dir).env_name == "inverted_pendulum"
+    assert load_policy(run_dir).info.env.name == "inverted_pendulum"
 
 
 @pytest.mark.slow
