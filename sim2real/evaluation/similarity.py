@@ -27,9 +27,10 @@ from typing import Any
 import numpy as np
 
 from sim2real.envs.registry import EnvSpec
-from sim2real.evaluation.rollout import ActFn
+from sim2real.episodes import ActFn, run_steps
 from sim2real.randomization.factory import make_env
 from sim2real.randomization.spec import DynamicsSpec
+from sim2real.validation import require_float, require_int
 
 
 @dataclass(frozen=True)
@@ -54,11 +55,8 @@ class SimilaritySettings:
 
     def __post_init__(self) -> None:
         for name in ("episodes", "max_steps", "max_samples", "permutations"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"similarity.{name}={value!r} must be a positive integer")
-        if not 0.0 < self.level < 1.0:
-            raise ValueError(f"similarity.level={self.level} must be in (0, 1)")
+            require_int(f"similarity.{name}", getattr(self, name), minimum=1)
+        require_float("similarity.level", self.level, low=0.0, high=1.0, low_open=True, high_open=True)
 
 
 @dataclass(frozen=True)
@@ -92,22 +90,15 @@ def collect_transitions(act: ActFn, env: str | EnvSpec, episodes: int, seed: int
                         target: DynamicsSpec | None = None, randomization: DynamicsSpec | None = None) -> list[np.ndarray]:
     """Per episode, rows ``[s, a, s' - s]``; episode ``i`` seeded ``seed + i``, at most ``max_steps`` steps."""
     environment = make_env(env, randomization=randomization, target=target)
-    per_episode: list[np.ndarray] = []
+    per_episode: list[list[np.ndarray]] = [[] for _ in range(episodes)]
     try:
-        for i in range(episodes):
-            obs, _ = environment.reset(seed=seed + i)
-            rows = []
-            for _ in range(max_steps):
-                action = np.asarray(act(obs), dtype=np.float64).ravel()
-                next_obs, _, terminated, truncated, _ = environment.step(action)
-                rows.append(np.concatenate([np.ravel(obs), action, np.ravel(next_obs) - np.ravel(obs)]))
-                obs = next_obs
-                if terminated or truncated:
-                    break
-            per_episode.append(np.asarray(rows, dtype=np.float64))
+        for step in run_steps(environment, lambda obs: np.asarray(act(obs), dtype=np.float64).ravel(), seed,
+                              episodes=episodes, max_episode_steps=max_steps, reset=getattr(act, "reset", None)):
+            obs = np.ravel(step.obs)
+            per_episode[step.episode].append(np.concatenate([obs, step.action, np.ravel(step.next_obs) - obs]))
     finally:
         environment.close()
-    return per_episode
+    return [np.asarray(rows, dtype=np.float64) for rows in per_episode]
 
 
 def paired_rows(source: list[np.ndarray], shifted: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -178,7 +169,7 @@ def domain_similarity(act: ActFn, env: str | EnvSpec, source_randomization: Dyna
     """Scores how far ``target`` moves the transitions of the source's randomized domain.
 
     Args:
-        act: The source policy's action function.
+        act: The source policy (a :class:`~sim2real.policies.Policy`, reset every episode) or an action function.
         env: The robot.
         source_randomization: The randomization the source was trained with (None: nominal).
         target: The target dynamics.
