@@ -8,19 +8,33 @@ from pathlib import Path
 from typing import Any
 
 from sim2real.envs.registry import EnvSpec
+from sim2real.policies import RunInfo, read_run_info
 from sim2real.randomization.factory import validate_dynamics
 from sim2real.randomization.spec import DynamicsSpec
 from sim2real.training.config import TrainConfig, train_config_from_dict
-from sim2real.training.loading import check_run_dir
+from sim2real.validation import require_bool, require_int
 
 
 @dataclass(frozen=True)
 class MethodRun:
-    """One transfer method with its settings (a ``Settings`` instance of the method)."""
+    """One transfer method with its settings.
+
+    Attributes:
+        name: The method's name in :data:`sim2real.transfer.METHODS`.
+        settings: A ``Settings`` instance of the method.
+        raw: The settings as configured (for the stage fingerprint).
+        needs_expert: The method learns from an expert's actions (its class's ``needs_expert``).
+    """
 
     name: str
     settings: Any
     raw: dict[str, Any]
+    needs_expert: bool = False
+
+    @property
+    def wants_expert(self) -> bool:
+        """It needs an expert and its settings name neither an expert nor a dataset: the pipeline's oracle serves."""
+        return self.needs_expert and not self.settings.expert and not self.settings.dataset
 
 
 @dataclass(frozen=True)
@@ -76,7 +90,7 @@ def pipeline_config_from_dict(cfg: Mapping[str, Any]) -> PipelineConfig:
     from sim2real.transfer.base import episode_limit
 
     cfg = dict(cfg)
-    seed = _integer("seed", cfg.get("seed", 0), minimum=0)
+    seed = _int("seed", cfg.get("seed", 0), minimum=0)
     source = train_config_from_dict({**cfg["source"], "env": cfg["env"], "algo": cfg["algo"],
                                      "randomization": cfg["randomization"], "seed": seed})
     target = target_spec(cfg["target"])
@@ -85,10 +99,8 @@ def pipeline_config_from_dict(cfg: Mapping[str, Any]) -> PipelineConfig:
         raise ValueError("target 'nominal' changes nothing: choose a perturbed target (e.g. target=high_gravity)")
     source_run = Path(cfg["source_run"]) if cfg.get("source_run") else None
     if source_run is not None:
-        metadata = check_run_dir(source_run)
-        if metadata["env"]["name"] != source.env.name:
-            raise ValueError(f"source_run '{source_run}' is for env '{metadata['env']['name']}', not '{source.env.name}'")
-    budget = _integer("budget", cfg.get("budget"), minimum=1)
+        _given_run("source_run", source_run, source.env)
+    budget = _int("budget", cfg.get("budget"), minimum=1)
     limit = episode_limit(source.env)
     if budget < limit:
         raise ValueError(f"budget={budget} is less than one episode of {source.env.name} ({limit} steps)")
@@ -104,43 +116,39 @@ def pipeline_config_from_dict(cfg: Mapping[str, Any]) -> PipelineConfig:
         method_class = METHODS.get(str(name))
         raw = {k: v for k, v in load_preset("transfer", str(name)).items() if k != "name"}
         raw.update(overrides.get(name) or {})
-        methods.append(MethodRun(str(name), method_class.settings_from_dict(raw), raw))
+        methods.append(MethodRun(str(name), method_class.settings_from_dict(raw), raw, method_class.needs_expert))
     if len({m.name for m in methods}) != len(methods):
         raise ValueError(f"methods lists a method twice: {list(methods_cfg)}")
-    needs_expert = [m.name for m in methods if _needs_expert(m)]
-    oracle_timesteps = _integer("oracle_timesteps", cfg.get("oracle_timesteps", 0), minimum=0)
+    needs_expert = [m.name for m in methods if m.wants_expert]
+    oracle_timesteps = _int("oracle_timesteps", cfg.get("oracle_timesteps", 0), minimum=0)
     oracle_run = Path(cfg["oracle_run"]) if cfg.get("oracle_run") else None
-    if oracle_run is not None:
-        metadata = check_run_dir(oracle_run)
-        if metadata["env"]["name"] != source.env.name:
-            raise ValueError(f"oracle_run '{oracle_run}' is for env '{metadata['env']['name']}', not '{source.env.name}'")
-        trained_on = DynamicsSpec.from_dict(metadata.get("target"), default_name="nominal")
-        if trained_on != target:
-            raise ValueError(f"oracle_run '{oracle_run}' was trained on target '{trained_on.name}', not '{target.name}'")
+    trained_on = _given_run("oracle_run", oracle_run, source.env).target if oracle_run is not None else target
+    if trained_on != target:
+        raise ValueError(f"oracle_run '{oracle_run}' was trained on target '{trained_on.name}', not '{target.name}'")
     if needs_expert and oracle_timesteps == 0 and oracle_run is None:
         raise ValueError(f"methods {needs_expert} learn from an expert on the target: set oracle_timesteps > 0 "
                          "(the oracle is their expert) or give method_settings.<method>.expert=RUN_DIR")
-    export_observations = _integer("export_observations", cfg.get("export_observations", 1000), minimum=1000)
     return PipelineConfig(
         source=source, source_run=source_run, target=target, methods=tuple(methods), budget=budget, seed=seed,
-        oracle_timesteps=oracle_timesteps, oracle_run=oracle_run, scratch=bool(cfg.get("scratch", True)),
-        random_baseline=bool(cfg.get("random_baseline", True)),
-        episodes=_integer("episodes", cfg.get("episodes", 10), minimum=1),
-        eval_seeds=_integer("eval_seeds", cfg.get("eval_seeds", 3), minimum=1),
-        workers=_integer("workers", cfg.get("workers", 2), minimum=1),
-        export=bool(cfg.get("export", True)), export_observations=export_observations,
-        zero_shot_episodes=_integer("zero_shot_episodes", cfg.get("zero_shot_episodes", 5), minimum=1),
+        oracle_timesteps=oracle_timesteps, oracle_run=oracle_run, scratch=require_bool("scratch", cfg.get("scratch", True)),
+        random_baseline=require_bool("random_baseline", cfg.get("random_baseline", True)),
+        episodes=_int("episodes", cfg.get("episodes", 10), minimum=1),
+        eval_seeds=_int("eval_seeds", cfg.get("eval_seeds", 3), minimum=1),
+        workers=_int("workers", cfg.get("workers", 2), minimum=1),
+        export=require_bool("export", cfg.get("export", True)),
+        export_observations=_int("export_observations", cfg.get("export_observations", 1000), minimum=1000),
+        zero_shot_episodes=_int("zero_shot_episodes", cfg.get("zero_shot_episodes", 5), minimum=1),
     )
 
 
-def _needs_expert(method: MethodRun) -> bool:
-    return hasattr(method.settings, "expert") and not getattr(method.settings, "expert", None) \
-        and not getattr(method.settings, "dataset", None)
+def _given_run(key: str, run_dir: Path, env: EnvSpec) -> RunInfo:
+    """An existing run folder the pipeline reuses, checked to be for ``env``."""
+    info = read_run_info(run_dir)
+    if info.env.name != env.name:
+        raise ValueError(f"{key} '{run_dir}' is for env '{info.env.name}', not '{env.name}'")
+    return info
 
 
-def _integer(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name}={value!r} must be an integer >= {minimum}")
-    return value
+def _int(name: str, value: Any, minimum: int) -> int:
+    """An integer setting; a whole float such as ``1e5`` (how YAML and Hydra read it) counts as one."""
+    return require_int(name, int(value) if isinstance(value, float) and value.is_integer() else value, minimum=minimum)

@@ -10,7 +10,10 @@ from typing import Any
 
 from sim2real.pipeline.config import MethodRun, PipelineConfig
 from sim2real.pipeline.stages import Stage, run_stages
-from sim2real.runs import load_metadata, write_json_atomic
+from sim2real.policies import Policy, RunInfo, read_run_info
+from sim2real.randomization.spec import DynamicsSpec
+from sim2real.runs import write_json_atomic
+from sim2real.training.config import TrainConfig, algo_config_from_dict
 
 SOURCE, ZERO_SHOT, ORACLE, REPORT, EXPORT = "source", "zero_shot", "baselines/oracle", "report", "export"
 
@@ -90,18 +93,17 @@ def _train_source(config: PipelineConfig, folder: Path) -> dict[str, Any]:
     from sim2real.training import train
 
     train(config.source, folder, resume=True)
-    meta = load_metadata(folder)
-    return {"timesteps": meta["timesteps_done"], "train_fps": meta.get("train_fps")}
+    info = read_run_info(folder)
+    return {"timesteps": info.timesteps_done, "train_fps": info.record.get("train_fps")}
 
 
 def _zero_shot(config: PipelineConfig, source_dir: Path, folder: Path) -> dict[str, Any]:
     from sim2real.evaluation import rollout_returns
-    from sim2real.policies import load_policy
 
-    policy = load_policy(source_dir)
+    policy = Policy.load(source_dir)
     n, seed = config.zero_shot_episodes, 10_000 + config.seed
-    nominal = rollout_returns(policy.act, config.env, n, seed).returns
-    target = rollout_returns(policy.act, config.env, n, seed, target=config.target).returns
+    nominal = rollout_returns(policy, config.env, n, seed).returns
+    target = rollout_returns(policy, config.env, n, seed, target=config.target).returns
     gap_pct = 100.0 * (nominal.mean() - target.mean()) / abs(nominal.mean()) if nominal.mean() else 0.0
     result = {"source_return": float(nominal.mean()), "target_return": float(target.mean()), "episodes": n,
               "gap_pct": round(float(gap_pct), 1)}
@@ -110,11 +112,19 @@ def _zero_shot(config: PipelineConfig, source_dir: Path, folder: Path) -> dict[s
     return result
 
 
-def _train_baseline(config: PipelineConfig, source_dir: Path, folder: Path, timesteps: int) -> dict[str, Any]:
-    from sim2real.evaluation.baselines import train_baseline
+def baseline_train_config(source: RunInfo, target: DynamicsSpec, timesteps: int, seed: int) -> TrainConfig:
+    """A baseline's training config: the source run's env and algorithm, on ``target``, no randomization."""
+    algo = algo_config_from_dict(dict(source.algo_config or {"name": source.algo}), source.env.name)
+    return TrainConfig(env=source.env, algo=algo, randomization=DynamicsSpec(), target=target, timesteps=int(timesteps),
+                       seed=seed, checkpoint_every=0, eval_episodes=0, progress_bar=False)
 
-    train_baseline(folder, load_metadata(source_dir), config.target, timesteps, config.seed)
-    return {"timesteps": load_metadata(folder)["timesteps_done"]}
+
+def _train_baseline(config: PipelineConfig, source_dir: Path, folder: Path, timesteps: int) -> dict[str, Any]:
+    """Trains (or resumes, or reuses a complete) scratch or oracle run on the target into ``folder``."""
+    from sim2real.training import train
+
+    train(baseline_train_config(read_run_info(source_dir), config.target, timesteps, config.seed), folder, resume=True)
+    return {"timesteps": read_run_info(folder).timesteps_done}
 
 
 def _transfer_action(config: PipelineConfig, source_dir: Path, method: MethodRun,
@@ -123,11 +133,11 @@ def _transfer_action(config: PipelineConfig, source_dir: Path, method: MethodRun
         from sim2real.transfer import METHODS, load_setup, run_transfer
 
         settings = method.settings
-        if expert is not None and hasattr(settings, "expert") and not settings.expert and not getattr(settings, "dataset", None):
+        if expert is not None and method.wants_expert:
             settings = dataclasses.replace(settings, expert=str(expert))
-        setup, metadata = load_setup(source_dir, config.target, config.budget, config.seed)
-        meta = run_transfer(METHODS.get(method.name)(settings), setup, metadata, folder)
-        return {"target_steps_used": meta["target_steps_used"], "wall_time_s": meta["wall_time_s"]}
+        setup, source = load_setup(source_dir, config.target, config.budget, config.seed)
+        run_transfer(METHODS.get(method.name)(settings), setup, source, folder)
+        return {"target_steps_used": read_run_info(folder).target_steps_used}
 
     return action
 

@@ -37,7 +37,7 @@ def test_default_config_is_valid_and_plans_every_stage(tmp_path: Path) -> None:
         (["target=nominal"], "target 'nominal' changes nothing"),
         (["methods=[bc]", "oracle_timesteps=0"], "methods ['bc'] learn from an expert on the target"),
         (["+method_settings.danm.l2sp=0.1"], "method_settings for unknown methods ['danm']; known: "),
-        (["+method_settings.finetune.l2sp_weight=0.1"], "method 'finetune': unknown settings ['l2sp_weight']"),
+        (["+method_settings.finetune.l2sp_weight=0.1"], "method 'finetune': unknown keys ['l2sp_weight']; valid: "),
         (["source_run=/nonexistent/run"], "run folder '/nonexistent/run' does not exist"),
         (["episodes=0"], "episodes=0 must be an integer >= 1"),
         (["+randomization.parameters.masses={dist:uniform,low:2,high:1}"], "low=2 > high=1"),
@@ -47,6 +47,11 @@ def test_bad_input_is_rejected_up_front(overrides: list[str], message: str) -> N
     with pytest.raises(ValueError, match=None) as err:
         pipeline_config_from_dict(config_dict(*overrides))
     assert message in str(err.value)
+
+
+def test_methods_that_learn_from_an_expert_get_the_oracle() -> None:
+    config = pipeline_config_from_dict(config_dict("methods=[finetune,bc,dagger]"))
+    assert [m.wants_expert for m in config.methods] == [False, True, True]
 
 
 def test_script_rejects_bad_input_before_any_stage(tmp_path: Path) -> None:
