@@ -2,7 +2,9 @@
 
     python scripts/evaluate.py 'policies=[outputs/train/a,outputs/transfer/b]' target=high_gravity \\
         episodes=10 seeds=3 hydra.run.dir=outputs/evaluate/demo
-    python scripts/evaluate.py 'policies=[RUN]' target=heavy eval=robustness baselines.train_missing=true
+    python scripts/evaluate.py 'policies=[RUN]' target=heavy eval=robustness baselines.oracle=ORACLE_RUN
+
+Baselines are given run folders; scripts/pipeline.py trains them (from-scratch and oracle runs) as its stages.
 """
 
 from __future__ import annotations
@@ -26,15 +28,13 @@ from sim2real.evaluation import (
 )
 from sim2real.presets import target_spec, to_dict
 from sim2real.seeding import set_torch_threads
+from sim2real.validation import require_known_keys
 
 
 def eval_settings(data: dict[str, Any]) -> EvalSettings:
     """Builds :class:`EvalSettings` from the ``eval`` config group."""
     data = dict(data)
-    valid = set(EvalSettings.__dataclass_fields__)
-    unknown = set(data) - valid
-    if unknown:
-        raise ValueError(f"eval: unknown keys {sorted(unknown)}; valid: {sorted(valid)}")
+    require_known_keys("eval", data, EvalSettings.__dataclass_fields__)
     similarity = data.pop("similarity", None)
     sweep = data.pop("sweep", None)
     return EvalSettings(similarity=SimilaritySettings(**similarity) if similarity else None,

@@ -1,8 +1,17 @@
 """Evaluation: seeded rollouts, transfer-gap statistics, baselines, domain similarity, sweeps, reports and plots."""
 
-from sim2real.evaluation.baselines import Baselines, train_baseline
+from sim2real.evaluation.baselines import Baselines
 from sim2real.evaluation.evaluator import EvalSettings, PolicyEntry, evaluate_policies
-from sim2real.evaluation.parallel import RANDOM_POLICY, RandomActor, RolloutJob, episode_seed_bases, run_jobs
+from sim2real.evaluation.parallel import (
+    RANDOM_POLICY,
+    RandomActor,
+    Results,
+    RolloutJob,
+    RolloutKey,
+    episode_seed_bases,
+    run_jobs,
+    run_keyed,
+)
 from sim2real.evaluation.report import (
     EvaluatedPolicy,
     PolicyResult,
@@ -33,7 +42,9 @@ __all__ = [
     "PolicyResult",
     "RandomActor",
     "Report",
+    "Results",
     "RolloutJob",
+    "RolloutKey",
     "RolloutResult",
     "SimilarityResult",
     "SimilaritySettings",
@@ -52,7 +63,7 @@ __all__ = [
     "robustness_sweep",
     "rollout_returns",
     "run_jobs",
+    "run_keyed",
     "summarize",
-    "train_baseline",
     "write_report",
 ]

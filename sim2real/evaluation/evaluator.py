@@ -1,9 +1,10 @@
 """The evaluator: policies on source and target, baselines, domain similarity, sweeps, report and plots.
 
 :func:`evaluate_policies` is the library entry point (``scripts/evaluate.py`` is a thin Hydra edge
-around it). It checks every input first (run folders, envs, target, counts, sweep grid), trains missing
-baselines if asked, then runs all rollouts in one parallel batch and writes ``report.json``,
-``report.md`` and the plots into ``out_dir``.
+around it). It checks every input first (run folders, envs, target, counts, sweep grid), then runs all rollouts in
+one parallel batch, each keyed by (policy, dynamics, seed), and writes ``report.json``, ``report.md``
+and the plots into ``out_dir``. It evaluates given run folders only: baselines to train are the
+pipeline's stages (:mod:`sim2real.pipeline`).
 """
 
 from __future__ import annotations
@@ -15,17 +16,28 @@ from typing import Any
 
 import numpy as np
 
-from sim2real.envs.registry import EnvSpec, env_spec_from_record
-from sim2real.evaluation.baselines import Baselines, train_baseline
-from sim2real.evaluation.parallel import RANDOM_POLICY, RolloutJob, episode_seed_bases, run_jobs
+from sim2real.envs.registry import EnvSpec
+from sim2real.evaluation.baselines import Baselines
+from sim2real.evaluation.parallel import (
+    RANDOM_POLICY,
+    Results,
+    RolloutJob,
+    RolloutKey,
+    episode_seed_bases,
+    run_keyed,
+)
 from sim2real.evaluation.report import EvaluatedPolicy, Report, build_report, write_report
 from sim2real.evaluation.similarity import SimilaritySettings, domain_similarity
 from sim2real.evaluation.stats import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES
-from sim2real.evaluation.sweep import SweepSpec, sweep_jobs, sweep_result
+from sim2real.evaluation.sweep import SweepResult, SweepSpec, sweep_jobs, sweep_result
+from sim2real.policies import Policy, RunInfo, read_run_info
 from sim2real.randomization.factory import validate_dynamics
 from sim2real.randomization.spec import DynamicsSpec
 from sim2real.runs import write_json_atomic
-from sim2real.training.loading import check_run_dir, load_policy
+from sim2real.validation import require_int
+
+SOURCE, TARGET = "source", "target"
+"""The dynamics of the main evaluation in a :class:`RolloutKey` (sweep cells go by their labels)."""
 
 
 @dataclass(frozen=True)
@@ -71,29 +83,24 @@ class _Candidate:
     name: str
     role: str
     policy: str
-    metadata: dict[str, Any] = field(default_factory=dict)
+    info: RunInfo | None = None
     zero_shot: str | None = None
     budget: int | None = None
 
-
-def _positive(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name}={value!r} must be a positive integer")
-    return int(value)
-
-
-def _env_spec(metadata: dict[str, Any]) -> EnvSpec:
-    return env_spec_from_record(metadata["env"])
+    @property
+    def source_run(self) -> Path | None:
+        """The run an adapted policy was adapted from (None for any other policy)."""
+        return self.info.source_run if self.info is not None and self.info.is_transfer else None
 
 
-def _check_run(run_dir: Path, env_name: str | None, what: str) -> dict[str, Any]:
+def _check_run(run_dir: Path, env_name: str | None, what: str) -> RunInfo:
     try:
-        metadata = check_run_dir(run_dir)
+        info = read_run_info(run_dir)
     except ValueError as err:
         raise ValueError(f"{what}: {err}") from None
-    if env_name is not None and metadata["env"]["name"] != env_name:
-        raise ValueError(f"{what} '{run_dir}' is for env '{metadata['env']['name']}', but the policies are for '{env_name}'")
-    return metadata
+    if env_name is not None and info.env.name != env_name:
+        raise ValueError(f"{what} '{run_dir}' is for env '{info.env.name}', but the policies are for '{env_name}'")
+    return info
 
 
 def _unique_name(name: str, taken: set[str]) -> str:
@@ -116,16 +123,15 @@ def _policy_candidates(policies: list[PolicyEntry | Path | str]) -> tuple[list[_
     if not policies:
         raise ValueError("no policies to evaluate: give at least one run folder")
     entries = [p if isinstance(p, PolicyEntry) else PolicyEntry(Path(p)) for p in policies]
-    first = _check_run(Path(entries[0].run_dir), None, "policy")
-    env_name = first["env"]["name"]
+    env = _check_run(Path(entries[0].run_dir), None, "policy").env
     taken: set[str] = set()
     candidates = []
     for entry in entries:
         run_dir = Path(entry.run_dir)
-        metadata = _check_run(run_dir, env_name, "policy")
-        name = _unique_name(entry.name or run_dir.name, taken)
-        candidates.append(_Candidate(name=name, role="policy", policy=str(run_dir), metadata=metadata))
-    return candidates, _env_spec(first)
+        info = _check_run(run_dir, env.name, "policy")
+        candidates.append(_Candidate(name=_unique_name(entry.name or run_dir.name, taken), role="policy",
+                                     policy=str(run_dir), info=info))
+    return candidates, env
 
 
 def _zero_shot_runs(candidates: list[_Candidate], zero_shot: Path | None) -> list[Path]:
@@ -134,14 +140,14 @@ def _zero_shot_runs(candidates: list[_Candidate], zero_shot: Path | None) -> lis
         return [Path(zero_shot)]
     runs: list[Path] = []
     for candidate in candidates:
-        source = candidate.metadata.get("source_run")
-        if candidate.metadata.get("kind") != "transfer" or not source:
+        source = candidate.source_run
+        if source is None:
             continue
-        if not Path(source).is_dir():
+        if not source.is_dir():
             raise ValueError(f"policy '{candidate.name}': its source run '{source}' does not exist; "
                              "pass the zero-shot policy explicitly (zero_shot=RUN_DIR)")
-        if not any(_same(Path(source), run) for run in runs):
-            runs.append(Path(source))
+        if not any(_same(source, run) for run in runs):
+            runs.append(source)
     return runs
 
 
@@ -151,10 +157,10 @@ def _attach_zero_shot(candidates: list[_Candidate], runs: list[Path], env_name: 
     added: list[_Candidate] = []
     references: dict[str, str] = {}
     for run in runs:
-        metadata = _check_run(run, env_name, "zero-shot policy")
+        info = _check_run(run, env_name, "zero-shot policy")
         listed = next((c for c in candidates if _same(Path(c.policy), run)), None)
         if listed is None:
-            listed = _Candidate(name=_unique_name(run.name, taken), role="zero_shot", policy=str(run), metadata=metadata)
+            listed = _Candidate(name=_unique_name(run.name, taken), role="zero_shot", policy=str(run), info=info)
             added.append(listed)
         else:
             listed.role = "zero_shot"
@@ -164,78 +170,59 @@ def _attach_zero_shot(candidates: list[_Candidate], runs: list[Path], env_name: 
             continue
         if explicit:
             candidate.zero_shot = next(iter(references.values()), None)
-        elif candidate.metadata.get("kind") == "transfer" and candidate.metadata.get("source_run"):
-            candidate.zero_shot = references.get(str(Path(candidate.metadata["source_run"]).resolve()))
+        elif candidate.source_run is not None:
+            candidate.zero_shot = references.get(str(candidate.source_run.resolve()))
     return added
 
 
-def _transfer_budgets(candidates: list[_Candidate]) -> list[int]:
-    budgets = {int(c.metadata["budget"]) for c in candidates if c.role == "policy" and c.metadata.get("budget")}
-    return sorted(budgets)
-
-
-def _baseline_candidates(baselines: Baselines, candidates: list[_Candidate], env: EnvSpec, target: DynamicsSpec,
-                         out_dir: Path, source_metadata: dict[str, Any]) -> list[_Candidate]:
-    """Checks given baseline runs, trains the missing ones if asked; returns them as candidates."""
+def _baseline_candidates(baselines: Baselines, candidates: list[_Candidate], env: EnvSpec) -> list[_Candidate]:
+    """Checks the given baseline runs; returns them as candidates."""
     taken = {c.name for c in candidates}
-    scratch = {budget: Path(run) for budget, run in baselines.scratch.items()}
-    oracle = baselines.oracle
-    for budget, run in scratch.items():
-        _check_run(run, env.name, f"scratch baseline ({budget} steps)")
-    if oracle is not None:
-        _check_run(oracle, env.name, "oracle baseline")
-    if baselines.train_missing:
-        for budget in _transfer_budgets(candidates):
-            if budget not in scratch:
-                scratch[budget] = train_baseline(out_dir / "baselines" / f"scratch_{budget}", source_metadata, target,
-                                                 budget, baselines.train_seed)
-        if oracle is None:
-            steps = baselines.oracle_timesteps or int(source_metadata.get("timesteps") or 0)
-            if steps <= 0:
-                raise ValueError("cannot train the oracle: set baselines.oracle_timesteps")
-            oracle = train_baseline(out_dir / "baselines" / "oracle", source_metadata, target, steps, baselines.train_seed)
     added = []
     if baselines.random:
         added.append(_Candidate(name=_unique_name("random", taken), role="random", policy=RANDOM_POLICY))
-    for budget, run in sorted(scratch.items()):
+    for budget, run in sorted(baselines.scratch.items()):
+        info = _check_run(Path(run), env.name, f"scratch baseline ({budget} steps)")
         added.append(_Candidate(name=_unique_name(f"scratch_{budget}", taken), role="scratch", policy=str(run),
-                                metadata=check_run_dir(run), budget=budget))
-    if oracle is not None:
-        added.append(_Candidate(name=_unique_name("oracle", taken), role="oracle", policy=str(oracle),
-                                metadata=check_run_dir(oracle)))
+                                info=info, budget=budget))
+    if baselines.oracle is not None:
+        info = _check_run(baselines.oracle, env.name, "oracle baseline")
+        added.append(_Candidate(name=_unique_name("oracle", taken), role="oracle", policy=str(baselines.oracle),
+                                info=info))
     return added
 
 
 def _steps_used(candidate: _Candidate) -> int:
-    if "target_steps_used" in candidate.metadata:
-        return int(candidate.metadata["target_steps_used"])
-    if candidate.role in ("scratch", "oracle"):
-        return int(candidate.metadata.get("timesteps_done") or candidate.metadata.get("timesteps") or 0)
-    return 0
+    """Target steps the policy consumed: an adaptation's, or a baseline's training on the target."""
+    info = candidate.info
+    if info is None or (info.target_steps_used is None and candidate.role not in ("scratch", "oracle")):
+        return 0
+    return info.steps_spent
 
 
 def _evaluation_jobs(candidates: list[_Candidate], env: EnvSpec, target: DynamicsSpec, bases: list[int],
-                     episodes: int) -> list[RolloutJob]:
-    """Per candidate: the source jobs (nominal) then the target jobs, one per evaluation seed."""
-    return [RolloutJob(policy=c.policy, env=env, seed=base, episodes=episodes, target=dynamics)
-            for c in candidates for dynamics in (None, target) for base in bases]
+                     episodes: int) -> dict[RolloutKey, RolloutJob]:
+    """Per candidate, dynamics (source: nominal, and the target) and evaluation seed: one job."""
+    return {RolloutKey(c.name, name, k): RolloutJob(policy=c.policy, env=env, seed=base, episodes=episodes,
+                                                    target=dynamics)
+            for c in candidates for name, dynamics in ((SOURCE, None), (TARGET, target)) for k, base in enumerate(bases)}
 
 
 def _reference_policy(candidates: list[_Candidate]) -> _Candidate | None:
     """The policy whose rollouts define the source domain: the zero-shot run, else the first trained policy."""
     for role in ("zero_shot", "policy"):
         for candidate in candidates:
-            if candidate.role == role and candidate.metadata.get("kind") != "transfer":
+            if candidate.role == role and candidate.info is not None and not candidate.info.is_transfer:
                 return candidate
     return next((c for c in candidates if c.role == "policy"), None)
 
 
 def _similarity(reference: _Candidate | None, env: EnvSpec, target: DynamicsSpec,
                 settings: SimilaritySettings | None) -> dict[str, Any] | None:
-    if settings is None or reference is None:
+    if settings is None or reference is None or reference.info is None:
         return None
-    randomization = DynamicsSpec.from_dict(reference.metadata.get("randomization"), default_name="source")
-    result = domain_similarity(load_policy(reference.policy).act, env, randomization, target, settings)
+    randomization = reference.info.randomization
+    result = domain_similarity(Policy.load(reference.policy), env, randomization, target, settings)
     return {"reference_policy": reference.name, "source_randomization": randomization.name, **result.to_dict()}
 
 
@@ -258,7 +245,7 @@ def evaluate_policies(
         episodes: Episodes per evaluation seed (>= 1).
         seeds: Evaluation seeds (>= 1); every policy sees the same episode seeds.
         out_dir: Where ``report.json``, ``report.md`` and the PNG plots go.
-        baselines: Random / scratch / oracle baselines (None: none).
+        baselines: Random / scratch / oracle baselines, as given run folders (None: none).
         zero_shot: The zero-shot source policy adapted policies are compared with (default: each transfer
             run's ``source_run``).
         workers: Processes for the rollouts (None: ``min(2, cpu count)``; 1: in-process). Results do not
@@ -269,9 +256,8 @@ def evaluate_policies(
         The report (also written to ``out_dir``).
     """
     settings = settings or EvalSettings()
-    episodes, seeds = _positive("episodes", episodes), _positive("seeds", seeds)
-    if workers is not None:
-        _positive("workers", workers)
+    episodes, seeds = require_int("episodes", episodes, minimum=1), require_int("seeds", seeds, minimum=1)
+    require_int("workers", workers, minimum=1, optional=True)
     out_dir = Path(out_dir)
     candidates, env = _policy_candidates(policies)
     validate_dynamics(env, target)
@@ -280,32 +266,31 @@ def evaluate_policies(
     explicit = zero_shot is not None
     candidates += _attach_zero_shot(candidates, _zero_shot_runs(candidates, Path(zero_shot) if explicit else None),
                                     env.name, explicit)
-    _check_sweep_names(settings.sweep, candidates)
-    out_dir.mkdir(parents=True, exist_ok=True)
     reference = _reference_policy(candidates)
     if baselines is not None:
-        source_metadata = (reference or candidates[0]).metadata
-        candidates += _baseline_candidates(baselines, candidates, env, target, out_dir, source_metadata)
+        candidates += _baseline_candidates(baselines, candidates, env)
+    swept = _swept_policies(candidates, settings.sweep)
+    out_dir.mkdir(parents=True, exist_ok=True)
 
     bases = episode_seed_bases(settings.eval_seed, seeds)
     jobs = _evaluation_jobs(candidates, env, target, bases, episodes)
-    swept = _swept_policies(candidates, settings.sweep)
     for candidate in swept:
-        jobs += sweep_jobs(candidate.policy, env, settings.sweep, settings.eval_seed)  # type: ignore[arg-type]
-    results = run_jobs(jobs, workers)
+        jobs |= sweep_jobs(candidate.policy, candidate.name, env, settings.sweep, settings.eval_seed)  # type: ignore[arg-type]
+    results = run_keyed(jobs, workers)
 
-    evaluated = _evaluated(candidates, results, seeds)
-    report = build_report(evaluated, env=env.name, target=target.name, target_spec=target.to_dict(),
-                          confidence=settings.confidence, resamples=settings.resamples, seed=settings.bootstrap_seed)
+    report = build_report(_evaluated(candidates, results, seeds), env=env.name, target=target.name,
+                          target_spec=target.to_dict(), confidence=settings.confidence, resamples=settings.resamples,
+                          seed=settings.bootstrap_seed)
     report.context.update(eval_seed=settings.eval_seed, episode_seed_bases=bases,
-                          physics_blowups=_blowups(candidates, results, seeds))
+                          physics_blowups=_blowups(candidates, results))
     similarity = _similarity(reference, env, target, settings.similarity)
     if similarity is not None:
         report.context["similarity"] = similarity
         if similarity["warning"]:
             report.warnings.append(similarity["warning"])
             warnings.warn(similarity["warning"], stacklevel=2)
-    sweeps = _sweep_results(swept, settings, results[len(candidates) * 2 * seeds:])
+    sweeps = [sweep_result(c.name, settings.sweep, results, settings.confidence, settings.resamples,  # type: ignore[arg-type]
+                           settings.bootstrap_seed) for c in swept]
     report.context["sweeps"] = [{**s.to_dict(), "file": f"sweep_{_slug(s.policy)}.json"} for s in sweeps]
     for sweep in sweeps:
         write_json_atomic(out_dir / f"sweep_{_slug(sweep.policy)}.json", sweep.to_dict())
@@ -315,63 +300,40 @@ def evaluate_policies(
     return report
 
 
-def _check_sweep_names(sweep: SweepSpec | None, candidates: list[_Candidate]) -> None:
-    """Rejects unknown names in ``sweep.policies`` before any long work (baselines may still be added)."""
-    if sweep is None or sweep.policies is None:
-        return
-    known = [c.name for c in candidates]
-    unknown = [n for n in sweep.policies if n not in known and not n.startswith(("random", "scratch_", "oracle"))]
-    if unknown:
-        raise ValueError(f"sweep.policies: unknown {unknown}; known: {', '.join(known)} and the baselines")
-
-
 def _swept_policies(candidates: list[_Candidate], sweep: SweepSpec | None) -> list[_Candidate]:
+    """The candidates to sweep (by default the adapted and zero-shot ones); rejects unknown names."""
     if sweep is None:
         return []
-    if sweep.policies is None:
-        return [c for c in candidates if c.role in ("policy", "zero_shot")]
-    names = {c.name: c for c in candidates}
-    unknown = [name for name in sweep.policies if name not in names]
-    if unknown:
-        raise ValueError(f"sweep.policies: unknown {unknown}; known: {', '.join(names)}")
-    return [names[name] for name in sweep.policies]
+    by_name = {c.name: c for c in candidates}
+    default = [c.name for c in candidates if c.role in ("policy", "zero_shot")]
+    return [by_name[name] for name in sweep.swept(list(by_name), default)]
 
 
-def _evaluated(candidates: list[_Candidate], results: list[Any], seeds: int) -> list[EvaluatedPolicy]:
-    evaluated = []
-    for index, candidate in enumerate(candidates):
-        chunk = results[index * 2 * seeds:(index + 1) * 2 * seeds]
-        metadata = candidate.metadata
-        evaluated.append(EvaluatedPolicy(
-            name=candidate.name, role=candidate.role,
-            source_returns=np.stack([r.returns for r in chunk[:seeds]]),
-            target_returns=np.stack([r.returns for r in chunk[seeds:]]),
-            run_dir=None if candidate.policy == RANDOM_POLICY else candidate.policy,
-            target_steps_used=_steps_used(candidate),
-            budget=candidate.budget if candidate.budget is not None else _budget(metadata),
-            method=metadata.get("method"), zero_shot=candidate.zero_shot,
-        ))
-    return evaluated
+def _returns(results: Results, policy: str, dynamics: str, seeds: int) -> np.ndarray:
+    """``(seeds, episodes)`` returns of one policy on one dynamics."""
+    return np.stack([results[RolloutKey(policy, dynamics, k)].returns for k in range(seeds)])
 
 
-def _budget(metadata: dict[str, Any]) -> int | None:
-    return int(metadata["budget"]) if metadata.get("budget") else None
+def _evaluated(candidates: list[_Candidate], results: Results, seeds: int) -> list[EvaluatedPolicy]:
+    return [EvaluatedPolicy(
+        name=c.name, role=c.role,
+        source_returns=_returns(results, c.name, SOURCE, seeds), target_returns=_returns(results, c.name, TARGET, seeds),
+        run_dir=None if c.policy == RANDOM_POLICY else c.policy, target_steps_used=_steps_used(c),
+        budget=c.budget if c.budget is not None else c.info.budget if c.info else None,
+        method=c.info.method if c.info else None, zero_shot=c.zero_shot,
+    ) for c in candidates]
 
 
-def _blowups(candidates: list[_Candidate], results: list[Any], seeds: int) -> dict[str, int]:
-    return {c.name: int(sum(r.blowups for r in results[i * 2 * seeds:(i + 1) * 2 * seeds]))
-            for i, c in enumerate(candidates)}
+def _blowups(candidates: list[_Candidate], results: Results) -> dict[str, int]:
+    """Episodes cut by a physics instability, per policy, on the source and the target."""
+    counts = dict.fromkeys((c.name for c in candidates), 0)
+    for key, result in results.items():
+        if key.dynamics in (SOURCE, TARGET):
+            counts[key.policy] += int(result.blowups)
+    return counts
 
 
-def _sweep_results(swept: list[_Candidate], settings: EvalSettings, results: list[Any]) -> list[Any]:
-    if settings.sweep is None:
-        return []
-    per_policy = len(settings.sweep.cells()) * settings.sweep.seeds
-    return [sweep_result(c.name, settings.sweep, results[i * per_policy:(i + 1) * per_policy], settings.confidence,
-                         settings.resamples, settings.bootstrap_seed) for i, c in enumerate(swept)]
-
-
-def _write_plots(report: Report, sweeps: list[Any], out_dir: Path) -> list[Path]:
+def _write_plots(report: Report, sweeps: list[SweepResult], out_dir: Path) -> list[Path]:
     from sim2real.evaluation import plots
 
     paths = [plots.returns_bar_chart(report, out_dir / "returns.png")]

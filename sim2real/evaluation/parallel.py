@@ -2,9 +2,11 @@
 
 A :class:`RolloutJob` names a policy by its run folder (or :data:`RANDOM_POLICY`), the env, the
 dynamics and one evaluation seed; :func:`run_jobs` runs a list of them in-process (``workers=1``) or in
-a pool of spawned processes, and returns the results in the order of the jobs. Each job seeds
-everything it uses itself (episode seeds, the random policy's generator), so the outcome of a job
-does not depend on which process ran it or on what ran before.
+a pool of spawned processes, and returns the results in the order of the jobs. :func:`run_keyed` runs
+jobs keyed by what they are (:class:`RolloutKey`: policy, dynamics, seed) and returns results under the
+same keys, so no caller depends on the order of a list. Each job seeds everything it uses itself
+(episode seeds, the random policy's generator), so the outcome of a job does not depend on which
+process ran it or on what ran before.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import concurrent.futures
 import functools
 import multiprocessing
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import gymnasium as gym
@@ -20,9 +23,11 @@ import numpy as np
 
 from sim2real.envs.registry import EnvSpec
 from sim2real.evaluation.rollout import ActFn, RolloutResult, rollout_returns
+from sim2real.policies import Policy
 from sim2real.randomization.factory import make_env
 from sim2real.randomization.spec import DynamicsSpec
 from sim2real.seeding import child_seeds
+from sim2real.validation import require_int
 
 RANDOM_POLICY = "random"
 """Policy name of the uniform-random baseline in a :class:`RolloutJob`."""
@@ -35,9 +40,7 @@ def default_workers() -> int:
 
 def episode_seed_bases(eval_seed: int, seeds: int) -> list[int]:
     """The first episode seed of each evaluation seed; episode ``i`` of seed ``k`` resets with ``bases[k] + i``."""
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-        raise ValueError(f"seeds={seeds!r} must be a positive integer")
-    return [base % 2**31 for base in child_seeds(eval_seed, seeds)]
+    return [base % 2**31 for base in child_seeds(eval_seed, require_int("seeds", seeds, minimum=1))]
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,25 @@ class RolloutJob:
     randomization: DynamicsSpec | None = None
 
 
+@dataclass(frozen=True)
+class RolloutKey:
+    """What a rollout result is of.
+
+    Attributes:
+        policy: The policy's display name.
+        dynamics: ``source`` (nominal), ``target``, or a sweep cell's label (``masses=1.5,gains=0.8``).
+        seed: Index of the evaluation seed (0-based).
+    """
+
+    policy: str
+    dynamics: str
+    seed: int
+
+
+Results = dict[RolloutKey, RolloutResult]
+"""Rollout results by what they are of."""
+
+
 class RandomActor:
     """Uniform random actions from a seeded generator (the random-policy baseline)."""
 
@@ -74,21 +96,19 @@ class RandomActor:
 
 
 @functools.lru_cache(maxsize=16)
-def _load_act(run_dir: str) -> ActFn:
-    from sim2real.training.loading import load_policy
-
-    return load_policy(run_dir).act
+def _load_policy(run_dir: str) -> Policy:
+    return Policy.load(run_dir)
 
 
 def actor_for(job: RolloutJob) -> ActFn:
-    """The action function of a job's policy (run folders are loaded once per process)."""
+    """A job's policy: the random actor, or the run folder's :class:`Policy` (loaded once per process)."""
     if job.policy == RANDOM_POLICY:
         probe = make_env(job.env)
         try:
             return RandomActor(probe.action_space, job.seed)
         finally:
             probe.close()
-    return _load_act(job.policy)
+    return _load_policy(job.policy)
 
 
 def run_job(job: RolloutJob) -> RolloutResult:
@@ -116,12 +136,15 @@ def run_jobs(jobs: list[RolloutJob], workers: int | None = None) -> list[Rollout
         jobs: What to run.
         workers: Processes; None for :func:`default_workers`.
     """
-    workers = default_workers() if workers is None else workers
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers={workers!r} must be a positive integer")
+    workers = default_workers() if workers is None else require_int("workers", workers, minimum=1)
     if workers == 1 or len(jobs) <= 1 or _nested_in_foreign_pool():
         return [run_job(job) for job in jobs]
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context,
                                                 initializer=_init_worker) as pool:
         return list(pool.map(run_job, jobs))
+
+
+def run_keyed(jobs: Mapping[RolloutKey, RolloutJob], workers: int | None = None) -> Results:
+    """Runs keyed jobs (as :func:`run_jobs`); each result under its job's key."""
+    return dict(zip(jobs, run_jobs(list(jobs.values()), workers)))

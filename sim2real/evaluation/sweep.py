@@ -15,11 +15,12 @@ from typing import Any
 import numpy as np
 
 from sim2real.envs.registry import EnvSpec
-from sim2real.evaluation.parallel import RolloutJob, episode_seed_bases, run_jobs
+from sim2real.evaluation.parallel import RolloutJob, RolloutKey, episode_seed_bases, run_keyed
 from sim2real.evaluation.rollout import RolloutResult
 from sim2real.evaluation.stats import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, summarize
 from sim2real.randomization.factory import validate_dynamics
 from sim2real.randomization.spec import DynamicsSpec
+from sim2real.validation import require_choice, require_int, require_known_keys
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class SweepSpec:
         operation: How a value is applied: ``scale`` (nominal x value) or ``add`` (nominal + value).
         episodes: Episodes per seed and cell.
         seeds: Evaluation seeds per cell.
-        policies: Names of the policies to sweep (None: every evaluated policy of role ``policy``).
+        policies: Names of the policies to sweep (None: the evaluator's default, its adapted and zero-shot ones).
     """
 
     groups: Mapping[str, Sequence[float]]
@@ -47,21 +48,15 @@ class SweepSpec:
         for name, values in self.groups.items():
             if len(values) < 1:
                 raise ValueError(f"sweep.groups.{name}: give at least one value")
-        if self.operation not in ("scale", "add"):
-            raise ValueError(f"sweep.operation='{self.operation}'; valid: scale, add")
+        require_choice("sweep.operation", self.operation, ("scale", "add"))
         for name in ("episodes", "seeds"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"sweep.{name}={value!r} must be a positive integer")
+            require_int(f"sweep.{name}", getattr(self, name), minimum=1)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SweepSpec:
         """Parses ``{groups: {name: [values]}, operation, episodes, seeds, policies}``."""
         data = dict(data)
-        valid = set(cls.__dataclass_fields__)
-        unknown = set(data) - valid
-        if unknown:
-            raise ValueError(f"sweep: unknown keys {sorted(unknown)}; valid: {sorted(valid)}")
+        require_known_keys("sweep", data, cls.__dataclass_fields__)
         groups = {str(k): tuple(float(v) for v in values) for k, values in dict(data.pop("groups", {}) or {}).items()}
         policies = data.pop("policies", None)
         return cls(groups=groups, policies=tuple(policies) if policies else None, **data)
@@ -88,6 +83,19 @@ class SweepSpec:
     def validate(self, env: str | EnvSpec) -> None:
         """Checks every cell fits the env (names exist, values physically valid) before any rollout."""
         validate_dynamics(env, *(spec for _, spec in self.cells()))
+
+    def swept(self, names: Sequence[str], default: Sequence[str]) -> list[str]:
+        """The policies to sweep among the evaluated ``names``: ``policies``, else ``default``.
+
+        Raises:
+            ValueError: ``policies`` names a policy that is not evaluated; the message lists the evaluated ones.
+        """
+        if self.policies is None:
+            return list(default)
+        unknown = [name for name in self.policies if name not in names]
+        if unknown:
+            raise ValueError(f"sweep.policies: unknown {unknown}; known: {', '.join(names)}")
+        return list(self.policies)
 
 
 @dataclass
@@ -122,23 +130,20 @@ class SweepResult:
         return data
 
 
-def sweep_jobs(policy: str, env: EnvSpec, spec: SweepSpec, eval_seed: int) -> list[RolloutJob]:
-    """The rollout jobs of a sweep of ``policy`` (a run folder or the random policy), cell-major."""
+def sweep_jobs(policy: str, name: str, env: EnvSpec, spec: SweepSpec, eval_seed: int) -> dict[RolloutKey, RolloutJob]:
+    """The rollout jobs of a sweep of ``policy`` (a run folder or the random policy) shown as ``name``, keyed by
+    (name, cell label, seed index)."""
     bases = episode_seed_bases(eval_seed, spec.seeds)
-    return [RolloutJob(policy=policy, env=env, seed=base, episodes=spec.episodes, target=target)
-            for _, target in spec.cells() for base in bases]
+    return {RolloutKey(name, target.name, k): RolloutJob(policy=policy, env=env, seed=base, episodes=spec.episodes,
+                                                         target=target)
+            for _, target in spec.cells() for k, base in enumerate(bases)}
 
 
-def sweep_result(name: str, spec: SweepSpec, results: list[RolloutResult], confidence: float = DEFAULT_CONFIDENCE,
-                 resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> SweepResult:
-    """Assembles the outcome of :func:`sweep_jobs` into a grid."""
-    cells = len(spec.cells())
-    if len(results) != cells * spec.seeds:
-        raise ValueError(f"expected {cells * spec.seeds} results for the sweep, got {len(results)}")
-    summaries = []
-    for index in range(cells):
-        chunk = results[index * spec.seeds:(index + 1) * spec.seeds]
-        summaries.append(summarize(np.stack([r.returns for r in chunk]), seed, confidence, resamples))
+def sweep_result(name: str, spec: SweepSpec, results: Mapping[RolloutKey, RolloutResult],
+                 confidence: float = DEFAULT_CONFIDENCE, resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> SweepResult:
+    """Assembles the outcome of :func:`sweep_jobs` for the policy ``name`` into a grid (``KeyError`` if a cell is missing)."""
+    summaries = [summarize(np.stack([results[RolloutKey(name, target.name, k)].returns for k in range(spec.seeds)]),
+                           seed, confidence, resamples) for _, target in spec.cells()]
 
     def grid(attribute: str) -> np.ndarray:
         return np.array([getattr(s, attribute) for s in summaries]).reshape(spec.shape)
@@ -161,4 +166,4 @@ def robustness_sweep(policy: str, name: str, env: EnvSpec, spec: SweepSpec, eval
         workers: Processes (None: the default).
     """
     spec.validate(env)
-    return sweep_result(name, spec, run_jobs(sweep_jobs(policy, env, spec, eval_seed), workers))
+    return sweep_result(name, spec, run_keyed(sweep_jobs(policy, name, env, spec, eval_seed), workers))

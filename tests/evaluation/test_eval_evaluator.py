@@ -16,6 +16,7 @@ from sim2real.evaluation import (
     PolicyEntry,
     RolloutJob,
     SimilaritySettings,
+    SweepSpec,
     evaluate_policies,
     run_jobs,
 )
@@ -101,7 +102,7 @@ def no_rollouts(monkeypatch: pytest.MonkeyPatch) -> None:
     def forbidden(*args, **kwargs):
         raise AssertionError("a rollout started before the input was checked")
 
-    monkeypatch.setattr(evaluator_module, "run_jobs", forbidden)
+    monkeypatch.setattr(evaluator_module, "run_keyed", forbidden)
 
 
 @pytest.mark.usefixtures("no_rollouts")
@@ -123,6 +124,12 @@ def test_bad_input_fails_before_any_rollout(ppo_run: Path, tmp_path: Path) -> No
     broken = DynamicsSpec.from_dict({"name": "broken", "effects": {"disabled_actuators": [3]}})
     with pytest.raises(ValueError, match="out of range"):
         evaluate_policies([ppo_run], broken, episodes=2, seeds=1, out_dir=tmp_path / "o")
+    typo = EvalSettings(similarity=None, sweep=SweepSpec(groups={"masses": (1.0,)}, policies=("random", "oracel")))
+    with pytest.raises(ValueError, match=r"sweep.policies: unknown \['oracel'\]; known: .*random"):
+        evaluate_policies([ppo_run], heavy, episodes=2, seeds=1, out_dir=tmp_path / "o", settings=typo,
+                          baselines=Baselines(random=True))
+    with pytest.raises(ValueError, match=r"baselines: unknown keys \['train_missing'\]"):
+        Baselines.from_dict({"train_missing": True})
 
 
 @pytest.mark.usefixtures("no_rollouts")

@@ -20,9 +20,10 @@ from sim2real.evaluation import (
     rollout_returns,
 )
 from sim2real.evaluation.parallel import episode_seed_bases
-from sim2real.policies import load_policy
+from sim2real.evaluation.rollout import RolloutResult
+from sim2real.evaluation.sweep import sweep_jobs, sweep_result
+from sim2real.policies import Policy
 from sim2real.presets import target_spec
-from sim2real.randomization.spec import DynamicsSpec
 
 PENDULUM = env_spec_from_dict({"name": "inverted_pendulum"})
 
@@ -36,17 +37,17 @@ def test_mmd_is_about_zero_for_one_distribution_and_large_for_a_shift() -> None:
 
 
 def test_similarity_separates_a_no_op_target_from_real_ones(ppo_run: Path) -> None:
-    policy = load_policy(ppo_run)
-    source = DynamicsSpec.from_dict(policy.metadata["randomization"])
+    policy = Policy.load(ppo_run)
+    source = policy.info.randomization
     settings = SimilaritySettings(episodes=2, max_steps=150, max_samples=300)
-    no_op, gravity, weak = (domain_similarity(policy.act, PENDULUM, source, target_spec(name), settings)
+    no_op, gravity, weak = (domain_similarity(policy, PENDULUM, source, target_spec(name), settings)
                             for name in ("low_friction", "high_gravity", "weak_motors"))
     # InvertedPendulum has no contacts: friction changes nothing, the samples are identical.
     assert no_op.p_value == 1.0 and abs(no_op.mmd2) < 0.01 and not no_op.distinguishable
     assert no_op.warning is not None and "no-op" in no_op.warning
     assert gravity.distinguishable and gravity.warning is None and gravity.mmd2 > no_op.mmd2
     assert weak.distinguishable and weak.mmd2 > 0.01
-    again = domain_similarity(policy.act, PENDULUM, source, target_spec("weak_motors"), settings)
+    again = domain_similarity(policy, PENDULUM, source, target_spec("weak_motors"), settings)
     assert again == weak  # seeded
 
 
@@ -54,9 +55,17 @@ def test_sweep_grid_shape_and_nominal_cell(ppo_run: Path) -> None:
     spec = SweepSpec(groups={"masses": (1.0, 3.0), "gains": (0.3, 1.0)}, episodes=1, seeds=1)
     result = robustness_sweep(str(ppo_run), "dr", PENDULUM, spec, eval_seed=5, workers=1)
     assert result.mean.shape == (2, 2) and result.n == 1
-    nominal = rollout_returns(load_policy(ppo_run).act, PENDULUM, 1, episode_seed_bases(5, 1)[0])
+    nominal = rollout_returns(Policy.load(ppo_run), PENDULUM, 1, episode_seed_bases(5, 1)[0])
     assert result.mean[0, 1] == pytest.approx(nominal.returns.mean())  # masses x1, gains x1 is nominal
     assert result.mean[1, 0] < result.mean[0, 1]  # heavy and weak is worse than nominal
+
+
+def test_sweep_grid_is_assembled_by_key_not_by_order() -> None:
+    spec = SweepSpec(groups={"masses": (0.5, 2.0), "gains": (1.0,)}, episodes=1, seeds=2)
+    jobs = sweep_jobs("random", "r", PENDULUM, spec, eval_seed=0)
+    planted = {key: RolloutResult(np.array([10.0 * i]), np.array([1]), 0) for i, key in enumerate(jobs)}
+    result = sweep_result("r", spec, dict(reversed(planted.items())))
+    assert result.mean.tolist() == [[5.0], [25.0]]  # cell (0.5, 1): jobs 0 and 1; cell (2, 1): jobs 2 and 3
 
 
 def test_sweep_spec_rejects_bad_grids() -> None:
@@ -64,6 +73,8 @@ def test_sweep_spec_rejects_bad_grids() -> None:
         SweepSpec(groups={"masses": (1.0,), "gains": (1.0,), "frictions": (1.0,)})
     with pytest.raises(ValueError, match="unknown keys"):
         SweepSpec.from_dict({"groups": {"masses": [1.0]}, "episode": 3})
+    with pytest.raises(ValueError, match="sweep.seeds=0 must be an integer >= 1"):
+        SweepSpec(groups={"masses": (1.0,)}, seeds=0)
     with pytest.raises(ValueError, match="wheel_mass"):
         SweepSpec(groups={"wheel_mass": (1.0, 2.0)}).validate(PENDULUM)
     with pytest.raises(ValueError, match="mass"):
