@@ -1,0 +1,94 @@
+"""Identification alone, into an output folder: from a dataset file (e.g. a real robot's logs) or from fresh
+rollouts on a named simulated target. What ``scripts/calibrate.py`` calls."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sim2real.envs.registry import EnvSpec
+from sim2real.policies import Policy, read_run_info
+from sim2real.randomization.factory import make_env, validate_dynamics
+from sim2real.randomization.spec import DynamicsSpec
+from sim2real.sysid.data import (
+    MeasurementSettings,
+    Trajectories,
+    env_record,
+    load_trajectories,
+    measure,
+    save_trajectories,
+)
+from sim2real.sysid.identify import Calibration, IdentifySettings, check_priors, identify
+from sim2real.sysid.report import write_calibration
+
+TRAJECTORIES_FILE = "trajectories.npz"
+
+
+@dataclass(frozen=True)
+class CalibrationInputs:
+    """Where the data comes from: a dataset, or fresh rollouts on ``target``.
+
+    Attributes:
+        env: The simulator to calibrate.
+        settings: What to identify.
+        dataset: Recorded trajectories (from a file) ...
+        measurement: ... or how to record fresh ones on ``target`` (give exactly one).
+        target: The simulated system measured (fresh rollouts); its true values are reported beside the fit.
+        policy: Run folder of the policy that excites the system (``measurement.excitation='policy'``).
+    """
+
+    env: EnvSpec
+    settings: IdentifySettings
+    dataset: Trajectories | None = None
+    measurement: MeasurementSettings | None = None
+    target: DynamicsSpec | None = None
+    policy: Path | None = None
+
+
+def prepare_calibration(env: EnvSpec, settings: IdentifySettings, *, dataset: str | Path | None = None,
+                        measurement: MeasurementSettings | None = None, target: DynamicsSpec | None = None,
+                        policy: str | Path | None = None) -> CalibrationInputs:
+    """Checks everything before any work: the parameters against the env, the dataset's env, the target,
+    the policy's env, and that exactly one data source is given.
+
+    Raises:
+        ValueError: naming the bad value and the valid choices.
+    """
+    if (dataset is None) == (measurement is None):
+        raise ValueError("give exactly one of dataset=FILE (recorded trajectories) and steps=N (fresh rollouts)")
+    check_priors(env, settings.priors)
+    if dataset is not None:
+        return CalibrationInputs(env, settings, dataset=load_trajectories(dataset, env))
+    assert measurement is not None
+    validate_dynamics(env, target)
+    wants_policy = measurement.excitation == "policy"
+    if wants_policy != (policy is not None):
+        raise ValueError("excitation 'policy' needs policy=RUN_DIR, and policy=RUN_DIR needs excitation 'policy' "
+                         f"(got excitation={measurement.excitation!r}, policy={policy!r})")
+    if policy is not None:
+        info = read_run_info(policy)
+        if info.env.name != env.name:
+            raise ValueError(f"policy run '{policy}' is for env '{info.env.name}', not '{env.name}'")
+    return CalibrationInputs(env, settings, measurement=measurement, target=target,
+                             policy=Path(policy) if policy is not None else None)
+
+
+def calibrate(inputs: CalibrationInputs, out_dir: str | Path, seed: int = 0) -> Calibration:
+    """Records (fresh rollouts) or uses the dataset, identifies, and writes ``calibration.json``,
+    ``calibration.png`` and, for fresh rollouts, ``trajectories.npz`` (+ sidecar) into ``out_dir``."""
+    out_dir = Path(out_dir)
+    data = inputs.dataset
+    if data is None:
+        assert inputs.measurement is not None
+        policy = Policy.load(inputs.policy) if inputs.policy is not None else None
+        env = make_env(inputs.env, target=inputs.target)
+        try:
+            data = measure(env, inputs.measurement, seed=seed, policy=policy.act if policy else None,
+                           info={"env": env_record(inputs.env), "target": (inputs.target or DynamicsSpec()).to_dict(),
+                                 "policy": str(inputs.policy) if inputs.policy else None})
+        finally:
+            env.close()
+        save_trajectories(data, out_dir / TRAJECTORIES_FILE)
+    calibration = identify(inputs.env, data, inputs.settings, truth=inputs.target)
+    write_calibration(calibration.to_dict(), out_dir)
+    return calibration
