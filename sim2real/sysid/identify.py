@@ -76,12 +76,15 @@ class Prior:
 
 
 def parse_priors(parameters: Mapping[str, Any]) -> tuple[Prior, ...]:
-    """Parses ``{handle: [low, high]}`` prior ranges of scale factors.
+    """Parses ``{handle: [low, high]}`` prior ranges of scale factors; a ``None`` range leaves the handle out
+    (so a command line can drop a default: ``transfer.parameters.gains=null``).
 
     Raises:
         ValueError: an empty mapping, a range that is not two finite numbers, a non-positive scale, or
             ``low >= high``, naming the handle and the bad range.
     """
+    if isinstance(parameters, Mapping):
+        parameters = {handle: bounds for handle, bounds in parameters.items() if bounds is not None}
     if not isinstance(parameters, Mapping) or not parameters:
         raise ValueError(f"parameters={parameters!r}: give at least one handle with a prior scale range, "
                          f"e.g. {{masses: [0.5, 2.0], gains: [0.5, 2.0]}}")

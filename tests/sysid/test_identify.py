@@ -94,3 +94,9 @@ def test_bad_parameters_are_rejected_naming_the_choices(parameters: dict, messag
 def test_dataset_of_another_env_is_rejected_before_work(high_gravity_data: Trajectories) -> None:
     with pytest.raises(ValueError, match="do not fit env 'inverted_double_pendulum'"):
         identify("inverted_double_pendulum", high_gravity_data, settings(gravity=(0.5, 3.0)))
+
+
+def test_a_null_range_leaves_a_default_handle_out() -> None:
+    assert [p.handle for p in parse_priors({"masses": None, "gravity": [0.5, 2.0]})] == ["gravity"]
+    with pytest.raises(ValueError, match="give at least one handle"):
+        parse_priors({"masses": None})
