@@ -80,11 +80,6 @@ class Policy:
         normalizer = ObsNormalizer.from_vecnormalize_file(stats) if stats is not None else None
         return cls(model, normalizer, info)
 
-    @property
-    def metadata(self) -> dict[str, Any]:
-        """Transitional: the raw ``metadata.json``; read ``info`` instead. Removed once no caller uses it."""
-        return self.info.record
-
     # ------------------------------------------------------------------ acting
 
     @property
