@@ -1,41 +1,31 @@
 """Named handles on a compiled MuJoCo model's physical parameters.
 
-Every MuJoCo model gets the same handles, found by walking the compiled model:
+Every MuJoCo model gets the same handles, one kind per entry of :data:`PARAMETER_KINDS`:
 
 * ``<body>_mass`` for each body with positive mass (its inertia is scaled with it),
 * ``<geom>_friction`` for each geom (sliding friction; torsional and rolling scale with it),
 * ``<joint>_damping`` and ``<joint>_armature`` for each non-free joint,
 * ``<actuator>_gain`` for each actuator (for affine-bias actuators, kp and kv scale with it),
-* ``gravity`` (the z component of ``opt.gravity``).
+* ``gravity`` (the z component of ``opt.gravity``),
+* ``<joint>_range`` for each limited hinge or slide joint: the width of its range, which a new value
+  scales about the range's centre (``[0, 1]`` at width 2 becomes ``[-0.5, 1.5]``),
 
-and the groups ``masses``, ``frictions``, ``dampings``, ``armatures``, ``gains``. Unnamed elements
-are named after what they drive (an actuator on joint ``hip`` is ``hip``) or by kind and index
-(``body4``).
-
-A parameter vector holds one value per parameter; :meth:`ParameterSet.apply` writes it into the
-model and :meth:`ParameterSet.restore` writes back the values seen at construction (the nominal).
+and the groups ``masses``, ``frictions``, ``dampings``, ``armatures``, ``gains``, ``gravity``, ``ranges``.
+Unnamed elements are named after what they drive (an actuator on joint ``hip`` is ``hip``) or by kind
+and index (``body4``). A parameter vector holds one value per parameter; :meth:`ParameterSet.apply`
+writes it into the model and :meth:`ParameterSet.restore` writes back the nominal values.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial, reduce
 
 import mujoco
 import numpy as np
 
-KINDS = ("mass", "friction", "damping", "armature", "gain", "gravity")
-GROUPS = {"masses": "mass", "frictions": "friction", "dampings": "damping", "armatures": "armature", "gains": "gain"}
-# Lowest valid value of each kind, and whether the bound itself is allowed.
-# Changing these changes the mass matrix, so derived constants (subtree masses, invweight0, acc0) need mj_setConst.
-NEEDS_SET_CONST = frozenset({"mass", "armature"})
-LOWER_BOUNDS: dict[str, tuple[float, bool]] = {
-    "mass": (0.0, False),
-    "friction": (0.0, False),
-    "gain": (0.0, False),
-    "damping": (0.0, True),
-    "armature": (0.0, True),
-    "gravity": (-np.inf, True),
-}
+_OBJ = mujoco.mjtObj
 
 
 @dataclass(frozen=True)
@@ -55,23 +45,148 @@ class Parameter:
     nominal: float
 
 
-def _element_names(model: mujoco.MjModel, obj: mujoco.mjtObj, count: int, prefix: str) -> list[str]:
-    names = []
-    for i in range(count):
-        name = mujoco.mj_id2name(model, obj, i)
-        names.append(name if name else f"{prefix}{i}")
-    return names
+@dataclass(frozen=True)
+class Binding:
+    """A parameter kind bound to one model: its elements, and functions reading and writing their values.
+
+    Attributes:
+        elements: Names of the elements (bodies, geoms, joints, actuators) that carry the kind.
+        read: Returns the value of each element now in the model.
+        write: Writes one value per element into the model, starting from the nominal values read at
+            binding time (never from the current ones, so writes never compound).
+    """
+
+    elements: list[str]
+    read: Callable[[], np.ndarray]
+    write: Callable[[np.ndarray], None]
 
 
-def _actuator_names(model: mujoco.MjModel) -> list[str]:
-    joint_names = _element_names(model, mujoco.mjtObj.mjOBJ_JOINT, model.njnt, "joint")
-    names = []
-    for i in range(model.nu):
-        name = mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_ACTUATOR, i)
-        if not name and model.actuator_trntype[i] == mujoco.mjtTrn.mjTRN_JOINT:
-            name = joint_names[model.actuator_trnid[i, 0]]
-        names.append(name if name else f"actuator{i}")
-    return names
+@dataclass(frozen=True)
+class ParameterKind:
+    """One kind of parameter: the model fields it writes and how it binds to a model.
+
+    Attributes:
+        name: Kind name, the suffix of its handles.
+        group: Handle selecting every parameter of the kind.
+        fields: Every model field a write changes (``opt.gravity`` for an option); restored bit for bit.
+        bind: Finds the kind's elements in a model and returns their :class:`Binding`.
+        lower_bound: Lowest physically valid value.
+        inclusive: Whether ``lower_bound`` itself is valid.
+        needs_set_const: Whether a write changes the mass matrix, so derived constants (subtree mass,
+            invweight0, acc0) must be recomputed with ``mj_setConst``.
+        handle: Format of a parameter's name, from ``element`` and ``kind``.
+    """
+
+    name: str
+    group: str
+    fields: tuple[str, ...]
+    bind: Callable[[mujoco.MjModel], Binding]
+    lower_bound: float = 0.0
+    inclusive: bool = False
+    needs_set_const: bool = False
+    handle: str = "{element}_{kind}"
+
+    @property
+    def rule(self) -> str:
+        """The validity rule in words, e.g. ``a mass must be > 0``."""
+        return f"a {self.name} must be {'>=' if self.inclusive else '>'} {self.lower_bound:g}"
+
+
+def _body_mass(model: mujoco.MjModel) -> Binding:
+    """Binds the mass of each body with positive mass; its inertia scales by the same factor."""
+    ids = np.flatnonzero(model.body_mass > 0)
+    at, nominal, inertia = compact_index(ids), model.body_mass[ids], model.body_inertia[ids]
+
+    def write(values: np.ndarray) -> None:
+        model.body_mass[at] = values
+        model.body_inertia[at] = inertia * (values / nominal)[:, None]
+
+    return Binding(_names(model, _OBJ.mjOBJ_BODY, ids), lambda: model.body_mass[ids], write)
+
+
+def _geom_friction(model: mujoco.MjModel) -> Binding:
+    """Binds the sliding friction of each geom; its torsional and rolling friction scale with it."""
+    ids = np.arange(model.ngeom)
+    at, friction = compact_index(ids), model.geom_friction[ids]
+    zero = friction[:, 0] == 0  # a zero sliding friction keeps its torsional/rolling coefficients (ratio 1)
+    any_zero, denominator = bool(zero.any()), np.where(zero, 1.0, friction[:, 0])
+
+    def write(values: np.ndarray) -> None:
+        ratio = values / denominator
+        if any_zero:
+            ratio = np.where(zero, 1.0, ratio)
+        model.geom_friction[at] = friction * ratio[:, None]
+        model.geom_friction[at, 0] = values
+
+    return Binding(_names(model, _OBJ.mjOBJ_GEOM, ids), lambda: model.geom_friction[ids, 0], write)
+
+
+def _joint_dofs(field: str, model: mujoco.MjModel) -> Binding:
+    """Binds a dof field of each non-free joint; a ball joint's 3 dofs share the joint's value."""
+    ids = np.flatnonzero(model.jnt_type != mujoco.mjtJoint.mjJNT_FREE)
+    first, counts = model.jnt_dofadr[ids], np.where(model.jnt_type[ids] == mujoco.mjtJoint.mjJNT_BALL, 3, 1)
+    owner = np.repeat(np.arange(ids.size), counts)
+    dofs = compact_index(np.array([a + k for a, n in zip(first, counts) for k in range(n)], dtype=int))
+
+    def write(values: np.ndarray) -> None:
+        getattr(model, field)[dofs] = values[owner]
+
+    return Binding(_names(model, _OBJ.mjOBJ_JOINT, ids), lambda: getattr(model, field)[first], write)
+
+
+def _actuator_gain(model: mujoco.MjModel) -> Binding:
+    """Binds the gain of each actuator; an affine-bias (servo) actuator's kp and kv scale with it."""
+    affine = model.actuator_biastype == mujoco.mjtBias.mjBIAS_AFFINE
+    affine_ids, bias, gain = np.flatnonzero(affine), model.actuator_biasprm[affine, 1:3], model.actuator_gainprm[:, 0]
+    inverse = np.divide(1.0, gain, out=np.ones_like(gain), where=gain != 0)[affine]
+
+    def write(values: np.ndarray) -> None:
+        model.actuator_gainprm[:, 0] = values
+        if affine_ids.size:
+            model.actuator_biasprm[affine_ids, 1:3] = bias * (values[affine] * inverse)[:, None]
+
+    return Binding(_actuator_names(model), lambda: model.actuator_gainprm[:, 0].copy(), write)
+
+
+def _gravity(model: mujoco.MjModel) -> Binding:
+    """Binds the z component of gravity (x and y stay nominal)."""
+    nominal = model.opt.gravity.copy()
+
+    def write(values: np.ndarray) -> None:
+        model.opt.gravity[:] = nominal
+        model.opt.gravity[2] = values[0]
+
+    return Binding(["world"], lambda: model.opt.gravity[2:].copy(), write)
+
+
+def _joint_range(model: mujoco.MjModel) -> Binding:
+    """Binds the range width of each limited hinge or slide joint; a new width scales it about its centre."""
+    hinge_or_slide = np.isin(model.jnt_type, (mujoco.mjtJoint.mjJNT_HINGE, mujoco.mjtJoint.mjJNT_SLIDE))
+    ids = np.flatnonzero(hinge_or_slide & (model.jnt_limited != 0) & (np.diff(model.jnt_range)[:, 0] > 0))
+    at, limits = compact_index(ids), model.jnt_range[ids]
+    offsets, nominal = limits - limits.mean(axis=1, keepdims=True), np.diff(limits)[:, 0]
+
+    def write(values: np.ndarray) -> None:
+        # limits + offsets * (ratio - 1), not centre + offsets * ratio: the nominal width writes back exactly.
+        model.jnt_range[at] = limits + offsets * (values / nominal - 1.0)[:, None]
+
+    return Binding(_names(model, _OBJ.mjOBJ_JOINT, ids), lambda: np.diff(model.jnt_range[ids])[:, 0], write)
+
+
+PARAMETER_KINDS: dict[str, ParameterKind] = {kind.name: kind for kind in (
+    ParameterKind("mass", "masses", ("body_mass", "body_inertia"), _body_mass, needs_set_const=True),
+    ParameterKind("friction", "frictions", ("geom_friction",), _geom_friction),
+    ParameterKind("damping", "dampings", ("dof_damping",), partial(_joint_dofs, "dof_damping"), inclusive=True),
+    ParameterKind("armature", "armatures", ("dof_armature",), partial(_joint_dofs, "dof_armature"), inclusive=True,
+                  needs_set_const=True),
+    ParameterKind("gain", "gains", ("actuator_gainprm", "actuator_biasprm"), _actuator_gain),
+    ParameterKind("gravity", "gravity", ("opt.gravity",), _gravity, lower_bound=-np.inf, inclusive=True,
+                  handle="gravity"),
+    ParameterKind("range", "ranges", ("jnt_range",), _joint_range),
+)}
+"""Every kind by name, in parameter-vector order: a new kind is one entry (and its ``bind`` function)."""
+KINDS = tuple(PARAMETER_KINDS)
+GROUPS = {kind.group: name for name, kind in PARAMETER_KINDS.items() if kind.group != name}
 
 
 class ParameterSet:
@@ -85,81 +200,25 @@ class ParameterSet:
     def __init__(self, model: mujoco.MjModel, data: mujoco.MjData) -> None:
         self.model = model
         self.data = data
-        bodies = _element_names(model, mujoco.mjtObj.mjOBJ_BODY, model.nbody, "body")
-        geoms = _element_names(model, mujoco.mjtObj.mjOBJ_GEOM, model.ngeom, "geom")
-        joints = _element_names(model, mujoco.mjtObj.mjOBJ_JOINT, model.njnt, "joint")
-        actuators = _actuator_names(model)
-
-        self._body_ids = np.flatnonzero(model.body_mass > 0)
-        self._geom_ids = np.arange(model.ngeom)
-        self._joint_ids = np.flatnonzero(model.jnt_type != mujoco.mjtJoint.mjJNT_FREE)
-        self._actuator_ids = np.arange(model.nu)
-        # Each non-free joint drives 1 dof (hinge, slide) or 3 (ball); all share the joint's value.
-        self._joint_dofs = [
-            np.arange(model.jnt_dofadr[j], model.jnt_dofadr[j] + _joint_dof_count(model.jnt_type[j]))
-            for j in self._joint_ids
-        ]
-        self._dof_index = np.concatenate(self._joint_dofs).astype(int) if self._joint_dofs else np.zeros(0, int)
-        self._dof_owner = np.concatenate(
-            [np.full(len(d), k) for k, d in enumerate(self._joint_dofs)]
-        ).astype(int) if self._joint_dofs else np.zeros(0, int)
-        self._affine = model.actuator_biastype[self._actuator_ids] == mujoco.mjtBias.mjBIAS_AFFINE
-
-        self._nominal_inertia = model.body_inertia.copy()
-        self._nominal_friction = model.geom_friction.copy()
-        self._nominal_biasprm = model.actuator_biasprm.copy()
-        self._nominal_gravity = model.opt.gravity.copy()
-        self._nominal_fields = {
-            name: getattr(model, name).copy()
-            for name in ("body_mass", "body_inertia", "geom_friction", "dof_damping", "dof_armature",
-                         "actuator_gainprm", "actuator_biasprm")
-        }
-
-        params: list[Parameter] = []
-        params += [Parameter(f"{bodies[i]}_mass", "mass", bodies[i], float(model.body_mass[i])) for i in self._body_ids]
-        params += [
-            Parameter(f"{geoms[i]}_friction", "friction", geoms[i], float(model.geom_friction[i, 0]))
-            for i in self._geom_ids
-        ]
-        for field in ("damping", "armature"):
-            values = model.dof_damping if field == "damping" else model.dof_armature
-            params += [
-                Parameter(f"{joints[j]}_{field}", field, joints[j], float(values[dofs[0]]))
-                for j, dofs in zip(self._joint_ids, self._joint_dofs)
-            ]
-        params += [
-            Parameter(f"{actuators[i]}_gain", "gain", actuators[i], float(model.actuator_gainprm[i, 0]))
-            for i in self._actuator_ids
-        ]
-        params.append(Parameter("gravity", "gravity", "world", float(model.opt.gravity[2])))
-        self.parameters: tuple[Parameter, ...] = tuple(params)
-        self.names: tuple[str, ...] = tuple(p.name for p in params)
+        bindings = [(kind, kind.bind(model)) for kind in PARAMETER_KINDS.values()]
+        self.parameters: tuple[Parameter, ...] = tuple(
+            Parameter(kind.handle.format(element=element, kind=kind.name), kind.name, element, float(value))
+            for kind, binding in bindings
+            for element, value in zip(binding.elements, binding.read())
+        )
+        self.names: tuple[str, ...] = tuple(p.name for p in self.parameters)
         if len(set(self.names)) != len(self.names):
             duplicates = sorted({n for n in self.names if self.names.count(n) > 1})
             raise ValueError(f"model has duplicate parameter names {duplicates}; give its elements unique names")
-        self.nominal = np.array([p.nominal for p in params], dtype=np.float64)
+        self.nominal = np.array([p.nominal for p in self.parameters], dtype=np.float64)
         self._index = {name: i for i, name in enumerate(self.names)}
-        kinds = np.array([p.kind for p in params])
-        self._slices = {kind: np.flatnonzero(kinds == kind) for kind in KINDS}
-        self.groups: dict[str, np.ndarray] = {group: self._slices[kind] for group, kind in GROUPS.items()}
-        self.groups["gravity"] = self._slices["gravity"]
-        self.kinds = kinds
-        self._nominal_mass = self.nominal[self._slices["mass"]]
-        nominal_friction = self.nominal[self._slices["friction"]]
-        # A zero nominal sliding friction keeps its torsional/rolling coefficients (ratio 1).
-        self._zero_friction = nominal_friction == 0
-        self._friction_denominator = np.where(self._zero_friction, 1.0, nominal_friction)
-        nominal_gain = self.nominal[self._slices["gain"]]
-        self._inv_nominal_gain = np.divide(1.0, nominal_gain, out=np.ones_like(nominal_gain), where=nominal_gain != 0)
-        self._affine_ids = self._actuator_ids[self._affine]
-        # Basic slices instead of index arrays where the ids are contiguous: much cheaper writes at every reset.
-        self._vec = {kind: compact_index(idx) for kind, idx in self._slices.items()}
-        self._bodies = compact_index(self._body_ids)
-        self._geoms = compact_index(self._geom_ids)
-        self._actuators = compact_index(self._actuator_ids)
-        self._dofs = compact_index(self._dof_index)
-        self._nominal_inertia_selected = self._nominal_inertia[self._body_ids]
-        self._nominal_friction_selected = self._nominal_friction[self._geom_ids]
+        self.kinds = np.array([p.kind for p in self.parameters])
+        ends = np.cumsum([len(b.elements) for _, b in bindings]).tolist()
+        self._bound = [(kind, b, slice(end - len(b.elements), end)) for (kind, b), end in zip(bindings, ends)]
+        self.groups: dict[str, np.ndarray] = {kind.group: np.arange(s.start, s.stop) for kind, _, s in self._bound}
+        self._lower = np.array([PARAMETER_KINDS[k].lower_bound for k in self.kinds])
+        self._inclusive = np.array([PARAMETER_KINDS[k].inclusive for k in self.kinds], dtype=bool)
+        self._nominal_fields = {f: _field(model, f).copy() for kind, _ in bindings for f in kind.fields}
 
     def __len__(self) -> int:
         return len(self.names)
@@ -176,16 +235,7 @@ class ParameterSet:
 
     def current(self) -> np.ndarray:
         """Reads the parameter vector currently in the model."""
-        m = self.model
-        values = np.empty(len(self.names))
-        values[self._slices["mass"]] = m.body_mass[self._body_ids]
-        values[self._slices["friction"]] = m.geom_friction[self._geom_ids, 0]
-        first_dofs = np.array([d[0] for d in self._joint_dofs], dtype=int)
-        values[self._slices["damping"]] = m.dof_damping[first_dofs]
-        values[self._slices["armature"]] = m.dof_armature[first_dofs]
-        values[self._slices["gain"]] = m.actuator_gainprm[self._actuator_ids, 0]
-        values[self._slices["gravity"]] = m.opt.gravity[2]
-        return values
+        return np.concatenate([binding.read() for _, binding, _ in self._bound]).astype(np.float64)
 
     def apply(self, values: np.ndarray, kinds: frozenset[str] | None = None) -> None:
         """Writes a parameter vector into the model and recomputes derived quantities.
@@ -196,56 +246,39 @@ class ParameterSet:
 
         Call before ``mj_resetData`` (the env's reset): ``mj_setConst`` overwrites the state.
         """
-        kinds = frozenset(KINDS) if kinds is None else kinds
-        m, vec = self.model, self._vec
-        if "mass" in kinds:
-            mass = values[vec["mass"]]
-            m.body_mass[self._bodies] = mass
-            m.body_inertia[self._bodies] = self._nominal_inertia_selected * (mass / self._nominal_mass)[:, None]
-        if "friction" in kinds:
-            friction = values[vec["friction"]]
-            ratio = friction / self._friction_denominator
-            if self._zero_friction.any():
-                ratio = np.where(self._zero_friction, 1.0, ratio)
-            m.geom_friction[self._geoms] = self._nominal_friction_selected * ratio[:, None]
-            m.geom_friction[self._geoms, 0] = friction
-        if "damping" in kinds:
-            m.dof_damping[self._dofs] = values[vec["damping"]][self._dof_owner]
-        if "armature" in kinds:
-            m.dof_armature[self._dofs] = values[vec["armature"]][self._dof_owner]
-        if "gain" in kinds:
-            gain = values[vec["gain"]]
-            m.actuator_gainprm[self._actuators, 0] = gain
-            if self._affine_ids.size:
-                ratio = gain[self._affine] * self._inv_nominal_gain[self._affine]
-                m.actuator_biasprm[self._affine_ids, 1:3] = self._nominal_biasprm[self._affine_ids, 1:3] * ratio[:, None]
-        if "gravity" in kinds:
-            m.opt.gravity[:] = self._nominal_gravity
-            m.opt.gravity[2] = values[vec["gravity"]][0]
-        if kinds & NEEDS_SET_CONST:
-            mujoco.mj_setConst(m, self.data)
+        set_const = False
+        for kind, binding, span in self._bound:
+            if kinds is None or kind.name in kinds:
+                binding.write(values[span])
+                set_const |= kind.needs_set_const
+        if set_const:
+            mujoco.mj_setConst(self.model, self.data)
 
     def restore(self) -> None:
         """Writes the nominal values back, bit for bit, and recomputes derived quantities."""
         for name, value in self._nominal_fields.items():
-            getattr(self.model, name)[:] = value
-        self.model.opt.gravity[:] = self._nominal_gravity
+            _field(self.model, name)[:] = value
         mujoco.mj_setConst(self.model, self.data)
 
     def as_dict(self, values: np.ndarray) -> dict[str, float]:
         """Maps a parameter vector to ``{name: value}``."""
         return dict(zip(self.names, values.tolist()))
 
+    def below_bounds(self, indices: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """Mask of ``values`` (one per parameter in ``indices``) that are NaN or below their kind's lower bound."""
+        low, inclusive = self._lower[indices], self._inclusive[indices]
+        return np.isnan(values) | (values < low) | ((values == low) & ~inclusive)
+
+    def rule(self, index: int) -> str:
+        """The validity rule of a parameter, e.g. ``a mass must be > 0``."""
+        return PARAMETER_KINDS[str(self.kinds[index])].rule
+
     def check_values(self, values: np.ndarray) -> None:
         """Raises ``ValueError`` naming the first parameter whose value is physically invalid."""
-        for kind, (low, inclusive) in LOWER_BOUNDS.items():
-            idx = self._slices[kind]
-            bad = values[idx] < low if inclusive else values[idx] <= low
-            bad |= ~np.isfinite(values[idx])
-            if bad.any():
-                i = idx[np.flatnonzero(bad)[0]]
-                rel = ">=" if inclusive else ">"
-                raise ValueError(f"invalid value {values[i]:g} for parameter '{self.names[i]}': a {kind} must be {rel} {low:g}")
+        bad = np.flatnonzero(~np.isfinite(values) | self.below_bounds(np.arange(len(self)), values))
+        if bad.size:
+            i = bad[0]
+            raise ValueError(f"invalid value {values[i]:g} for parameter '{self.names[i]}': {self.rule(i)}")
 
 
 def compact_index(ids: np.ndarray) -> slice | np.ndarray:
@@ -255,5 +288,22 @@ def compact_index(ids: np.ndarray) -> slice | np.ndarray:
     return ids
 
 
-def _joint_dof_count(joint_type: int) -> int:
-    return 3 if int(joint_type) == int(mujoco.mjtJoint.mjJNT_BALL) else 1
+def _names(model: mujoco.MjModel, obj: mujoco.mjtObj, ids: np.ndarray) -> list[str]:
+    prefix = obj.name.removeprefix("mjOBJ_").lower()
+    return [mujoco.mj_id2name(model, obj, int(i)) or f"{prefix}{i}" for i in ids]
+
+
+def _actuator_names(model: mujoco.MjModel) -> list[str]:
+    """Each actuator's own name, else the name of the joint it drives, else ``actuator<id>``."""
+    joints = _names(model, _OBJ.mjOBJ_JOINT, np.arange(model.njnt))
+    names = []
+    for i in range(model.nu):
+        name = mujoco.mj_id2name(model, _OBJ.mjOBJ_ACTUATOR, i)
+        if not name and model.actuator_trntype[i] == mujoco.mjtTrn.mjTRN_JOINT:
+            name = joints[model.actuator_trnid[i, 0]]
+        names.append(name or f"actuator{i}")
+    return names
+
+
+def _field(model: mujoco.MjModel, path: str) -> np.ndarray:
+    return reduce(getattr, path.split("."), model)

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from sim2real.envs.parameters import LOWER_BOUNDS, ParameterSet, compact_index
+from sim2real.envs.parameters import ParameterSet, compact_index
 from sim2real.randomization.distributions import DISTRIBUTIONS, Distribution, make_distribution
-from sim2real.randomization.operations import OPERATIONS, operation_range
+from sim2real.randomization.operations import operation_function, operation_range
 
 TERM_KEYS = {"dist", "op", "shared", "value", "low", "high", "mean", "std"}
 
@@ -38,8 +38,10 @@ class ParameterTerm:
     shared: bool = False
 
     def __post_init__(self) -> None:
-        if self.operation not in OPERATIONS:
-            raise ValueError(f"{self.target}: unknown operation '{self.operation}'; known: {', '.join(OPERATIONS)}")
+        try:
+            operation_function(self.operation)
+        except ValueError as err:
+            raise ValueError(f"{self.target}: {err}") from None
 
     def describe(self) -> str:
         """A short human-readable form, e.g. ``masses: scale uniform(low=0.8, high=1.2)``."""
@@ -149,15 +151,13 @@ class DynamicsSpec:
                 raise ValueError(f"{self.name}: {err} (env {env_name})") from None
             low, high = term.distribution.support()
             lowest, _ = operation_range(term.operation, parameters.nominal[idx], low, high)
-            for i, value in zip(idx, lowest):
-                kind = parameters.kinds[i]
-                bound, inclusive = LOWER_BOUNDS[kind]
-                if value < bound or (value == bound and not inclusive) or np.isnan(value):
-                    rel = ">=" if inclusive else ">"
-                    raise ValueError(
-                        f"{self.name}: '{term.describe()}' can set '{parameters.names[i]}' to {value:g} on {env_name}; "
-                        f"a {kind} must be {rel} {bound:g} (narrow the range, or use truncated_normal / log_uniform)"
-                    )
+            bad = np.flatnonzero(parameters.below_bounds(idx, lowest))
+            if bad.size:
+                i, value = idx[bad[0]], lowest[bad[0]]
+                raise ValueError(
+                    f"{self.name}: '{term.describe()}' can set '{parameters.names[i]}' to {value:g} on {env_name}; "
+                    f"{parameters.rule(i)} (narrow the range, or use truncated_normal / log_uniform)"
+                )
         n_actuators = int(np.sum(parameters.kinds == "gain"))
         for index in self.effects.disabled_actuators:
             _require(index < n_actuators, f"{self.name}: disabled actuator {index} out of range; {env_name} has {n_actuators} (0..{n_actuators - 1})")
@@ -172,16 +172,16 @@ class CompiledDynamics:
         self.parameters = parameters
         self._terms = [(parameters.select(t.target), t) for t in spec.parameters]
         touched = np.concatenate([idx for idx, _ in self._terms]) if self._terms else np.zeros(0, int)
-        self._fast_terms = [(compact_index(idx), len(idx), parameters.nominal[idx].copy(), t) for idx, t in self._terms]
+        self._fast_terms = [(compact_index(idx), 1 if t.shared else len(idx), parameters.nominal[idx].copy(),
+                             operation_function(t.operation), t.distribution) for idx, t in self._terms]
         self.kinds: frozenset[str] = frozenset(parameters.kinds[touched].tolist())
         """The parameter kinds this spec writes (the others stay as they are)."""
 
     def sample(self, rng: np.random.Generator) -> np.ndarray:
         """Draws a full parameter vector (non-randomized parameters stay nominal)."""
         values = self.parameters.nominal.copy()
-        for idx, size, nominal, term in self._fast_terms:
-            draw = term.distribution.sample(rng, 1 if term.shared else size)
-            values[idx] = _combine(term.operation, nominal, draw)
+        for idx, size, nominal, combine, distribution in self._fast_terms:
+            values[idx] = combine(nominal, distribution.sample(rng, size))
         return values
 
     @property
@@ -189,14 +189,6 @@ class CompiledDynamics:
         """Names of the parameters this spec writes, in order, without repeats."""
         names = [self.parameters.names[i] for idx, _ in self._terms for i in idx]
         return list(dict.fromkeys(names))
-
-
-def _combine(operation: str, nominal: np.ndarray, draw: np.ndarray) -> np.ndarray:
-    if operation == "scale":
-        return nominal * draw
-    if operation == "add":
-        return nominal + draw
-    return np.broadcast_to(draw, nominal.shape)
 
 
 def _parse_term(target: str, term: Any) -> ParameterTerm:
