@@ -32,6 +32,7 @@ class RunInfo:
         complete: The run finished (False while training or adapting, None if not recorded).
         timesteps: Planned training steps (trained runs).
         timesteps_done: Training steps done (trained runs).
+        train_fps: Training throughput in env steps per second (trained runs).
         method: The transfer method (adapted runs).
         source_run: The run it was adapted from (adapted runs).
         budget: The target-step budget (adapted runs).
@@ -52,6 +53,7 @@ class RunInfo:
     complete: bool | None = None
     timesteps: int | None = None
     timesteps_done: int | None = None
+    train_fps: float | None = None
     method: str | None = None
     source_run: Path | None = None
     budget: int | None = None
@@ -136,6 +138,7 @@ def run_info_from_record(run_dir: Path, data: dict[str, Any]) -> RunInfo:
         complete=data.get("complete"),
         timesteps=data.get("timesteps"),
         timesteps_done=data.get("timesteps_done"),
+        train_fps=data.get("train_fps"),
         method=data.get("method"),
         source_run=Path(source_run) if source_run else None,
         budget=int(data["budget"]) if data.get("budget") else None,

@@ -43,14 +43,18 @@ def is_number(value: Any) -> bool:
 
 
 def require_int(name: str, value: Any, minimum: int | None = None, maximum: int | None = None,
-                optional: bool = False) -> Any:
+                optional: bool = False, whole_float: bool = False) -> Any:
     """``value`` as an ``int`` if it is an integer in ``[minimum, maximum]`` (``None`` too when ``optional``).
+
+    With ``whole_float``, a float with no fractional part (``1e5``, as YAML and Hydra read it) counts too.
 
     Raises:
         ValueError: ``{name}={value!r} must be an integer >= {minimum}`` (or the range / ``or null``).
     """
     if optional and value is None:
         return None
+    if whole_float and isinstance(value, (float, np.floating)) and float(value).is_integer():
+        value = int(value)
     if not is_int(value) or (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
         raise ValueError(f"{name}={value!r} must be {_int_text(minimum, maximum)}{' or null' if optional else ''}")
     return int(value)

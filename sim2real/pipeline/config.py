@@ -90,7 +90,7 @@ def pipeline_config_from_dict(cfg: Mapping[str, Any]) -> PipelineConfig:
     from sim2real.transfer.base import episode_limit
 
     cfg = dict(cfg)
-    seed = _int("seed", cfg.get("seed", 0), minimum=0)
+    seed = require_int("seed", cfg.get("seed", 0), minimum=0, whole_float=True)
     source = train_config_from_dict({**cfg["source"], "env": cfg["env"], "algo": cfg["algo"],
                                      "randomization": cfg["randomization"], "seed": seed})
     target = target_spec(cfg["target"])
@@ -100,7 +100,7 @@ def pipeline_config_from_dict(cfg: Mapping[str, Any]) -> PipelineConfig:
     source_run = Path(cfg["source_run"]) if cfg.get("source_run") else None
     if source_run is not None:
         _given_run("source_run", source_run, source.env)
-    budget = _int("budget", cfg.get("budget"), minimum=1)
+    budget = require_int("budget", cfg.get("budget"), minimum=1, whole_float=True)
     limit = episode_limit(source.env)
     if budget < limit:
         raise ValueError(f"budget={budget} is less than one episode of {source.env.name} ({limit} steps)")
@@ -120,7 +120,7 @@ def pipeline_config_from_dict(cfg: Mapping[str, Any]) -> PipelineConfig:
     if len({m.name for m in methods}) != len(methods):
         raise ValueError(f"methods lists a method twice: {list(methods_cfg)}")
     needs_expert = [m.name for m in methods if m.wants_expert]
-    oracle_timesteps = _int("oracle_timesteps", cfg.get("oracle_timesteps", 0), minimum=0)
+    oracle_timesteps = require_int("oracle_timesteps", cfg.get("oracle_timesteps", 0), minimum=0, whole_float=True)
     oracle_run = Path(cfg["oracle_run"]) if cfg.get("oracle_run") else None
     trained_on = _given_run("oracle_run", oracle_run, source.env).target if oracle_run is not None else target
     if trained_on != target:
@@ -132,12 +132,12 @@ def pipeline_config_from_dict(cfg: Mapping[str, Any]) -> PipelineConfig:
         source=source, source_run=source_run, target=target, methods=tuple(methods), budget=budget, seed=seed,
         oracle_timesteps=oracle_timesteps, oracle_run=oracle_run, scratch=require_bool("scratch", cfg.get("scratch", True)),
         random_baseline=require_bool("random_baseline", cfg.get("random_baseline", True)),
-        episodes=_int("episodes", cfg.get("episodes", 10), minimum=1),
-        eval_seeds=_int("eval_seeds", cfg.get("eval_seeds", 3), minimum=1),
-        workers=_int("workers", cfg.get("workers", 2), minimum=1),
+        episodes=require_int("episodes", cfg.get("episodes", 10), minimum=1, whole_float=True),
+        eval_seeds=require_int("eval_seeds", cfg.get("eval_seeds", 3), minimum=1, whole_float=True),
+        workers=require_int("workers", cfg.get("workers", 2), minimum=1, whole_float=True),
         export=require_bool("export", cfg.get("export", True)),
-        export_observations=_int("export_observations", cfg.get("export_observations", 1000), minimum=1000),
-        zero_shot_episodes=_int("zero_shot_episodes", cfg.get("zero_shot_episodes", 5), minimum=1),
+        export_observations=require_int("export_observations", cfg.get("export_observations", 1000), minimum=1000, whole_float=True),
+        zero_shot_episodes=require_int("zero_shot_episodes", cfg.get("zero_shot_episodes", 5), minimum=1, whole_float=True),
     )
 
 
@@ -147,8 +147,3 @@ def _given_run(key: str, run_dir: Path, env: EnvSpec) -> RunInfo:
     if info.env.name != env.name:
         raise ValueError(f"{key} '{run_dir}' is for env '{info.env.name}', not '{env.name}'")
     return info
-
-
-def _int(name: str, value: Any, minimum: int) -> int:
-    """An integer setting; a whole float such as ``1e5`` (how YAML and Hydra read it) counts as one."""
-    return require_int(name, int(value) if isinstance(value, float) and value.is_integer() else value, minimum=minimum)

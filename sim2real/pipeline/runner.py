@@ -94,7 +94,7 @@ def _train_source(config: PipelineConfig, folder: Path) -> dict[str, Any]:
 
     train(config.source, folder, resume=True)
     info = read_run_info(folder)
-    return {"timesteps": info.timesteps_done, "train_fps": info.record.get("train_fps")}
+    return {"timesteps": info.timesteps_done, "train_fps": info.train_fps}
 
 
 def _zero_shot(config: PipelineConfig, source_dir: Path, folder: Path) -> dict[str, Any]:

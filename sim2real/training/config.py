@@ -120,10 +120,10 @@ def train_config_from_dict(cfg: Mapping[str, Any]) -> TrainConfig:
         algo=algo_config_from_dict(cfg["algo"], env.name),
         randomization=DynamicsSpec.from_dict(cfg.get("randomization"), default_name="randomization"),
         target=DynamicsSpec.from_dict(cfg.get("target"), default_name="target"),
-        timesteps=_int("timesteps", cfg.get("timesteps", 50_000)),
-        seed=_int("seed", cfg.get("seed", 0)),
-        checkpoint_every=_int("checkpoint_every", cfg.get("checkpoint_every", 10_000)),
-        eval_episodes=_int("eval_episodes", cfg.get("eval_episodes", 5)),
+        timesteps=require_int("timesteps", cfg.get("timesteps", 50_000), whole_float=True),
+        seed=require_int("seed", cfg.get("seed", 0), minimum=0, whole_float=True),
+        checkpoint_every=require_int("checkpoint_every", cfg.get("checkpoint_every", 10_000), whole_float=True),
+        eval_episodes=require_int("eval_episodes", cfg.get("eval_episodes", 5), whole_float=True),
         eval_targets=tuple(_target(t) for t in (cfg.get("eval_targets") or [])),
         progress_bar=bool(cfg.get("progress_bar", True)),
         device=str(cfg.get("device", "cpu")),
@@ -135,10 +135,3 @@ def _target(entry: Any) -> DynamicsSpec:
     from sim2real.presets import target_spec
 
     return target_spec(entry)
-
-
-def _int(name: str, value: Any) -> int:
-    """An integer setting; a whole float such as ``1e5`` (how YAML and Hydra read it) counts as one."""
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return require_int(name, value)
