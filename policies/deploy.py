@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -81,28 +82,85 @@ def read_manifest(bundle_dir: str | Path) -> dict[str, Any]:
     files = manifest.get("files")
     if not isinstance(files, dict) or "onnx" not in files:
         raise BundleError(f"'{path}' lists no onnx model under 'files'")
+    check_manifest_fields(path, manifest)
     return manifest
+
+
+def check_manifest_fields(path: Path, manifest: dict[str, Any]) -> None:
+    """Checks the types of the fields the runtime reads, so a hand-edited ``bundle.json`` fails at load.
+
+    Raises:
+        BundleError: A file entry that is not ``{"path": str, "sha256": str}``, a space without a
+            one-dimensional positive ``shape``, a ``control_period_s`` that is not a positive number, or an
+            ``env`` without a string ``id``.
+    """
+    for key, entry in manifest["files"].items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str) \
+                or not isinstance(entry.get("sha256"), str):
+            raise BundleError(f"'{path}': files.{key}={entry!r} must be an object with string 'path' and 'sha256'")
+    for key in ("observation_space", "action_space"):
+        _check_box(path, key, manifest[key])
+    period = manifest["control_period_s"]
+    if isinstance(period, bool) or not isinstance(period, (int, float)) or not math.isfinite(period) or period <= 0:
+        raise BundleError(f"'{path}': control_period_s={period!r} must be a number > 0 (seconds)")
+    env = manifest["env"]
+    if not isinstance(env, dict) or not isinstance(env.get("id"), str):
+        raise BundleError(f"'{path}': env={env!r} must be an object with a string 'id'")
+
+
+def _check_box(path: Path, key: str, space: Any) -> None:
+    shape = space.get("shape") if isinstance(space, dict) else None
+    if not (isinstance(shape, list) and len(shape) == 1 and isinstance(shape[0], int)
+            and not isinstance(shape[0], bool) and shape[0] >= 1):
+        raise BundleError(f"'{path}': {key}={space!r} must be an object whose 'shape' is [n] with an integer n >= 1")
+    for bound in ("low", "high"):
+        values = space.get(bound)
+        if values is None:
+            continue
+        if not isinstance(values, list) or len(values) != shape[0] or not all(
+                v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in values):
+            raise BundleError(f"'{path}': {key}.{bound} must be a list of {shape[0]} numbers (null: unbounded)")
 
 
 def verify_checksums(bundle_dir: str | Path, manifest: dict[str, Any]) -> None:
     """Checks every file listed in ``manifest['files']`` against its recorded sha256.
 
     Raises:
-        BundleError: A file is missing, lies outside the bundle, or its bytes differ from the record.
+        BundleError: A file is missing, lies outside the bundle (a path or a symbolic link leading out of
+            it), or its bytes differ from the record.
+    """
+    verified_files(bundle_dir, manifest)
+
+
+def verified_files(bundle_dir: str | Path, manifest: dict[str, Any]) -> dict[str, bytes]:
+    """The bytes of every file listed in ``manifest['files']``, by file name, each checked against its sha256.
+
+    The bytes returned are the bytes hashed, so a file swapped after the check is never used.
+
+    Raises:
+        BundleError: As :func:`verify_checksums`.
     """
     bundle_dir = Path(bundle_dir)
+    inside = bundle_dir.resolve()
+    contents: dict[str, bytes] = {}
     for key, entry in manifest["files"].items():
-        name = str(entry.get("path", ""))
+        name = str(entry.get("path", "")) if isinstance(entry, dict) else ""
         if not name or Path(name).name != name or name in (".", ".."):
             raise BundleError(f"bundle '{bundle_dir}': file entry '{key}' has an invalid path {name!r} "
                               "(must be a plain file name inside the bundle)")
         path = bundle_dir / name
         if not path.is_file():
             raise BundleError(f"bundle '{bundle_dir}': {name} is missing")
-        actual = sha256_file(path)
+        if path.resolve().parent != inside:
+            raise BundleError(f"bundle '{bundle_dir}': {name} is a link to '{path.resolve()}', outside the bundle; "
+                              "copy the file into the bundle instead")
+        data = path.read_bytes()
+        actual = hashlib.sha256(data).hexdigest()
         if actual != entry.get("sha256"):
             raise BundleError(f"bundle '{bundle_dir}': checksum mismatch for {name} (sha256 {actual}, "
                               f"{BUNDLE_FILE} records {entry.get('sha256')}); the file was modified or corrupted")
+        contents[name] = data
+    return contents
 
 
 def _all_finite(obs: np.ndarray, single: bool) -> bool:
@@ -111,6 +169,27 @@ def _all_finite(obs: np.ndarray, single: bool) -> bool:
     if single and math.isfinite(obs @ obs):
         return True
     return bool(np.isfinite(obs).all())
+
+
+def _open_session(bundle_dir: Path, manifest: dict[str, Any], files: dict[str, bytes],
+                  options: ort.SessionOptions) -> ort.InferenceSession:
+    """An onnxruntime session over the verified bytes, written to a private folder.
+
+    onnxruntime resolves a model's external-data files relative to the model and refuses paths that leave
+    its folder; the private folder holds only the files ``bundle.json`` lists (checksummed), so external
+    data that the manifest does not list, or that changed after the check, cannot be loaded.
+    """
+    model_name = manifest["files"]["onnx"]["path"]
+    with tempfile.TemporaryDirectory(prefix="sim2real-bundle-", ignore_cleanup_errors=True) as private:
+        for name, data in files.items():
+            if name != manifest["files"].get("torchscript", {}).get("path"):
+                (Path(private) / name).write_bytes(data)
+        try:
+            return ort.InferenceSession(str(Path(private) / model_name), sess_options=options,
+                                        providers=["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime raises its own exception types for malformed models
+            raise BundleError(f"bundle '{bundle_dir}': onnxruntime cannot load {model_name} (external-data files "
+                              f"must be listed with their sha256 under 'files' in {BUNDLE_FILE}): {err}") from None
 
 
 class DeployedPolicy:
@@ -154,16 +233,12 @@ class DeployedPolicy:
         if bundle_dir.name == BUNDLE_FILE and bundle_dir.is_file():
             bundle_dir = bundle_dir.parent
         manifest = read_manifest(bundle_dir)
-        verify_checksums(bundle_dir, manifest)
+        files = verified_files(bundle_dir, manifest)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
-        model_path = bundle_dir / manifest["files"]["onnx"]["path"]
-        try:
-            session = ort.InferenceSession(str(model_path), sess_options=options, providers=["CPUExecutionProvider"])
-        except Exception as err:  # onnxruntime raises its own exception types for malformed models
-            raise BundleError(f"bundle '{bundle_dir}': onnxruntime cannot load {model_path.name}: {err}") from None
+        session = _open_session(bundle_dir, manifest, files, options)
         return cls(session, manifest, bundle_dir)
 
     def act(self, obs: np.ndarray) -> np.ndarray:

@@ -77,7 +77,8 @@ def test_broken_bundles_are_refused(bundle_copy: Path, tmp_path: Path) -> None:
     with pytest.raises(BundleError, match="version 99 is not supported"):
         load_with({**manifest, "version": 99})
     with pytest.raises(BundleError, match="declares obs_dim 5"):
-        load_with({**manifest, "observation_space": {**manifest["observation_space"], "shape": [5]}})
+        load_with({**manifest, "observation_space": {**manifest["observation_space"], "shape": [5],
+                                                     "low": [None] * 5, "high": [None] * 5}})
     manifest_path.write_text(json.dumps(manifest))
     (bundle_copy / TORCHSCRIPT_FILE).unlink()
     with pytest.raises(BundleError, match="policy.pt is missing"):
@@ -145,3 +146,64 @@ def test_runtime_source_has_no_heavy_imports() -> None:
     source = Path(deploy.__file__).read_text()
     for module in ("torch", "stable_baselines3", "pickle", "sim2real.envs", "sim2real.training", "gymnasium"):
         assert f"import {module}" not in source and f"from {module}" not in source
+
+
+def _rewrite_manifest(bundle: Path, **changes: object) -> None:
+    path = bundle / BUNDLE_FILE
+    path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("files", {"onnx": "policy.onnx"}, "files.onnx='policy.onnx' must be an object"),
+    ("observation_space", {"shape": []}, r"observation_space=.* 'shape' is \[n\]"),
+    ("observation_space", {"shape": [4], "low": [0, 0], "high": None}, "observation_space.low must be a list of 4"),
+    ("action_space", "box", "action_space='box' must be an object"),
+    ("control_period_s", "fast", "control_period_s='fast' must be a number > 0"),
+    ("control_period_s", float("nan"), "control_period_s=nan must be a number > 0"),
+    ("env", "InvertedPendulum-v5", "env='InvertedPendulum-v5' must be an object"),
+])
+def test_hand_edited_manifest_fails_at_load(bundle_copy: Path, field: str, value: object, message: str) -> None:
+    _rewrite_manifest(bundle_copy, **{field: value})
+    with pytest.raises(BundleError, match=message):
+        DeployedPolicy.load(bundle_copy)
+
+
+def test_model_linked_from_outside_the_bundle_is_refused(bundle_copy: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere.onnx"
+    (bundle_copy / ONNX_FILE).rename(outside)
+    (bundle_copy / ONNX_FILE).symlink_to(outside)  # same bytes, so the checksum alone would pass
+    with pytest.raises(BundleError, match="policy.onnx is a link to .*outside the bundle"):
+        DeployedPolicy.load(bundle_copy)
+    (bundle_copy / ONNX_FILE).unlink()
+    (bundle_copy / ONNX_FILE).symlink_to(bundle_copy / "renamed.onnx")
+    outside.rename(bundle_copy / "renamed.onnx")  # a link inside the bundle is harmless
+    assert DeployedPolicy.load(bundle_copy).obs_dim == 4
+
+
+def _with_external_data(bundle: Path) -> Path:
+    """Rewrites the bundle's ONNX model with its weights in ``policy.onnx.data``; returns the data file."""
+    import onnx
+
+    model = onnx.load(str(bundle / ONNX_FILE))
+    onnx.save_model(model, str(bundle / ONNX_FILE), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location="policy.onnx.data", size_threshold=0)
+    manifest = json.loads((bundle / BUNDLE_FILE).read_text())
+    manifest["files"]["onnx"]["sha256"] = deploy.sha256_file(bundle / ONNX_FILE)
+    (bundle / BUNDLE_FILE).write_text(json.dumps(manifest))
+    return bundle / "policy.onnx.data"
+
+
+def test_onnx_external_data_must_be_listed_and_checksummed(bundle_copy: Path, ppo_bundle: Path) -> None:
+    data = _with_external_data(bundle_copy)
+    obs = np.full(4, 0.05)
+    with pytest.raises(BundleError, match="cannot load policy.onnx .*external-data files must be listed"):
+        DeployedPolicy.load(bundle_copy)  # the weights file exists but is not in bundle.json
+    manifest = json.loads((bundle_copy / BUNDLE_FILE).read_text())
+    manifest["files"]["onnx_data"] = {"path": data.name, "sha256": deploy.sha256_file(data)}
+    (bundle_copy / BUNDLE_FILE).write_text(json.dumps(manifest))
+    np.testing.assert_array_equal(DeployedPolicy.load(bundle_copy).act(obs), DeployedPolicy.load(ppo_bundle).act(obs))
+    weights = bytearray(data.read_bytes())
+    weights[-1] ^= 0x01
+    data.write_bytes(bytes(weights))
+    with pytest.raises(BundleError, match="checksum mismatch for policy.onnx.data"):
+        DeployedPolicy.load(bundle_copy)
