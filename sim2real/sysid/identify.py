@@ -18,8 +18,9 @@ error of :class:`~sim2real.sysid.replay.Replay` on the fitting trajectories. In 
 3. **Spread.** A bootstrap over trajectories: each resample (trajectories drawn with replacement) is
    refitted by one Gauss-Newton step from the full-data fit, restricted to the non-flat directions, which
    is the linearization of refitting on that resample; the spread is the standard deviation of the
-   refitted log-scales. Correlated errors within a trajectory stay together, so the spread is not
-   overconfident the way a per-sample Laplace estimate is. Directions whose bootstrap spread exceeds
+   refitted log-scales about the reported fit (root mean square, so an unfinished fit widens it).
+   Correlated errors within a trajectory stay together, so the spread is not overconfident the way a
+   per-sample Laplace estimate is. Directions whose bootstrap spread exceeds
    ``identifiable_change`` count as not identified either. With exact data (a simulator replaying itself)
    the spread is ~0: the data then do determine the parameters, and only the training floor remains.
 4. **Report.** A parameter whose axis lies mostly (``> 25%`` of its squared norm) in the not-identified
@@ -407,7 +408,7 @@ def jacobian(objective: ReplayObjective, x: np.ndarray, latency: int) -> tuple[n
 def polish(objective: ReplayObjective, x: np.ndarray, loss: float, latency: int, steps: int) -> tuple[np.ndarray, float]:
     """Levenberg-Marquardt steps on the residuals from ``x``, kept within the prior bounds."""
     lows, highs = (np.array(b) for b in zip(*(p.log_bounds for p in objective.priors)))
-    damping = 1e-3
+    damping = 1e-6  # near Gauss-Newton: Marquardt's diagonal damping would stall weak, correlated directions
     for _ in range(steps):
         jac, r = jacobian(objective, x, latency)
         jac, r = jac.reshape(-1, len(x)), r.ravel()
@@ -423,7 +424,7 @@ def polish(objective: ReplayObjective, x: np.ndarray, loss: float, latency: int,
             if moved < 1e-6:
                 break
         else:
-            damping *= 10
+            damping *= 100
     return x, loss
 
 
@@ -456,10 +457,11 @@ def analyse(objective: ReplayObjective, x: np.ndarray, latency: int, settings: I
             gram = kept.T @ np.tensordot(counts, grams, axes=1) @ kept
             grad = kept.T @ (counts @ grads)
             samples[b] = -kept @ np.linalg.lstsq(gram, grad, rcond=None)[0]
-    direction_spread = np.where(flat, np.inf, (samples @ vectors).std(axis=0))
+    direction_spread = np.where(flat, np.inf, np.sqrt(np.mean((samples @ vectors) ** 2, axis=0)))
     bad = flat | (direction_spread > change)
     loading = (vectors[:, bad] ** 2).sum(axis=1)
-    spread = np.where(loading > FLAG_LOADING, np.nan, samples.std(axis=0))
+    # Root mean square about the reported point, not the resamples' mean: an unfinished fit widens it.
+    spread = np.where(loading > FLAG_LOADING, np.nan, np.sqrt(np.mean(samples**2, axis=0)))
     handles = [p.handle for p in objective.priors]
     directions = []
     for j in np.argsort(-eigenvalues):
