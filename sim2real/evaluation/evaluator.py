@@ -26,6 +26,7 @@ from sim2real.evaluation.parallel import (
     episode_seed_bases,
     run_keyed,
 )
+from sim2real.evaluation.provenance import expert_use
 from sim2real.evaluation.report import EvaluatedPolicy, Report, build_report, write_report
 from sim2real.evaluation.similarity import SimilaritySettings, domain_similarity
 from sim2real.evaluation.stats import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES
@@ -278,7 +279,7 @@ def evaluate_policies(
         jobs |= sweep_jobs(candidate.policy, candidate.name, env, settings.sweep, settings.eval_seed)  # type: ignore[arg-type]
     results = run_keyed(jobs, workers)
 
-    report = build_report(_evaluated(candidates, results, seeds), env=env.name, target=target.name,
+    report = build_report(_evaluated(candidates, results, seeds, target), env=env.name, target=target.name,
                           target_spec=target.to_dict(), confidence=settings.confidence, resamples=settings.resamples,
                           seed=settings.bootstrap_seed)
     report.context.update(eval_seed=settings.eval_seed, episode_seed_bases=bases,
@@ -314,13 +315,15 @@ def _returns(results: Results, policy: str, dynamics: str, seeds: int) -> np.nda
     return np.stack([results[RolloutKey(policy, dynamics, k)].returns for k in range(seeds)])
 
 
-def _evaluated(candidates: list[_Candidate], results: Results, seeds: int) -> list[EvaluatedPolicy]:
+def _evaluated(candidates: list[_Candidate], results: Results, seeds: int, target: DynamicsSpec) -> list[EvaluatedPolicy]:
+    """The candidates' returns, with each adapted policy's expert and its cost read from the run folders."""
     return [EvaluatedPolicy(
         name=c.name, role=c.role,
         source_returns=_returns(results, c.name, SOURCE, seeds), target_returns=_returns(results, c.name, TARGET, seeds),
         run_dir=None if c.policy == RANDOM_POLICY else c.policy, target_steps_used=_steps_used(c),
         budget=c.budget if c.budget is not None else c.info.budget if c.info else None,
         method=c.info.method if c.info else None, zero_shot=c.zero_shot,
+        expert=expert_use(c.info, target) if c.info is not None else None,
     ) for c in candidates]
 
 

@@ -4,6 +4,19 @@
 arrays on the source and on the target, episode ``(k, i)`` of every policy run with the same episode
 seed) and computes everything else, so it can be tested on planted numbers. :func:`write_report`
 writes ``report.json`` and ``report.md``.
+
+Three rules keep the figures honest:
+
+* The oracle-relative metrics (normalized score, gap closed) are ratios with the oracle in the
+  denominator. They are given only where the oracle beats the zero-shot source (and the random policy)
+  significantly, i.e. the paired interval of the difference lies above 0; otherwise they are None ("–")
+  and a warning says why. A weak oracle would otherwise turn two negative differences into a positive
+  "gap closed".
+* A method that learned from an expert or a dataset shows where that came from and what the expert
+  itself cost in target steps (:mod:`sim2real.evaluation.provenance`), and "target steps incl. expert".
+  The headline best method is chosen among expert-free methods; expert-assisted ones are listed apart.
+* Beside the oracle-relative score, a reference-normalized score uses fixed (random, expert) returns
+  shipped with the toolkit (:mod:`sim2real.evaluation.references`), so it means the same in every run.
 """
 
 from __future__ import annotations
@@ -14,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from sim2real.evaluation.provenance import ExpertUse
+from sim2real.evaluation.references import ReferenceScores, reference_scores
 from sim2real.evaluation.stats import (
     DEFAULT_CONFIDENCE,
     DEFAULT_RESAMPLES,
@@ -44,6 +59,7 @@ class EvaluatedPolicy:
         budget: The target-step budget: a transfer run's, or the one a scratch run was trained for (None otherwise).
         method: The transfer method (None if not a transfer run).
         zero_shot: Name of the zero-shot source policy it was adapted from (None: no comparison).
+        expert: The expert or dataset an adapted policy learned from (None: expert-free).
     """
 
     name: str
@@ -55,6 +71,7 @@ class EvaluatedPolicy:
     budget: int | None = None
     method: str | None = None
     zero_shot: str | None = None
+    expert: ExpertUse | None = None
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
@@ -77,11 +94,22 @@ class PolicyResult:
         source_return: Summary of the returns on the source (nominal) dynamics.
         target_return: Summary of the returns on the target.
         gap: Source minus target return, paired bootstrap interval.
-        normalized_score: ``100 (J - J_random) / (J_oracle - J_random)`` on the target, or None without both baselines.
-        gap_closed: Share of the zero-shot-to-oracle gap closed, ``(J - J_zero) / (J_oracle - J_zero)``, or None.
+        normalized_score: ``100 (J - J_random) / (J_oracle - J_random)`` on the target; None without both
+            baselines or where the oracle does not beat them significantly (see ``undefined``).
+        gap_closed: Share of the zero-shot-to-oracle gap closed, ``(J - J_zero) / (J_oracle - J_zero)``; None
+            without an oracle and a zero-shot reference, or where the oracle does not beat the zero-shot
+            policy significantly.
         negative_transfer: True when reliably worse than the zero-shot policy or the same-budget scratch
             run (interval of the difference entirely below 0); None when there is nothing to compare with.
         versus: The differences behind ``negative_transfer``: ``{"zero_shot": ..., "scratch": ...}``.
+        reference_score: ``100 (J - J_random_ref) / (J_expert_ref - J_random_ref)`` with the env's fixed
+            reference returns (None if the env has none).
+        expert: The expert or dataset the policy learned from (adapted policies; None: none).
+        expert_free: Whether the policy was made without an expert or dataset (None for the baselines
+            scratch, oracle and random, which are not methods).
+        target_steps_incl_expert: ``target_steps_used`` plus the expert's own target steps (None if the
+            expert's cost is unknown).
+        undefined: Why a metric is None although its baselines exist: ``{"gap_closed": reason, ...}``.
     """
 
     name: str
@@ -97,6 +125,11 @@ class PolicyResult:
     gap_closed: float | None = None
     negative_transfer: bool | None = None
     versus: dict[str, Difference] = field(default_factory=dict)
+    reference_score: float | None = None
+    expert: ExpertUse | None = None
+    expert_free: bool | None = None
+    target_steps_incl_expert: int | None = None
+    undefined: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form of this row."""
@@ -114,6 +147,11 @@ class PolicyResult:
             "gap_closed": self.gap_closed,
             "negative_transfer": self.negative_transfer,
             "versus": {key: diff.to_dict() for key, diff in self.versus.items()},
+            "reference_score": self.reference_score,
+            "expert": None if self.expert is None else self.expert.to_dict(),
+            "expert_free": self.expert_free,
+            "target_steps_incl_expert": self.target_steps_incl_expert,
+            "undefined": dict(self.undefined),
         }
 
 
@@ -196,15 +234,59 @@ def _comparisons(entry: EvaluatedPolicy, by_name: dict[str, EvaluatedPolicy], sc
     return versus
 
 
+class _OracleMargins:
+    """The oracle's paired margin over each reference policy on the target, computed once per reference."""
+
+    def __init__(self, oracle: EvaluatedPolicy, confidence: float, resamples: int, seed: int) -> None:
+        self.oracle, self.confidence, self.resamples, self.seed = oracle, confidence, resamples, seed
+        self.margins: dict[str, Difference] = {}
+
+    def over(self, reference: EvaluatedPolicy) -> Difference:
+        """``oracle - reference`` on the target, with its paired interval."""
+        if reference.name not in self.margins:
+            self.margins[reference.name] = paired_difference(self.oracle.target_returns, reference.target_returns,
+                                                             self.seed, self.confidence, self.resamples)
+        return self.margins[reference.name]
+
+    def shortfall(self, reference: EvaluatedPolicy) -> str | None:
+        """Why the oracle cannot scale scores against ``reference`` (None: it beats it significantly)."""
+        margin = self.over(reference)
+        if margin.reliably_positive:
+            return None
+        level = f"{100 * self.confidence:g}%"
+        return (f"the oracle '{self.oracle.name}' does not beat '{reference.name}' significantly on the target "
+                f"(oracle {self.oracle.target_returns.mean():.1f} - {reference.name} {reference.target_returns.mean():.1f}"
+                f" = {margin.mean:.1f}, {level} CI [{margin.ci_low:.1f}, {margin.ci_high:.1f}], not above 0)")
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{reference: {mean, ci_low, ci_high, n, significant}}`` for the report's record."""
+        return {name: {**diff.to_dict(), "significant": diff.reliably_positive} for name, diff in self.margins.items()}
+
+
+def _score_shortfall(margins: _OracleMargins, evaluated: list[EvaluatedPolicy], random: EvaluatedPolicy) -> str | None:
+    """Why the normalized score is undefined: the oracle must beat the random and every zero-shot policy."""
+    for reference in [random, *_by_role(evaluated, "zero_shot")]:
+        reason = margins.shortfall(reference)
+        if reason is not None:
+            return reason
+    return None
+
+
+def _steps_incl_expert(entry: EvaluatedPolicy) -> int | None:
+    if entry.expert is None:
+        return entry.target_steps_used
+    return None if entry.expert.target_steps is None else entry.target_steps_used + entry.expert.target_steps
+
+
 def build_report(evaluated: list[EvaluatedPolicy], env: str, target: str, target_spec: dict[str, Any] | None = None,
                  confidence: float = DEFAULT_CONFIDENCE, resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> Report:
     """Computes every statistic of the report from raw returns.
 
     Args:
         evaluated: Every evaluated policy, baselines included (at most one ``random`` and one ``oracle``).
-        env: Env name.
+        env: Env name (also picks the fixed reference returns).
         target: Target name.
-        target_spec: The target's dynamics as a dict (for the record).
+        target_spec: The target's dynamics as a dict (for the record, and to pick a published reference pair).
         confidence: Coverage of the intervals.
         resamples: Bootstrap resamples.
         seed: Seed of the bootstrap.
@@ -221,33 +303,62 @@ def build_report(evaluated: list[EvaluatedPolicy], env: str, target: str, target
     by_name = {entry.name: entry for entry in evaluated}
     random, oracle = _single(evaluated, "random"), _single(evaluated, "oracle")
     scratch = _by_role(evaluated, "scratch")
+    reference = reference_scores(env, target_spec)
+    margins = None if oracle is None else _OracleMargins(oracle, confidence, resamples, seed)
+    score_shortfall = None
+    if margins is not None and random is not None:
+        score_shortfall = _score_shortfall(margins, evaluated, random)
     rows = []
     for entry in evaluated:
-        source = summarize(entry.source_returns, seed, confidence, resamples)
-        shifted = summarize(entry.target_returns, seed, confidence, resamples)
-        row = PolicyResult(
-            name=entry.name, role=entry.role, run_dir=entry.run_dir, method=entry.method, budget=entry.budget,
-            target_steps_used=entry.target_steps_used, source_return=source, target_return=shifted,
-            gap=paired_difference(entry.source_returns, entry.target_returns, seed, confidence, resamples),
-        )
-        mean = shifted.mean
-        if random is not None and oracle is not None:
-            j_random, j_oracle = float(random.target_returns.mean()), float(oracle.target_returns.mean())
-            score = _ratio(mean - j_random, j_oracle - j_random)
-            row.normalized_score = None if score is None else 100.0 * score
+        row = _row(entry, seed, confidence, resamples)
+        mean = row.target_return.mean
+        if reference is not None:
+            row.reference_score = reference.normalize(mean)
+        if margins is not None and random is not None:
+            if score_shortfall is None:
+                j_random = float(random.target_returns.mean())
+                score = _ratio(mean - j_random, float(margins.oracle.target_returns.mean()) - j_random)
+                row.normalized_score = None if score is None else 100.0 * score
+            else:
+                row.undefined["normalized_score"] = score_shortfall
         zero = by_name.get(entry.zero_shot or "")
-        if oracle is not None and zero is not None and zero.name != entry.name:
-            j_zero = float(zero.target_returns.mean())
-            row.gap_closed = _ratio(mean - j_zero, float(oracle.target_returns.mean()) - j_zero)
+        if margins is not None and zero is not None and zero.name != entry.name:
+            shortfall = margins.shortfall(zero)
+            if shortfall is None:
+                j_zero = float(zero.target_returns.mean())
+                row.gap_closed = _ratio(mean - j_zero, float(margins.oracle.target_returns.mean()) - j_zero)
+            else:
+                row.undefined["gap_closed"] = shortfall
         row.versus = _comparisons(entry, by_name, scratch, seed, confidence, resamples)
         if row.versus:
             row.negative_transfer = any(diff.reliably_negative for diff in row.versus.values())
         rows.append(row)
     report = Report(env=env, target=target, target_spec=dict(target_spec or {}), episodes=shape[1], seeds=shape[0],
                     confidence=confidence, policies=rows)
-    report.warnings.extend(_baseline_warnings(evaluated, random, oracle))
+    report.context["reference_scores"] = None if reference is None else reference.to_dict()
+    report.context["oracle_margins"] = {} if margins is None else margins.to_dict()
+    report.warnings.extend(_metric_warnings(rows))
+    report.warnings.extend(_baseline_warnings(evaluated, reference, env))
+    report.context["headline"] = headline(report)
     report.context["sample_efficiency"] = sample_efficiency(report)
     return report
+
+
+def _row(entry: EvaluatedPolicy, seed: int, confidence: float, resamples: int) -> PolicyResult:
+    """A row's own figures: returns, gap and expert accounting (the comparisons come after)."""
+    return PolicyResult(
+        name=entry.name, role=entry.role, run_dir=entry.run_dir, method=entry.method, budget=entry.budget,
+        target_steps_used=entry.target_steps_used,
+        source_return=summarize(entry.source_returns, seed, confidence, resamples),
+        target_return=summarize(entry.target_returns, seed, confidence, resamples),
+        gap=paired_difference(entry.source_returns, entry.target_returns, seed, confidence, resamples),
+        expert=entry.expert, expert_free=None if entry.role in BASELINE_ROLES else entry.expert is None,
+        target_steps_incl_expert=_steps_incl_expert(entry),
+    )
+
+
+BASELINE_ROLES = ("random", "scratch", "oracle")
+"""Roles that are yardsticks, not methods: never 'expert-free' or 'expert-assisted', never the headline."""
 
 
 def _single(evaluated: list[EvaluatedPolicy], role: str) -> EvaluatedPolicy | None:
@@ -257,15 +368,51 @@ def _single(evaluated: list[EvaluatedPolicy], role: str) -> EvaluatedPolicy | No
     return entries[0] if entries else None
 
 
-def _baseline_warnings(evaluated: list[EvaluatedPolicy], random: EvaluatedPolicy | None,
-                       oracle: EvaluatedPolicy | None) -> list[str]:
+def _metric_warnings(rows: list[PolicyResult]) -> list[str]:
+    """One warning per distinct reason an oracle-relative metric was left undefined."""
+    reasons: dict[str, set[str]] = {}
+    for row in rows:
+        for metric, reason in row.undefined.items():
+            reasons.setdefault(reason, set()).add(metric.replace("_", " "))
+    return [f"{' and '.join(sorted(metrics))} undefined ('–'): {reason}. A ratio against a difference that is not "
+            "reliably positive is meaningless (two negative differences make a positive 'gap closed'). What to do: "
+            "train the oracle longer or with a stronger algorithm (the pipeline's oracle_timesteps), or evaluate more "
+            "episodes and seeds if the interval straddles 0; meanwhile compare policies by target return, the "
+            "reference score and the differences to the zero-shot and scratch baselines"
+            for reason, metrics in reasons.items()]
+
+
+def _baseline_warnings(evaluated: list[EvaluatedPolicy], reference: ReferenceScores | None, env: str) -> list[str]:
     warnings = []
-    if random is not None and oracle is not None and oracle.target_returns.mean() <= random.target_returns.mean():
-        warnings.append("the oracle does not beat the random policy on the target: normalized scores are meaningless")
     transfers = [e for e in evaluated if e.role == "policy" and e.budget is not None]
     if transfers and not _by_role(evaluated, "scratch"):
         warnings.append("no from-scratch baseline: negative transfer is checked against the zero-shot policy only")
+    unknown = [e.name for e in evaluated if e.expert is not None and e.expert.target_steps is None]
+    if unknown:
+        warnings.append(f"the expert cost of {', '.join(unknown)} is unknown (see the expert column): "
+                        "'target steps incl. expert' is left out for them")
+    if reference is None:
+        warnings.append(f"no fixed reference returns for env '{env}': the reference score is left out "
+                        "(add a (random, expert) pair in sim2real/evaluation/references.py)")
     return warnings
+
+
+def headline(report: Report) -> dict[str, Any]:
+    """The best expert-free method (highest mean target return), with the expert-assisted methods apart.
+
+    Methods are the adapted policies (role ``policy``); expert-assisted ones learned from an expert or a
+    dataset whose cost is not in their own target steps, so they are never the headline.
+    """
+    methods = sorted((r for r in report.policies if r.role == "policy"), key=lambda r: -r.target_return.mean)
+    free = [r for r in methods if r.expert_free]
+    best = free[0] if free else None
+    versus_zero = best.versus.get("zero_shot") if best is not None else None
+    return {
+        "best_expert_free": None if best is None else best.name,
+        "beats_zero_shot": None if versus_zero is None else versus_zero.reliably_positive,
+        "expert_free": [r.name for r in free],
+        "expert_assisted": [r.name for r in methods if r.expert_free is False],
+    }
 
 
 def sample_efficiency(report: Report) -> dict[str, list[dict[str, Any]]]:
@@ -294,27 +441,79 @@ def _optional(value: float | None, fmt: str) -> str:
     return "–" if value is None else format(value, fmt)
 
 
+def _expert_cell(row: PolicyResult) -> str:
+    if row.expert is None:
+        return "–"
+    cost = "cost unknown" if row.expert.target_steps is None else f"{row.expert.target_steps} target steps"
+    privileged = ", privileged" if row.expert.privileged else ""
+    return f"{row.expert.kind} {row.expert.label} ({cost}{privileged})"
+
+
+def _free_cell(row: PolicyResult) -> str:
+    return "–" if row.expert_free is None else ("yes" if row.expert_free else "**no**")
+
+
+def _reference_line(report: Report) -> str:
+    reference = report.context.get("reference_scores")
+    if not reference:
+        return "Reference score: none for this env."
+    shift = f" for {reference['shift']}" if reference.get("shift") else ""
+    measured = " (measured by this project, not published)" if reference.get("measured") else ""
+    return (f"Reference score: 0 = random {reference['random']:g}, 100 = expert {reference['expert']:g}{shift}, "
+            f"fixed returns from {reference['source']}{measured}. Normalized score: 0 = random, 100 = this run's oracle.")
+
+
+def _headline_lines(report: Report) -> list[str]:
+    head = report.context.get("headline") or {}
+    rows = {row.name: row for row in report.policies}
+    lines = ["", "Headline (methods that used no expert or dataset):"]
+    best = head.get("best_expert_free")
+    if best is None:
+        lines.append("- no expert-free method was evaluated")
+    else:
+        row = rows[best]
+        verdict = {True: "reliably above the zero-shot source", False: "not reliably above the zero-shot source",
+                   None: "no zero-shot source to compare with"}[head.get("beats_zero_shot")]
+        lines.append(f"- best expert-free method: **{best}**, target return "
+                     f"{_interval(row.target_return.mean, row.target_return.ci_low, row.target_return.ci_high)} "
+                     f"with {row.target_steps_used} target steps ({verdict})")
+    assisted = head.get("expert_assisted") or []
+    if assisted:
+        lines.append("- expert-assisted, not ranked with them (their expert's target steps are not in their own count):")
+        for name in assisted:
+            row = rows[name]
+            total = "unknown" if row.target_steps_incl_expert is None else str(row.target_steps_incl_expert)
+            lines.append(f"  - {name}: target return {row.target_return.mean:.1f}, {row.target_steps_used} target steps, "
+                         f"{total} incl. {_expert_cell(row)}")
+    return lines
+
+
 def format_markdown(report: Report) -> str:
-    """The report as Markdown: a header, the table and the warnings."""
+    """The report as Markdown: a header, the table, the headline and the warnings."""
     level = f"{100 * report.confidence:g}%"
     lines = [
         f"# Transfer report: {report.env} on target '{report.target}'",
         "",
         f"{report.seeds} seeds x {report.episodes} episodes per policy and dynamics; intervals: {level} stratified bootstrap.",
         "",
-        f"| policy | role | target steps | source return ({level} CI) | target return ({level} CI) | gap ({level} CI) "
-        "| normalized score | gap closed | negative transfer |",
-        "|---|---|---|---|---|---|---|---|---|",
+        f"| policy | role | expert-free | expert | target steps | target steps incl. expert "
+        f"| source return ({level} CI) | target return ({level} CI) | gap ({level} CI) "
+        "| normalized score | reference score | gap closed | negative transfer |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in report.policies:
         negative = "–" if row.negative_transfer is None else ("**yes**" if row.negative_transfer else "no")
         lines.append(
-            f"| {row.name} | {row.role} | {row.target_steps_used} "
+            f"| {row.name} | {row.role} | {_free_cell(row)} | {_expert_cell(row)} | {row.target_steps_used} "
+            f"| {'?' if row.target_steps_incl_expert is None else row.target_steps_incl_expert} "
             f"| {_interval(row.source_return.mean, row.source_return.ci_low, row.source_return.ci_high)} "
             f"| {_interval(row.target_return.mean, row.target_return.ci_low, row.target_return.ci_high)} "
             f"| {_interval(row.gap.mean, row.gap.ci_low, row.gap.ci_high)} "
-            f"| {_optional(row.normalized_score, '.1f')} | {_optional(row.gap_closed, '.2f')} | {negative} |"
+            f"| {_optional(row.normalized_score, '.1f')} | {_optional(row.reference_score, '.1f')} "
+            f"| {_optional(row.gap_closed, '.2f')} | {negative} |"
         )
+    lines += ["", _reference_line(report)]
+    lines += _headline_lines(report)
     similarity = report.context.get("similarity")
     if similarity:
         verdict = "distinguishable" if similarity["distinguishable"] else "NOT distinguishable"

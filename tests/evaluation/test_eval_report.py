@@ -78,13 +78,14 @@ def test_report_files_hold_every_required_field(tmp_path) -> None:
     data = json.loads(json_path.read_text())
     row = next(p for p in data["policies"] if p["name"] == "adapted")
     for key in ("name", "run_dir", "source_return", "target_return", "gap", "target_steps_used",
-                "normalized_score", "gap_closed", "negative_transfer"):
+                "normalized_score", "gap_closed", "negative_transfer", "reference_score", "expert", "expert_free",
+                "target_steps_incl_expert", "undefined"):
         assert key in row
     assert set(row["target_return"]) == {"mean", "std", "iqm", "ci_low", "ci_high", "n"}
     assert row["target_return"]["n"] == 30 and row["target_steps_used"] == 20_000
     markdown = md_path.read_text()
     assert markdown == format_markdown(report)
-    assert "| adapted | policy | 20000 |" in markdown and "**yes**" in markdown
+    assert "| adapted | policy | yes | – | 20000 | 20000 |" in markdown and "**yes**" in markdown
 
 
 def test_inconsistent_inputs_are_rejected() -> None:

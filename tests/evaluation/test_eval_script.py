@@ -20,7 +20,7 @@ def test_script_writes_the_report_and_prints_the_table(ppo_run: Path, tmp_path: 
     done = run_script(f"policies=[{ppo_run}]", "names=[dr]", "target=heavy", "episodes=2", "seeds=1", "workers=1",
                       "eval.similarity=null", "eval.resamples=200", f"hydra.run.dir={out}")
     assert done.returncode == 0, done.stderr
-    assert "| dr | policy | 0 |" in done.stdout and "| random | random | 0 |" in done.stdout
+    assert "| dr | policy | yes | – | 0 | 0 |" in done.stdout and "| random | random | – | – | 0 | 0 |" in done.stdout
     data = json.loads((out / "report.json").read_text())
     assert data["target"] == "heavy" and data["episodes"] == 2 and data["seeds"] == 1
     assert (out / "report.md").is_file() and (out / "returns.png").is_file()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -11,6 +12,16 @@ import pytest
 
 from sim2real.pipeline.gate import GateThresholds, check_report
 from tests.conftest import REPO
+
+
+def check_gap(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """Runs scripts/check_gap.py's main in-process: (exit code, stdout, stderr)."""
+    spec = importlib.util.spec_from_file_location("check_gap_script", REPO / "scripts" / "check_gap.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    code = module.main(args)
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
 def summary(mean: float, half: float = 5.0) -> dict:
@@ -71,3 +82,51 @@ def test_script_exit_codes(tmp_path: Path) -> None:
     assert ok.returncode == 0 and "passed" in ok.stdout
     assert bad.returncode == 1 and "zero_shot_source: transfer gap 400.0 exceeds --max-gap 150" in bad.stderr
     assert unusable.returncode == 2 and "no threshold given" in unusable.stderr
+
+
+@pytest.mark.parametrize("flag", ["--max-gap", "--max-gap-pct", "--min-normalized-score", "--min-target-return",
+                                  "--min-reference-score", "--min-gap-closed"])
+def test_a_nan_threshold_is_refused_not_passed(tmp_path: Path, flag: str, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(REPORT))
+    code, out, err = check_gap([str(path), flag, "nan"], capsys)
+    assert code == 2 and "passed" not in out
+    assert f"{flag}=nan must be a finite number" in err
+    with pytest.raises(ValueError, match="must be a finite number"):
+        GateThresholds(max_gap=float("inf"))
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("[]", "not an evaluator report: a JSON list"),
+    ('{"policies": []}', "its 'policies' list is empty"),
+    ('{"policies": [{"name": "a"}]}', "policies[0] ('a') has no number at gap.mean"),
+    ('{"env": "hopper", "polic', "is not readable JSON"),
+])
+def test_unusable_reports_exit_2(tmp_path: Path, content: str, message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "report.json"
+    path.write_text(content)
+    code, _, err = check_gap([str(path), "--max-gap", "1"], capsys)
+    assert code == 2 and message in err
+    if "readable" in message:
+        assert str(path) in err  # the file is named
+
+
+def test_an_undefined_metric_fails_its_threshold_with_the_reason() -> None:
+    reason = "the oracle 'oracle' does not beat 'zero_shot_source' significantly on the target"
+    bc = row("bc", "policy", 300, 337.5) | {"gap_closed": None, "undefined": {"gap_closed": reason,
+                                                                                "normalized_score": reason}}
+    report = {"policies": [bc]}
+    failures = check_report(report, GateThresholds(min_gap_closed=0.5, min_normalized_score=10))
+    assert failures == [f"bc: normalized score is undefined, so the gate cannot pass it: {reason}",
+                        f"bc: gap closed is undefined, so the gate cannot pass it: {reason}"]
+    # The fixed reference score stays defined, so a gate can use it instead.
+    assert check_report({"policies": [bc | {"reference_score": 11.2}]}, GateThresholds(min_reference_score=10)) == []
+    assert check_report({"policies": [bc | {"reference_score": 11.2}]}, GateThresholds(min_reference_score=20))
+
+
+def test_undefined_metric_exits_1_not_0(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bc = row("bc", "policy", 300, 337.5) | {"gap_closed": None, "undefined": {"gap_closed": "weak oracle"}}
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps({"policies": [bc]}))
+    code, _, err = check_gap([str(path), "--min-gap-closed", "0.5"], capsys)
+    assert code == 1 and "gap closed is undefined" in err and "weak oracle" in err
