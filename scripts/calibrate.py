@@ -2,7 +2,7 @@
 
     python scripts/calibrate.py env=hopper dataset=robot_logs.npz 'sysid.parameters={masses:[0.5,2],frictions:[0.3,3]}'
     python scripts/calibrate.py env=inverted_double_pendulum target=overloaded steps=2000 sysid.latency_max=2
-    python scripts/calibrate.py target=overloaded steps=2000 sysid.excitation=policy policy=outputs/train/<run>
+    python scripts/calibrate.py target=overloaded steps=2000 sysid.excitation=policy source=outputs/train/<run>
 
 The dataset format (joint positions/velocities, actions, episode starts + a JSON sidecar) is documented
 in sim2real/sysid/data.py.
@@ -38,13 +38,13 @@ def main(cfg: DictConfig) -> None:
             settings.excitation, settings.amplitude, raw["steps"], settings.trajectory_length)
         inputs = prepare_calibration(env_spec_from_dict(raw["env"]), settings.identify_settings(int(raw["seed"])),
                                      dataset=raw["dataset"], measurement=measurement,
-                                     target=target_spec(raw["target"]) if measurement else None, policy=raw["policy"])
+                                     target=target_spec(raw["target"]) if measurement else None, policy=raw["source"])
     except ValueError as err:
         sys.exit(f"error: {err}")
     write_text_atomic(run_dir / CONFIG_FILE, OmegaConf.to_yaml(cfg))
     seed_everything(int(raw["seed"]))
-    source = raw["dataset"] or f"{raw['steps']} fresh steps on target '{inputs.target.name}'"
-    print(f"calibrating {inputs.env.name} from {source} -> {run_dir}")
+    origin = raw["dataset"] or f"{raw['steps']} fresh steps on target '{inputs.target.name}'"
+    print(f"calibrating {inputs.env.name} from {origin} -> {run_dir}")
     calibration = calibrate(inputs, run_dir, seed=int(raw["seed"]))
     for key, value in summary(calibration.to_dict()).items():
         print(f"  {key}: {value}")

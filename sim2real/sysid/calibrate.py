@@ -63,8 +63,8 @@ def prepare_calibration(env: EnvSpec, settings: IdentifySettings, *, dataset: st
     validate_dynamics(env, target)
     wants_policy = measurement.excitation == "policy"
     if wants_policy != (policy is not None):
-        raise ValueError("excitation 'policy' needs policy=RUN_DIR, and policy=RUN_DIR needs excitation 'policy' "
-                         f"(got excitation={measurement.excitation!r}, policy={policy!r})")
+        raise ValueError("excitation 'policy' needs a policy run folder (source=RUN_DIR), and a policy needs "
+                         f"excitation 'policy' (got excitation={measurement.excitation!r}, policy={policy!r})")
     if policy is not None:
         info = read_run_info(policy)
         if info.env.name != env.name:

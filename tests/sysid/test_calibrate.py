@@ -40,7 +40,7 @@ def test_fresh_rollouts_on_a_named_target_record_the_data_too(tmp_path: Path) ->
 def test_bad_sources_are_rejected_before_work(tmp_path: Path, high_gravity_data: Trajectories) -> None:
     with pytest.raises(ValueError, match="give exactly one of dataset=FILE"):
         prepare_calibration(ENV_SPEC, SETTINGS)
-    with pytest.raises(ValueError, match="excitation 'policy' needs policy=RUN_DIR"):
+    with pytest.raises(ValueError, match="excitation 'policy' needs a policy run folder"):
         prepare_calibration(ENV_SPEC, SETTINGS, measurement=MeasurementSettings("policy", 0.3, 500, 100))
 
 
