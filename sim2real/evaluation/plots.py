@@ -115,3 +115,63 @@ def sample_efficiency_plot(report: Report, path: str | Path) -> Path | None:
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8, loc="best", framealpha=0.9)
     return _save(figure, Path(path))
+
+
+def aggregate_bar_charts(rows: list[dict[str, Any]], out_dir: Path) -> list[Path]:
+    """One bar chart of target return (mean over runs, interval across runs) per (env, target) of an aggregate."""
+    by_task: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_task.setdefault(f"{row['env']} / {row['target']}", []).append(row)
+    paths = []
+    for title, task_rows in by_task.items():
+        figure, axes = plt.subplots(figsize=(max(6.0, 0.9 * len(task_rows) + 2.0), 4.5))
+        labels = [r["name"] if not r["budget"] else f"{r['name']}\n@{r['budget']}" for r in task_rows]
+        means = np.array([r["target_return"]["mean"] for r in task_rows])
+        errors = _errors(means, np.array([r["target_return"]["ci_low"] for r in task_rows]),
+                         np.array([r["target_return"]["ci_high"] for r in task_rows]))
+        axes.bar(range(len(task_rows)), means, yerr=errors, capsize=4, color=SOURCE_COLOR, alpha=0.8)
+        axes.set_xticks(range(len(task_rows)), labels, rotation=30, ha="right", fontsize=8)
+        axes.set_ylabel("target return (mean over runs, 95% CI)")
+        axes.set_title(f"Target return across runs: {title}")
+        paths.append(_save(figure, out_dir / f"aggregate_{title.replace(' / ', '__')}.png"))
+    return paths
+
+
+def aggregate_budget_curves(rows: list[dict[str, Any]], path: Path) -> Path | None:
+    """Target return against budget per (task, method) of an aggregate; None unless some method has several budgets."""
+    curves: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        if row["method"] and row["budget"]:
+            curves.setdefault((f"{row['env']} / {row['target']}", row["method"]), []).append(row)
+    if not any(len({r["budget"] for r in points}) > 1 for points in curves.values()):
+        return None
+    figure, axes = plt.subplots(figsize=(7.0, 4.5))
+    for (title, method), points in sorted(curves.items()):
+        points = sorted(points, key=lambda r: r["budget"])
+        means = np.array([r["target_return"]["mean"] for r in points])
+        errors = _errors(means, np.array([r["target_return"]["ci_low"] for r in points]),
+                         np.array([r["target_return"]["ci_high"] for r in points]))
+        axes.errorbar([r["budget"] for r in points], means, yerr=errors, marker="o", capsize=3,
+                      label=f"{method} ({title})")
+    axes.set_xlabel("target budget (steps)")
+    axes.set_ylabel("target return")
+    axes.set_title("Sample efficiency across runs")
+    axes.legend(fontsize=8)
+    return _save(figure, path)
+
+
+def performance_profile_plot(profile: dict[str, Any], path: Path) -> Path:
+    """Fraction of runs whose reference-normalized score exceeds tau, per method, with bootstrap bands (rliable's
+    score-distribution plot)."""
+    taus = np.asarray(profile["tau"], dtype=float)
+    figure, axes = plt.subplots(figsize=(7.0, 4.6))
+    for label, curve in profile["methods"].items():
+        line = axes.plot(taus, curve["fraction"], label=label)[0]
+        axes.fill_between(taus, curve["ci_low"], curve["ci_high"], alpha=0.2, color=line.get_color())
+    axes.set_xlabel("reference-normalized score tau (0 = random, 1 = expert reference)")
+    axes.set_ylabel("fraction of runs with score > tau")
+    axes.set_ylim(-0.02, 1.02)
+    axes.set_title("Performance profile across tasks and runs")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8, loc="best", framealpha=0.9)
+    return _save(figure, path)
