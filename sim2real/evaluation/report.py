@@ -458,9 +458,9 @@ def _reference_line(report: Report) -> str:
     if not reference:
         return "Reference score: none for this env."
     shift = f" for {reference['shift']}" if reference.get("shift") else ""
-    measured = " (measured by this project, not published)" if reference.get("measured") else ""
+    origin = f"{reference['source']}, not published" if reference.get("measured") else f"from {reference['source']}"
     return (f"Reference score: 0 = random {reference['random']:g}, 100 = expert {reference['expert']:g}{shift}, "
-            f"fixed returns from {reference['source']}{measured}. Normalized score: 0 = random, 100 = this run's oracle.")
+            f"fixed returns {origin}. Normalized score: 0 = random, 100 = this run's oracle.")
 
 
 def _headline_lines(report: Report) -> list[str]:
