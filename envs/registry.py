@@ -9,7 +9,7 @@ same parameter handles (:class:`sim2real.envs.parameters.ParameterSet`) automati
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,14 +95,51 @@ def env_spec_from_dict(data: Mapping[str, Any]) -> EnvSpec:
                    kwargs=dict(data.get("kwargs") or {}), max_episode_steps=data.get("max_episode_steps"))
 
 
+_TRUSTED_CODE: set[str] = set()
+
+
+def trust_env(spec: EnvSpec) -> None:
+    """Lets run records name ``spec``'s entry point (or module-qualified Gymnasium id): it comes from the
+    user's own config or command line, so the code it imports is the user's choice."""
+    for reference in (spec.entry_point, spec.id):
+        if reference and ":" in reference:
+            _TRUSTED_CODE.add(reference)
+
+
+def trust_entry_points(references: Iterable[str]) -> None:
+    """Trusts ``"module:Class"`` entry points (or ``"module:Env-v0"`` ids) the user names, e.g. on the command line."""
+    for reference in references:
+        if not isinstance(reference, str) or ":" not in reference:
+            raise ValueError(f"trusted_entry_points entry {reference!r} must be 'module:ClassName'")
+        _TRUSTED_CODE.add(reference)
+
+
+def check_record_code(env: Mapping[str, Any]) -> None:
+    """Refuses a run record whose env would import code nobody chose: an entry point (or a module-qualified
+    Gymnasium id, which Gymnasium imports) that is neither a registered robot's nor trusted by the user."""
+    registered = {spec.entry_point for spec in map(ENVS.get, ENVS) if spec.entry_point}
+    for key in ("entry_point", "id"):
+        reference = env.get(key)
+        if isinstance(reference, str) and ":" in reference and reference not in registered | _TRUSTED_CODE:
+            raise ValueError(
+                f"the run's env '{env.get('name')}' names {key} '{reference}': a run folder does not choose code to "
+                f"import. Register the robot (sim2real.envs.register_env) or trust it on the command line: "
+                f"trusted_entry_points=[{reference}]")
+
+
 def env_spec_from_record(record: Mapping[str, Any]) -> EnvSpec:
     """The :class:`EnvSpec` a run was made with, from the ``env`` entry of its ``metadata.json``.
 
     Registered robots come back by name (with the run's kwargs and episode limit); a robot given by its
-    own Gymnasium id or entry point comes back by that, so runs of user-defined robots load anywhere the
-    robot is importable.
+    own Gymnasium id comes back by that. An entry point (code to import) is honoured only if it is a
+    registered robot's or the user trusts it (:func:`trust_env`, :func:`trust_entry_points`): a run
+    folder's JSON must not be able to run code.
+
+    Raises:
+        ValueError: An entry point nobody registered or trusted.
     """
     env = dict(record)
+    check_record_code(env)
     data: dict[str, Any] = {"name": env["name"], "kwargs": env.get("kwargs") or {},
                             "max_episode_steps": env.get("max_episode_steps")}
     registered_id = ENVS.get(env["name"]).id if env["name"] in ENVS else None

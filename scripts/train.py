@@ -2,47 +2,105 @@
 
     python scripts/train.py env=hopper randomization=default algo=ppo timesteps=300000 seed=1
     python scripts/train.py resume=outputs/train/<run>            # continue an interrupted run
+    python scripts/train.py resume=outputs/train/<run> timesteps=200000   # ... or extend a finished one
+
+The output folder must be new or empty; a training run already there is continued only with `resume=`
+and replaced only with `overwrite=true` (files the toolkit did not write stay).
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from sim2real.cli import (
+    conflicts_with_saved,
+    override_keys,
+    resume_dir_argv,
+    run_script,
+    trusted_code,
+    user_algo_wins,
+    user_overrides,
+    write_run_config,
+)
+from sim2real.envs.registry import check_record_code, trust_env
 from sim2real.presets import to_dict
-from sim2real.runs import CONFIG_FILE, write_text_atomic
+from sim2real.randomization.factory import validate_dynamics
+from sim2real.runs import CONFIG_FILE, check_artifacts, check_run_dir, claim_run_dir
 from sim2real.seeding import seed_everything, set_torch_threads
 from sim2real.training import train, train_config_from_dict
+from sim2real.training.checks import check_train_config, check_train_settings
 from sim2real.training.report import evaluate_run, format_eval_table
+from sim2real.validation import require_bool
+
+# settings a resumed run may change; any other override must agree with the run's saved config
+CHANGEABLE_ON_RESUME = ("resume", "overwrite", "timesteps", "progress_bar", "torch_threads", "device",
+                        "eval_episodes", "eval_targets")
+
+
+def resumed_config(run_dir: Path, given: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """The saved config of ``run_dir`` with the changeable settings the user gave; refuses conflicting ones."""
+    check_artifacts(run_dir)
+    saved_path = run_dir / CONFIG_FILE
+    if not saved_path.is_file():
+        raise ValueError(f"resume={run_dir}: no {CONFIG_FILE} there; is it a training run folder?")
+    try:
+        saved = to_dict(OmegaConf.load(saved_path))
+    except Exception as err:  # omegaconf and yaml raise several types for a damaged file
+        raise ValueError(f"'{saved_path}' is not readable YAML ({err}); the run folder is damaged") from None
+    if not isinstance(saved, dict) or not isinstance(saved.get("env"), dict) or "algo" not in saved:
+        raise ValueError(f"'{saved_path}' is not a training config (no env or algo)")
+    check_record_code(saved["env"])  # the folder's config must not pick code to import
+    conflicts = conflicts_with_saved(given, saved, overrides, CHANGEABLE_ON_RESUME)
+    if conflicts:
+        raise ValueError(f"resume={run_dir} continues the run with its saved settings ({saved_path}); these "
+                         f"overrides would change them: {', '.join(conflicts)}. On resume only "
+                         f"{', '.join(CHANGEABLE_ON_RESUME[2:])} may change; start a new run for other settings")
+    given_keys = {key.split(".")[0] for key in override_keys(overrides)}
+    return {**saved, **{key: given[key] for key in CHANGEABLE_ON_RESUME if key in given_keys}}
+
+
+def train_command(cfg: DictConfig) -> None:
+    """Checks the folder and every setting, claims the folder, then trains (or resumes) and evaluates."""
+    overrides = user_overrides()
+    raw = user_algo_wins(to_dict(cfg), overrides)
+    resume = raw.get("resume") is not None
+    overwrite = require_bool("overwrite", raw.get("overwrite", False))
+    run_dir = Path(raw["resume"]) if resume else Path(HydraConfig.get().runtime.output_dir)
+    check_run_dir(run_dir, "train", resume=resume, overwrite=overwrite)
+    trusted_code(raw)
+    if resume:
+        raw = resumed_config(run_dir, raw, overrides)
+    raw.update(resume=None, overwrite=False)  # the saved config describes the run, not this command
+    check_train_settings(raw)
+    config = train_config_from_dict(raw)  # validates everything before any training
+    check_train_config(config)
+    validate_dynamics(config.env, config.randomization, config.target, *config.eval_targets)
+    trust_env(config.env)  # the robot of the user's own config; the final evaluation rebuilds it from the record
+    with claim_run_dir(run_dir, "train", resume=resume, overwrite=overwrite) as claim:
+        write_run_config(run_dir, raw, None if claim.resumed else overrides)
+        seed_everything(config.seed)
+        set_torch_threads(cfg.get("torch_threads"))
+        print(f"training {config.algo.name} on {config.env.name} with randomization '{config.randomization.name}' "
+              f"for {config.timesteps} steps -> {run_dir}")
+        train(config, run_dir, resume=claim.resumed)
+        if config.eval_episodes > 0:
+            results = evaluate_run(run_dir, config.eval_targets, config.eval_episodes, seed=10_000 + config.seed)
+            print(format_eval_table(results))
+    print(f"run folder: {run_dir}")
 
 
 @hydra.main(config_path="../configs", config_name="train", version_base=None)
 def main(cfg: DictConfig) -> None:
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
-    resume = cfg.resume is not None
-    if resume:
-        run_dir = Path(cfg.resume)
-        saved = run_dir / CONFIG_FILE
-        if not saved.is_file():
-            sys.exit(f"resume={cfg.resume}: no {CONFIG_FILE} there; is it a training run folder?")
-        timesteps_override = [o for o in HydraConfig.get().overrides.task if o.startswith("timesteps=")]
-        cfg = OmegaConf.merge(OmegaConf.load(saved), OmegaConf.from_dotlist(timesteps_override))
-    config = train_config_from_dict(to_dict(cfg))  # validates everything before any training
-    write_text_atomic(run_dir / CONFIG_FILE, OmegaConf.to_yaml(cfg))
-    seed_everything(config.seed)
-    set_torch_threads(cfg.get("torch_threads"))
-    print(f"training {config.algo.name} on {config.env.name} with randomization '{config.randomization.name}' "
-          f"for {config.timesteps} steps -> {run_dir}")
-    train(config, run_dir, resume=resume)
-    if config.eval_episodes > 0:
-        results = evaluate_run(run_dir, config.eval_targets, config.eval_episodes, seed=10_000 + config.seed)
-        print(format_eval_table(results))
-    print(f"run folder: {run_dir}")
+    """The Hydra entry point: bad input ends it with ``error: ...`` and exit code 2."""
+    run_script(train_command, cfg)
 
 
 if __name__ == "__main__":
+    sys.argv = resume_dir_argv(sys.argv)
     main()

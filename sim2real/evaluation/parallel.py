@@ -15,6 +15,8 @@ import concurrent.futures
 import functools
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -117,10 +119,21 @@ def run_job(job: RolloutJob) -> RolloutResult:
                            target=job.target, randomization=job.randomization)
 
 
-def _init_worker() -> None:
+def _init_worker(parent: int | None = None) -> None:
+    """Worker set-up: one torch thread; with ``parent``, exit as soon as that process is gone (a pool's
+    workers otherwise run on after a kill -9 of the evaluator until their current job ends)."""
     import torch
 
     torch.set_num_threads(1)
+    if parent is not None:
+        threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True, name="exit-with-parent").start()
+
+
+def _exit_with_parent(parent: int, period: float = 0.5) -> None:
+    """Polls the parent's PID; when the worker is orphaned (re-parented), ends it at once."""
+    while os.getppid() == parent:
+        time.sleep(period)
+    os._exit(1)
 
 
 def _nested_in_foreign_pool() -> bool:
@@ -141,7 +154,7 @@ def run_jobs(jobs: list[RolloutJob], workers: int | None = None) -> list[Rollout
         return [run_job(job) for job in jobs]
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context,
-                                                initializer=_init_worker) as pool:
+                                                initializer=_init_worker, initargs=(os.getpid(),)) as pool:
         return list(pool.map(run_job, jobs))
 
 

@@ -69,8 +69,10 @@ class SimilarityResult:
         p_value: Paired permutation-test p-value of "the target changes nothing".
         bandwidth: Gaussian kernel bandwidth (median heuristic, in standardized units).
         n_pairs: Transition pairs used.
-        distinguishable: True when ``p_value < level``.
-        warning: A message when the target looks like the source, else None.
+        distinguishable: True when ``p_value < level``, or when the target made the simulation blow up.
+        warning: A message when the target looks like the source, or blows the simulation up, else None.
+        physics_blowups: Target-side episodes cut by a physics blow-up (their transitions are too few to
+            test, so a large p-value there says nothing about similarity).
     """
 
     target: str
@@ -80,6 +82,7 @@ class SimilarityResult:
     n_pairs: int
     distinguishable: bool
     warning: str | None
+    physics_blowups: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form."""
@@ -89,16 +92,26 @@ class SimilarityResult:
 def collect_transitions(act: ActFn, env: str | EnvSpec, episodes: int, seed: int, max_steps: int,
                         target: DynamicsSpec | None = None, randomization: DynamicsSpec | None = None) -> list[np.ndarray]:
     """Per episode, rows ``[s, a, s' - s]``; episode ``i`` seeded ``seed + i``, at most ``max_steps`` steps."""
+    return _transitions(act, env, episodes, seed, max_steps, target, randomization)[0]
+
+
+def _transitions(act: ActFn, env: str | EnvSpec, episodes: int, seed: int, max_steps: int,
+                 target: DynamicsSpec | None, randomization: DynamicsSpec | None) -> tuple[list[np.ndarray], int]:
+    """:func:`collect_transitions` and the number of episodes cut by a physics blow-up."""
     environment = make_env(env, randomization=randomization, target=target)
     per_episode: list[list[np.ndarray]] = [[] for _ in range(episodes)]
+    blown: set[int] = set()
     try:
         for step in run_steps(environment, lambda obs: np.asarray(act(obs), dtype=np.float64).ravel(), seed,
                               episodes=episodes, max_episode_steps=max_steps, reset=getattr(act, "reset", None)):
+            if step.info.get("physics_unstable"):
+                blown.add(step.episode)
+                continue  # the guard's replacement observation is no transition of the dynamics
             obs = np.ravel(step.obs)
             per_episode[step.episode].append(np.concatenate([obs, step.action, np.ravel(step.next_obs) - obs]))
     finally:
         environment.close()
-    return [np.asarray(rows, dtype=np.float64) for rows in per_episode]
+    return [np.asarray(rows, dtype=np.float64) for rows in per_episode], len(blown)
 
 
 def paired_rows(source: list[np.ndarray], shifted: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -177,9 +190,15 @@ def domain_similarity(act: ActFn, env: str | EnvSpec, source_randomization: Dyna
     """
     settings = settings or SimilaritySettings()
     rng = np.random.default_rng(settings.seed)
-    source, shifted = (collect_transitions(act, env, settings.episodes, settings.seed, settings.max_steps,
-                                           target=dynamics, randomization=source_randomization)
-                       for dynamics in (None, target))
+    source, _ = _transitions(act, env, settings.episodes, settings.seed, settings.max_steps, None, source_randomization)
+    shifted, blowups = _transitions(act, env, settings.episodes, settings.seed, settings.max_steps, target,
+                                    source_randomization)
+    if blowups:
+        return SimilarityResult(
+            target=target.name, mmd2=float("nan"), p_value=0.0, bandwidth=0.0, n_pairs=0, distinguishable=True,
+            warning=f"target '{target.name}' makes the simulation blow up in {blowups} of {settings.episodes} "
+                    "episodes: it is far from the source domain (not a no-op), and returns on it measure instability",
+            physics_blowups=blowups)
     source_rows, shifted_rows = paired_rows(source, shifted)
     if len(source_rows) > settings.max_samples:
         keep = np.sort(rng.choice(len(source_rows), size=settings.max_samples, replace=False))

@@ -12,6 +12,7 @@ upstream; the parity check at every export is what guards the choice.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
@@ -73,8 +74,17 @@ class ExportSettings:
         require_int("observations", self.observations, minimum=MIN_PARITY_OBSERVATIONS)
         object.__setattr__(self, "tolerance", require_float("tolerance", self.tolerance, low=0.0, low_open=True))
         require_int("seed", self.seed, minimum=0)
-        require_int("opset", self.opset, minimum=MIN_OPSET)
+        require_int("opset", self.opset, minimum=MIN_OPSET, maximum=max_opset())
         require_bool("overwrite", self.overwrite)
+
+
+def max_opset() -> int:
+    """The newest ONNX opset torch's TorchScript-based exporter writes."""
+    try:
+        from torch.onnx._constants import ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET
+    except ImportError:  # a private constant; without it, the opset this module was tested with
+        return 20
+    return int(ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET)
 
 
 def export_settings_from_dict(data: Mapping[str, Any]) -> ExportSettings:
@@ -173,6 +183,8 @@ def _set_default_permissions(folder: Path) -> None:
 
 
 def _move_into_place(stage: Path, final: Path) -> None:
+    """Swaps the staged bundle in; files in ``final`` that the old bundle did not list (the user's own) are
+    moved into the new one, and only the old bundle's own files are deleted."""
     if final.is_dir() and not any(final.iterdir()):
         final.rmdir()
     if not final.exists():
@@ -182,7 +194,19 @@ def _move_into_place(stage: Path, final: Path) -> None:
     old.rmdir()
     os.replace(final, old)
     os.replace(stage, final)
+    bundle_files = _bundle_files(old)
+    for entry in old.iterdir():
+        if entry.name not in bundle_files and not (final / entry.name).exists():
+            os.replace(entry, final / entry.name)
     shutil.rmtree(old)
+
+
+def _bundle_files(folder: Path) -> set[str]:
+    """Names of the files an exported bundle consists of (its manifest and every file it lists)."""
+    names = {BUNDLE_FILE, *MODEL_FILES.values()}
+    with contextlib.suppress(OSError, ValueError, AttributeError, TypeError):
+        names |= {str(entry["path"]) for entry in json.loads((folder / BUNDLE_FILE).read_text())["files"].values()}
+    return names
 
 
 def _example_input(module: DeployableActor) -> torch.Tensor:

@@ -11,8 +11,12 @@ from sim2real.envs.registry import EnvSpec
 from sim2real.policies import RunInfo, read_run_info
 from sim2real.randomization.factory import validate_dynamics
 from sim2real.randomization.spec import DynamicsSpec
+from sim2real.training.checks import check_train_config, check_train_settings
 from sim2real.training.config import TrainConfig, train_config_from_dict
-from sim2real.validation import require_bool, require_int
+from sim2real.validation import require_bool, require_int, require_known_keys
+
+# the source-training settings of configs/pipeline.yaml (env, algo, randomization and seed are the pipeline's own)
+SOURCE_KEYS = ("timesteps", "checkpoint_every", "eval_episodes", "eval_targets", "progress_bar", "device")
 
 
 @dataclass(frozen=True)
@@ -91,8 +95,11 @@ def pipeline_config_from_dict(cfg: Mapping[str, Any]) -> PipelineConfig:
 
     cfg = dict(cfg)
     seed = require_int("seed", cfg.get("seed", 0), minimum=0, whole_float=True)
+    require_known_keys("source", cfg["source"], SOURCE_KEYS)
+    check_train_settings(cfg["source"])
     source = train_config_from_dict({**cfg["source"], "env": cfg["env"], "algo": cfg["algo"],
                                      "randomization": cfg["randomization"], "seed": seed})
+    check_train_config(source)
     target = target_spec(cfg["target"])
     validate_dynamics(source.env, source.randomization, target)
     if target.is_identity:

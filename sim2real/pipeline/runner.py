@@ -16,6 +16,7 @@ from sim2real.runs import write_json_atomic
 from sim2real.training.config import TrainConfig, algo_config_from_dict
 
 SOURCE, ZERO_SHOT, ORACLE, REPORT, EXPORT = "source", "zero_shot", "baselines/oracle", "report", "export"
+POLICY_ARTIFACTS = ("model.zip", "metadata.json")  # what later stages read of a policy stage
 
 
 def scratch_folder(config: PipelineConfig) -> str:
@@ -34,35 +35,41 @@ def build_stages(config: PipelineConfig, out_dir: Path) -> list[Stage]:
     stages: list[Stage] = []
     if config.source_run is None:
         stages.append(Stage(SOURCE, out_dir / SOURCE, config.source.timesteps, source_fp,
-                            lambda folder: _train_source(config, folder), ("model.zip",)))
+                            lambda folder: _train_source(config, folder), POLICY_ARTIFACTS))
+    source_stage = tuple(stages)  # the stages that read the source policy depend on its files
     stages.append(Stage(ZERO_SHOT, out_dir / ZERO_SHOT, 2 * config.zero_shot_episodes * 1000,
                         {"source": source_fp, "target": config.target.to_dict(), "episodes": config.zero_shot_episodes},
-                        lambda folder: _zero_shot(config, source_dir, folder), ("zero_shot.json",)))
+                        lambda folder: _zero_shot(config, source_dir, folder), ("zero_shot.json",), source_stage))
     baseline_fp = {"source": source_fp, "target": config.target.to_dict(), "seed": config.seed}
     oracle_dir = config.oracle_run or (out_dir / ORACLE if config.oracle_timesteps else None)
     if config.oracle_timesteps and config.oracle_run is None:
         stages.append(Stage(ORACLE, out_dir / ORACLE, config.oracle_timesteps,
                             {**baseline_fp, "timesteps": config.oracle_timesteps},
                             lambda folder: _train_baseline(config, source_dir, folder, config.oracle_timesteps),
-                            ("model.zip",)))
+                            POLICY_ARTIFACTS, source_stage))
+    oracle_stage = tuple(s for s in stages if s.name == ORACLE)
     if config.scratch:
         stages.append(Stage(scratch_folder(config), out_dir / scratch_folder(config), config.budget,
                             {**baseline_fp, "timesteps": config.budget},
-                            lambda folder: _train_baseline(config, source_dir, folder, config.budget), ("model.zip",)))
+                            lambda folder: _train_baseline(config, source_dir, folder, config.budget), POLICY_ARTIFACTS,
+                            source_stage))
     expert = oracle_dir
     expert_fp = {"reuse": str(config.oracle_run)} if config.oracle_run else {"oracle": config.oracle_timesteps}
     for method in config.methods:
         fp = {**baseline_fp, "method": method.name, "settings": method.raw, "budget": config.budget,
               "expert": expert_fp if expert else None}
         stages.append(Stage(f"transfer/{method.name}", out_dir / "transfer" / method.name, config.budget, fp,
-                            _transfer_action(config, source_dir, method, expert), ("model.zip",)))
+                            _transfer_action(config, source_dir, method, expert), POLICY_ARTIFACTS,
+                            source_stage + (oracle_stage if expert and method.wants_expert else ())))
     report_fp = {"upstream": [s.digest for s in stages], "episodes": config.episodes, "seeds": config.eval_seeds}
     stages.append(Stage(REPORT, out_dir / REPORT, config.episodes * config.eval_seeds * 500 * (len(config.methods) + 4),
-                        report_fp, lambda folder: _report(config, source_dir, out_dir, oracle_dir, folder), ("report.json",)))
+                        report_fp, lambda folder: _report(config, source_dir, out_dir, oracle_dir, folder), ("report.json",),
+                        tuple(stages)))
     if config.export:
         stages.append(Stage(EXPORT, out_dir / EXPORT, config.export_observations * 15,
                             {"report": stages[-1].digest, "observations": config.export_observations},
-                            lambda folder: _export_best(config, out_dir, folder), ("bundle/bundle.json",)))
+                            lambda folder: _export_best(config, out_dir, folder), ("bundle/bundle.json",),
+                            (stages[-1], *stages[:-1])))
     return stages
 
 
@@ -77,7 +84,8 @@ def run_pipeline(config: PipelineConfig, out_dir: str | Path, printer: Callable[
         "target": config.target.name,
         "budget": config.budget,
         "seed": config.seed,
-        "wall_time_s": round(progress.elapsed, 1),
+        "wall_time_s": round(sum(float(s.summary.get("wall_time_s") or 0.0) for s in stages), 1),
+        "wall_time_this_run_s": round(progress.elapsed, 1),
         "stages": {s.name: {"folder": str(s.folder), **s.summary} for s in stages},
     }
     write_json_atomic(out_dir / "pipeline.json", summary)
@@ -94,7 +102,8 @@ def _train_source(config: PipelineConfig, folder: Path) -> dict[str, Any]:
 
     train(config.source, folder, resume=True)
     info = read_run_info(folder)
-    return {"timesteps": info.timesteps_done, "train_fps": info.train_fps}
+    return {"timesteps": info.timesteps_done, "train_fps": info.train_fps,
+            "wall_time_s": info.record.get("wall_time_s")}  # summed over resumed segments
 
 
 def _zero_shot(config: PipelineConfig, source_dir: Path, folder: Path) -> dict[str, Any]:
@@ -124,7 +133,8 @@ def _train_baseline(config: PipelineConfig, source_dir: Path, folder: Path, time
     from sim2real.training import train
 
     train(baseline_train_config(read_run_info(source_dir), config.target, timesteps, config.seed), folder, resume=True)
-    return {"timesteps": read_run_info(folder).timesteps_done}
+    info = read_run_info(folder)
+    return {"timesteps": info.timesteps_done, "wall_time_s": info.record.get("wall_time_s")}
 
 
 def _transfer_action(config: PipelineConfig, source_dir: Path, method: MethodRun,

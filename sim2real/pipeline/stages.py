@@ -25,7 +25,10 @@ class Stage:
         cost: Estimated relative cost (e.g. environment steps), for progress and time estimates.
         fingerprint: Everything that determines its output; a change makes the stage run again.
         action: Does the work into ``folder`` and returns a summary (stored in the marker).
-        artifacts: Files (relative to ``folder``) that must exist for the stage to count as complete.
+        artifacts: Files (relative to ``folder``) that must exist for the stage to count as complete; the
+            marker records their sha256, so a file replaced since (by hand, or by a script writing into the
+            stage's folder) makes the stage run again.
+        inputs: Earlier stages whose artifacts this one reads; a change of their files makes it run again.
     """
 
     name: str
@@ -34,6 +37,7 @@ class Stage:
     fingerprint: dict[str, Any]
     action: Callable[[Path], dict[str, Any]]
     artifacts: tuple[str, ...] = ()
+    inputs: tuple[Stage, ...] = ()
     summary: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -42,18 +46,30 @@ class Stage:
         text = json.dumps(self.fingerprint, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
+    def outputs(self) -> dict[str, str | None]:
+        """The sha256 of each artifact (None for a missing one)."""
+        return {name: _file_digest(self.folder / name) for name in self.artifacts}
+
+    def input_outputs(self) -> dict[str, dict[str, str | None]]:
+        """The artifacts' digests of the stages this one reads."""
+        return {stage.name: stage.outputs() for stage in self.inputs}
+
     def is_complete(self) -> bool:
-        """True when the marker matches the fingerprint and every artifact exists."""
+        """True when the marker matches the fingerprint and the artifacts (its own and its inputs') are the
+        files it recorded."""
         marker = self.folder / MARKER
         if not marker.is_file():
             return False
         try:
             data = read_json(marker)
-        except (OSError, json.JSONDecodeError):
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
             return False
-        if data.get("digest") != self.digest:
+        if not isinstance(data, dict) or data.get("digest") != self.digest:
             return False
-        if not all((self.folder / name).exists() for name in self.artifacts):
+        outputs = self.outputs()
+        if None in outputs.values() or data.get("outputs") != outputs:
+            return False
+        if data.get("inputs", {}) != self.input_outputs():
             return False
         self.summary = data.get("summary", {})
         return True
@@ -66,9 +82,20 @@ class Stage:
             marker.unlink()  # an outdated marker must not vouch for a half-rewritten folder
         start = time.perf_counter()
         self.summary = self.action(self.folder) or {}
-        self.summary.setdefault("wall_time_s", round(time.perf_counter() - start, 2))
+        if self.summary.get("wall_time_s") is None:  # a training stage reports its own, summed over resumed segments
+            self.summary["wall_time_s"] = round(time.perf_counter() - start, 2)
         write_json_atomic(marker, {"stage": self.name, "digest": self.digest, "fingerprint": self.fingerprint,
-                                   "summary": self.summary})
+                                   "outputs": self.outputs(), "inputs": self.input_outputs(), "summary": self.summary})
+
+
+def _file_digest(path: Path) -> str | None:
+    if not path.is_file():
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 class Progress:

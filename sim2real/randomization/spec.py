@@ -17,6 +17,7 @@ import numpy as np
 from sim2real.envs.parameters import ParameterSet, compact_index
 from sim2real.randomization.distributions import DISTRIBUTIONS, Distribution, make_distribution
 from sim2real.randomization.operations import operation_function, operation_range
+from sim2real.validation import require_float
 
 TERM_KEYS = {"dist", "op", "shared", "value", "low", "high", "mean", "std"}
 
@@ -81,8 +82,8 @@ class EffectsSpec:
 
     def __post_init__(self) -> None:
         for name in ("obs_noise_std", "obs_bias_std", "action_noise_std", "push_force"):
-            _require(getattr(self, name) >= 0, f"{name}={getattr(self, name)!r} must be >= 0")
-        _require(0.0 <= self.push_probability <= 1.0, f"push_probability={self.push_probability!r} must be in [0, 1]")
+            require_float(name, getattr(self, name), low=0.0)  # finite: inf noise would train on NaN observations
+        require_float("push_probability", self.push_probability, low=0.0, high=1.0)
         for name in ("action_latency", "push_duration"):
             _require_int(name, getattr(self, name), minimum=0 if name == "action_latency" else 1)
         if self.action_latency_max is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -57,12 +58,14 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 
 
 class CheckpointEvery(BaseCallback):
-    """Saves a resumable checkpoint every ``every`` environment steps."""
+    """Saves a resumable checkpoint every ``every`` environment steps, then calls ``on_save`` (if given), e.g.
+    to record progress that a killed run must not lose (wall time, blow-ups)."""
 
-    def __init__(self, run_dir: Path, every: int) -> None:
+    def __init__(self, run_dir: Path, every: int, on_save: Callable[[], None] | None = None) -> None:
         super().__init__()
         self.run_dir = run_dir
         self.every = every
+        self.on_save = on_save
         self._next = every
 
     def _init_callback(self) -> None:
@@ -71,6 +74,8 @@ class CheckpointEvery(BaseCallback):
     def _on_step(self) -> bool:
         if self.model.num_timesteps >= self._next:
             save_checkpoint(self.model, self.run_dir)
+            if self.on_save is not None:
+                self.on_save()
             self._next += self.every
         return True
 

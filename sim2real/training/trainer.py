@@ -25,6 +25,7 @@ from sim2real.randomization.factory import make_env, validate_dynamics
 from sim2real.randomization.spec import DynamicsSpec
 from sim2real.runs import MODEL_FILE, VECNORMALIZE_FILE, atomic_path, load_metadata, update_metadata
 from sim2real.training.callbacks import CheckpointEvery, DynamicsLogger, latest_checkpoint, save_checkpoint
+from sim2real.training.checks import check_train_config
 from sim2real.training.config import AlgoConfig, TrainConfig
 
 
@@ -108,8 +109,9 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
     checkpoint with ``resume=True``, keeping the timestep count.
     """
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    check_train_config(config)
     validate_dynamics(config.env, config.randomization, config.target, *config.eval_targets)
+    run_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     checkpoint = latest_checkpoint(run_dir) if resume else None
     if resume and (run_dir / "metadata.json").is_file() and load_metadata(run_dir).get("complete") \
@@ -125,32 +127,38 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
             model.load_replay_buffer(checkpoint / "replay_buffer.pkl")
     else:
         model = build_model(config.algo, venv, config.seed, run_dir / "tb", config.device)
-    update_metadata(run_dir, **run_metadata(config), complete=False, timesteps_done=int(model.num_timesteps))
+    # wall time and blow-ups of earlier segments (recorded at their checkpoints): a resumed run sums them
+    previous = update_metadata(run_dir, **run_metadata(config), complete=False, timesteps_done=int(model.num_timesteps))
+    earlier_wall, earlier_blowups = float(previous.get("wall_time_s", 0.0)), int(previous.get("physics_blowups", 0))
 
     logger = DynamicsLogger(tuple(_randomized_names(venv)))
+    start = time.perf_counter()
+
+    def record_progress() -> None:
+        update_metadata(run_dir, timesteps_done=int(model.num_timesteps), physics_blowups=earlier_blowups + logger.blowups,
+                        wall_time_s=round(earlier_wall + time.perf_counter() - start, 2))
+
     cbs: list[Any] = [logger, *(callbacks or [])]
     if config.checkpoint_every > 0:
-        cbs.append(CheckpointEvery(run_dir, config.checkpoint_every))
+        cbs.append(CheckpointEvery(run_dir, config.checkpoint_every, on_save=record_progress))
     remaining = config.timesteps - model.num_timesteps
-    start = time.perf_counter()
     if remaining > 0:
         try:
             model.learn(total_timesteps=remaining, callback=CallbackList(cbs), reset_num_timesteps=checkpoint is None,
                         tb_log_name="train", progress_bar=config.progress_bar)
         except KeyboardInterrupt:
             save_checkpoint(model, run_dir)
-            update_metadata(run_dir, timesteps_done=int(model.num_timesteps))
+            record_progress()
             raise
     wall = time.perf_counter() - start
     save_final(model, run_dir)
-    previous = load_metadata(run_dir)
     update_metadata(
         run_dir,
         complete=True,
         timesteps_done=int(model.num_timesteps),
         train_fps=round(logger.steps_per_second, 1),
-        wall_time_s=round(previous.get("wall_time_s", 0.0) + wall, 2),
-        physics_blowups=int(previous.get("physics_blowups", 0)) + logger.blowups,
+        wall_time_s=round(earlier_wall + wall, 2),
+        physics_blowups=earlier_blowups + logger.blowups,
     )
     venv.close()
     return model

@@ -27,6 +27,7 @@ from sim2real.randomization.factory import make_env, validate_dynamics
 from sim2real.randomization.spec import DynamicsSpec
 from sim2real.registry import Registry
 from sim2real.runs import MODEL_FILE, VECNORMALIZE_FILE, atomic_path, update_metadata
+from sim2real.training.checks import require_device
 from sim2real.transfer.budget import CountedEnv, TargetBudget
 from sim2real.validation import require_int, require_known_keys
 
@@ -151,7 +152,9 @@ def episode_limit(env: EnvSpec) -> int:
 def load_setup(source_dir: str | Path, target: DynamicsSpec, budget: int, seed: int, device: str = "cpu",
                expect_env: str | None = None) -> tuple[TransferSetup, RunInfo]:
     """Validates the source folder and target, returning the setup and what the source run says about itself."""
-    budget = require_int("budget", budget, minimum=1)
+    budget = require_int("budget", budget, minimum=1, whole_float=True)
+    seed = require_int("seed", seed, minimum=0, whole_float=True)
+    device = require_device("device", device)
     source = read_run_info(source_dir)
     if source.complete is False:
         raise ValueError(f"source run '{source_dir}' is incomplete (complete: false in its metadata.json)")
@@ -221,6 +224,7 @@ def run_transfer(method: TransferMethod[Any], setup: TransferSetup, source: RunI
         budget=budget.limit,
         target_steps_used=budget.used,
         budget_ledger=dict(budget.ledger),
+        physics_blowups=budget.physics_blowups,
         wall_time_s=round(wall, 2),
         metrics=adapted.metrics,
         complete=True,

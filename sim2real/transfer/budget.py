@@ -31,6 +31,7 @@ class TargetBudget:
         self.limit: int = require_int("budget", limit, minimum=1)
         self.used = 0
         self.ledger: Counter[str] = Counter()
+        self.physics_blowups = 0  # target episodes cut by the physics guard, counted by CountedEnv
 
     @property
     def remaining(self) -> int:
@@ -64,7 +65,8 @@ class TargetBudget:
 class CountedEnv(gym.Wrapper):
     """Charges one target step to ``budget`` for every ``step`` (the one counting wrapper).
 
-    A step the budget cannot cover raises :class:`BudgetExhausted` before the env moves.
+    A step the budget cannot cover raises :class:`BudgetExhausted` before the env moves. Steps the physics
+    guard flags (``info["physics_unstable"]``) are counted in ``budget.physics_blowups``.
     """
 
     def __init__(self, env: gym.Env, budget: TargetBudget, purpose: str = "rollouts") -> None:
@@ -74,4 +76,7 @@ class CountedEnv(gym.Wrapper):
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
         self.budget.charge(1, self.purpose)
-        return self.env.step(action)
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        if info.get("physics_unstable"):
+            self.budget.physics_blowups += 1
+        return obs, reward, terminated, truncated, info

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -52,15 +53,19 @@ def test_resume_continues_the_timestep_count(tmp_path: Path) -> None:
     checkpoint = latest_checkpoint(tmp_path)
     assert checkpoint is not None
     interrupted_at = load_metadata(tmp_path)["timesteps_done"]
-    assert 700 <= interrupted_at < 1536
+    first_segment = load_metadata(tmp_path)["wall_time_s"]  # recorded at checkpoints and at the interrupt
+    assert 700 <= interrupted_at < 1536 and first_segment > 0
     assert not (tmp_path / "model.zip").exists()
+    start = time.perf_counter()
     model = train(config, tmp_path, resume=True)
+    second_segment = time.perf_counter() - start
     # PPO collects whole rollouts (n_steps x n_envs = 128 steps), so it may overshoot by less than one
     rollout = config.algo.hyperparams["n_steps"] * config.algo.n_envs
     assert 1536 <= model.num_timesteps < 1536 + rollout
     assert (model.num_timesteps - interrupted_at) % rollout == 0  # it continued from the checkpoint's count
     meta = load_metadata(tmp_path)
     assert meta["complete"] and meta["timesteps_done"] == model.num_timesteps
+    assert first_segment < meta["wall_time_s"] <= first_segment + second_segment + 0.01  # both segments summed
 
 
 def test_same_seed_same_weights_different_seed_differs(tmp_path: Path) -> None:
@@ -113,18 +118,24 @@ def test_train_script_rejects_bad_input_before_training(tmp_path: Path, override
     assert not (tmp_path / "metadata.json").exists()
 
 
-def test_env_spec_from_record_for_registered_and_custom_robots() -> None:
-    from sim2real.envs.registry import env_spec_from_record
+def test_env_spec_from_record_for_registered_and_custom_robots(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sim2real.envs import registry
+    from sim2real.envs.registry import env_spec_from_record, trust_entry_points
     from sim2real.randomization import make_env
+
+    monkeypatch.setattr(registry, "_TRUSTED_CODE", set())
 
     registered = env_spec_from_record({"name": "hopper", "id": "Hopper-v5", "kwargs": {}})
     assert (registered.name, registered.id) == ("hopper", "Hopper-v5")
     by_id = env_spec_from_record({"name": "my_pendulum", "id": "InvertedPendulum-v5",
                                      "kwargs": {"reset_noise_scale": 0.02}, "max_episode_steps": 200})
     assert (by_id.id, by_id.kwargs, by_id.max_episode_steps) == ("InvertedPendulum-v5", {"reset_noise_scale": 0.02}, 200)
-    by_entry_point = env_spec_from_record({
-        "name": "my_robot", "id": None, "entry_point": "gymnasium.envs.mujoco.inverted_pendulum_v5:InvertedPendulumEnv",
-        "kwargs": {}, "max_episode_steps": 100})
+    record = {"name": "my_robot", "id": None, "entry_point": "gymnasium.envs.mujoco.inverted_pendulum_v5:InvertedPendulumEnv",
+              "kwargs": {}, "max_episode_steps": 100}
+    with pytest.raises(ValueError, match="a run folder does not choose code to import"):
+        env_spec_from_record(record)  # an entry point nobody registered or trusted
+    trust_entry_points([record["entry_point"]])
+    by_entry_point = env_spec_from_record(record)
     env = make_env(by_entry_point)
     env.reset(seed=0)
     assert env.spec is None or env.spec.max_episode_steps in (None, 100)

@@ -58,6 +58,8 @@ def test_finetune_run_folder_is_a_policy_run(ppo_run: Path, tmp_path: Path) -> N
     assert 0 < metadata["target_steps_used"] <= 2000
     assert metadata["source_run"] == str(ppo_run) and metadata["target"]["name"] == "heavy"
     assert metadata["settings"]["normalization"] == "update" and metadata["wall_time_s"] > 0
+    assert metadata["physics_blowups"] == 0  # counted on every target step, recorded like training's
+    assert json.loads((run_dir / "run.json").read_text())["kind"] == "transfer"
     assert load_policy(run_dir).info.env.name == "inverted_pendulum"
 
 

@@ -1,0 +1,178 @@
+"""Smaller guarantees: the user's overrides win, workers die with their parent, absurd rewards are blow-ups,
+a blown-up target is not called a no-op, an exported bundle keeps the user's files, CI and extras match."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from sim2real.cli import resume_dir_argv, user_algo_wins
+from sim2real.envs.guard import PhysicsGuard
+from sim2real.training.checks import check_hyperparams, require_device
+from tests.conftest import REPO
+
+
+def test_the_command_line_wins_over_the_envs_defaults() -> None:
+    raw = {"env": {"name": "inverted_pendulum"},
+           "algo": {"hyperparams": {"learning_rate": -1, "n_steps": 0, "batch_size": 64}, "n_envs": 1,
+                    "env_overrides": {"inverted_pendulum": {"hyperparams": {"learning_rate": 2.2e-4, "n_steps": 32,
+                                                                            "batch_size": 32}, "n_envs": 4}}}}
+    user_algo_wins(raw, ["algo.hyperparams.learning_rate=-1", "++algo.n_envs=1", "seed=3"])
+    assert raw["algo"]["env_overrides"]["inverted_pendulum"] == {"hyperparams": {"n_steps": 32, "batch_size": 32}}
+    with pytest.raises(ValueError, match="learning_rate=-1 must be a number > 0"):
+        check_hyperparams("ppo", raw["algo"]["hyperparams"], 1)
+
+
+@pytest.mark.parametrize(("hyperparams", "message"), [
+    ({"gamma": 1.5}, "gamma=1.5 must be a number in"),
+    ({"batch_size": 1}, "batch_size=1 must be an integer >= 2"),
+    ({"n_steps": 1}, "n_steps \\* n_envs >= 2"),
+    ({"ent_coef": "auto"}, None),
+    ({"train_freq": [1, "episode"], "gradient_steps": -1}, None),
+])
+def test_hyperparameter_checks(hyperparams: dict, message: str | None) -> None:
+    if message is None:
+        check_hyperparams("sac", hyperparams, 1)
+        return
+    with pytest.raises(ValueError, match=message):
+        check_hyperparams("ppo", hyperparams, 1)
+
+
+def test_device_must_exist() -> None:
+    assert require_device("device", "cpu") == "cpu" and require_device("device", "auto") == "auto"
+    with pytest.raises(ValueError, match="'tpu' is not a torch device"):
+        require_device("device", "tpu")
+    with pytest.raises(ValueError, match="is not available here"):
+        require_device("device", "cuda:99")
+
+
+def test_resume_uses_the_run_folder_as_hydras_output_folder() -> None:
+    assert resume_dir_argv(["train.py", "resume=runs/a", "timesteps=5"]) == \
+        ["train.py", "resume=runs/a", "timesteps=5", "hydra.run.dir=runs/a"]
+    assert resume_dir_argv(["train.py", "resume=runs/a", "hydra.run.dir=x"])[-1] == "hydra.run.dir=x"
+    assert resume_dir_argv(["train.py", "seed=1"]) == ["train.py", "seed=1"]
+
+
+class _Reward(gym.RewardWrapper):
+    def reward(self, reward: float) -> float:
+        return -242_140.0
+
+
+def test_a_huge_finite_reward_is_a_blowup() -> None:
+    env = PhysicsGuard(_Reward(gym.make("InvertedPendulum-v5")))
+    env.reset(seed=0)
+    _, reward, _, truncated, info = env.step(np.zeros(1, np.float32))
+    assert (reward, truncated, info.get("physics_unstable"), env.blowups) == (0.0, True, True, 1)
+
+
+def test_similarity_reports_a_target_that_blows_up() -> None:
+    from sim2real.evaluation.similarity import SimilaritySettings, domain_similarity
+    from sim2real.randomization import DynamicsSpec
+
+    explosive = DynamicsSpec.from_dict({"name": "explosive", "parameters": {"gains": {"op": "scale", "value": 1e6}}})
+    rng = np.random.default_rng(0)
+    result = domain_similarity(lambda _obs: rng.uniform(-3, 3, 1), "inverted_pendulum", None, explosive,
+                               SimilaritySettings(episodes=3, max_steps=50, permutations=20))
+    assert result.distinguishable and result.physics_blowups == 3
+    assert "blow up in 3 of 3 episodes" in result.warning and "no-op" in result.warning  # "not a no-op"
+
+
+WORKER_SCRIPT = textwrap.dedent("""
+    import multiprocessing, os, sys, time
+    from sim2real.evaluation.parallel import _init_worker
+
+    def child(parent):
+        _init_worker(parent)
+        time.sleep(60)
+
+    if __name__ == "__main__":
+        worker = multiprocessing.get_context("spawn").Process(target=child, args=(os.getpid(),))
+        worker.start()
+        print(worker.pid, flush=True)
+        time.sleep(float(sys.argv[1]))
+        os._exit(0)  # the parent dies without stopping its worker (as under kill -9)
+""")
+
+
+def test_evaluation_workers_die_with_their_parent(tmp_path: Path) -> None:
+    script = tmp_path / "orphan.py"
+    script.write_text(WORKER_SCRIPT)
+    parent = subprocess.Popen([sys.executable, str(script), "8"], stdout=subprocess.PIPE, text=True, cwd=REPO,
+                              env={**os.environ, "PYTHONPATH": str(REPO)})
+    worker = int(parent.stdout.readline())
+    parent.wait(timeout=60)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    os.kill(worker, 9)
+    pytest.fail("the evaluation worker outlived its parent by 10 s")
+
+
+def test_replacing_a_bundle_keeps_the_users_files(tmp_path: Path) -> None:
+    from sim2real.export.bundle import staged_folder
+
+    final = tmp_path / "bundle"
+    final.mkdir()
+    (final / "bundle.json").write_text(json.dumps({"files": {"onnx": {"path": "policy.onnx"},
+                                                             "onnx_data": {"path": "policy.onnx.data"}}}))
+    for name in ("policy.onnx", "policy.onnx.data", "policy.pt"):
+        (final / name).write_text("old")
+    (final / "calibration_notes.txt").write_text("mine")
+    with staged_folder(final) as stage:
+        for name in ("bundle.json", "policy.onnx", "policy.pt"):
+            (stage / name).write_text("new")
+    assert sorted(p.name for p in final.iterdir()) == ["bundle.json", "calibration_notes.txt", "policy.onnx", "policy.pt"]
+    assert (final / "calibration_notes.txt").read_text() == "mine" and (final / "policy.onnx").read_text() == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["bundle"]
+
+
+def _gate_command() -> list[str]:
+    workflow = (REPO / ".github" / "workflows" / "transfer-gate.yml").read_text()
+    command = re.search(r"scripts/check_gap\.py (\S+)\s+(.*?)\n\s+- name", workflow, re.S)
+    assert command, "the workflow has no check_gap.py step"
+    return command.group(2).split()
+
+
+def test_the_ci_gate_passes_the_readmes_default_run() -> None:
+    """The workflow's thresholds against the README's seed-0 fine-tuning row (the run the workflow repeats)."""
+    args = _gate_command()
+    readme = (REPO / "README.md").read_text()
+    policy = args[args.index("--policy") + 1]
+    row = next(line for line in readme.splitlines() if line.startswith(f"| {policy} | policy |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    source, gap, score = (float(cells[i].split()[0]) for i in (3, 5, 6))
+    assert 100 * gap / source <= float(args[args.index("--max-gap-pct") + 1])
+    assert score >= float(args[args.index("--min-normalized-score") + 1])
+
+
+@pytest.mark.slow
+def test_the_ci_gate_passes_on_the_default_pipeline(tmp_path: Path) -> None:
+    run = subprocess.run([sys.executable, str(REPO / "scripts" / "pipeline.py"), f"hydra.run.dir={tmp_path}"],
+                         capture_output=True, text=True, cwd=REPO, timeout=3600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    gate = subprocess.run([sys.executable, str(REPO / "scripts" / "check_gap.py"),
+                           str(tmp_path / "report" / "report.json"), *_gate_command()],
+                          capture_output=True, text=True, cwd=REPO)
+    assert gate.returncode == 0, gate.stdout + gate.stderr
+
+
+def test_the_cluster_extra_installs_the_ray_path_without_breaking_joblib() -> None:
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    cluster = " ".join(extras["cluster"])
+    assert "hydra-ray-launcher" in cluster and "hydra-submitit-launcher" in cluster and "ray[default]" in cluster
+    assert "joblib<1.5" in cluster  # the Ray plugin needs cloudpickle<3; joblib >= 1.5 needs cloudpickle >= 3
