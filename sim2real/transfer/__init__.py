@@ -31,4 +31,4 @@ __all__ = [
 ]
 
 # Importing the method modules registers them in METHODS.
-from sim2real.transfer import bc, dagger, dann, finetune, sysid  # noqa: E402, F401
+from sim2real.transfer import bc, dagger, dann, darc, finetune, sysid  # noqa: E402, F401
