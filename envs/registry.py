@@ -28,6 +28,9 @@ class EnvSpec:
         entry_point: ``"package.module:ClassName"`` of a Gymnasium env class (e.g. a ``MujocoEnv`` subclass).
         kwargs: Constructor keyword arguments (e.g. ``xml_file`` for your own MJCF).
         max_episode_steps: Episode length limit; None keeps the registered one.
+        history: Observations carry the last ``history`` observations and actions
+            (:class:`sim2real.randomization.history.HistoryObservation`); 0 for the plain observation. Part of
+            the env a policy acts in, so every consumer of a run (evaluator, transfer methods, export) rebuilds it.
     """
 
     name: str
@@ -35,10 +38,13 @@ class EnvSpec:
     entry_point: str | None = None
     kwargs: dict[str, Any] = field(default_factory=dict)
     max_episode_steps: int | None = None
+    history: int = 0
 
     def __post_init__(self) -> None:
         if (self.id is None) == (self.entry_point is None):
             raise ValueError(f"env '{self.name}': give exactly one of id (a Gymnasium id) or entry_point ('module:Class')")
+        if isinstance(self.history, bool) or not isinstance(self.history, int) or self.history < 0:
+            raise ValueError(f"env '{self.name}': history={self.history!r} must be an integer >= 0 (0: no history)")
 
     @property
     def label(self) -> str:
@@ -48,7 +54,7 @@ class EnvSpec:
     def to_record(self) -> dict[str, Any]:
         """The ``env`` entry of a run's ``metadata.json`` (read back by :func:`env_spec_from_record`)."""
         return {"name": self.name, "id": self.id, "entry_point": self.entry_point, "kwargs": dict(self.kwargs),
-                "max_episode_steps": self.max_episode_steps}
+                "max_episode_steps": self.max_episode_steps, "history": self.history}
 
 
 ENVS: Registry[EnvSpec] = Registry("env")
@@ -86,13 +92,16 @@ def env_spec_from_dict(data: Mapping[str, Any]) -> EnvSpec:
     """Builds an :class:`EnvSpec` from an env config (``name`` plus optional ``id``/``entry_point``/``kwargs``)."""
     data = dict(data)
     name = str(data.pop("name"))
-    unknown = set(data) - {"id", "entry_point", "kwargs", "max_episode_steps"}
+    unknown = set(data) - {"id", "entry_point", "kwargs", "max_episode_steps", "history"}
     if unknown:
-        raise ValueError(f"env '{name}': unknown keys {sorted(unknown)}; valid: id, entry_point, kwargs, max_episode_steps")
+        raise ValueError(f"env '{name}': unknown keys {sorted(unknown)}; valid: id, entry_point, kwargs, max_episode_steps, "
+                         "history")
+    history = data.get("history") or 0
     if data.get("id") is None and data.get("entry_point") is None:
-        return resolve_env(name, kwargs=dict(data.get("kwargs") or {}) or None, max_episode_steps=data.get("max_episode_steps"))
+        return resolve_env(name, kwargs=dict(data.get("kwargs") or {}) or None, max_episode_steps=data.get("max_episode_steps"),
+                           history=history or None)
     return EnvSpec(name=name, id=data.get("id"), entry_point=data.get("entry_point"),
-                   kwargs=dict(data.get("kwargs") or {}), max_episode_steps=data.get("max_episode_steps"))
+                   kwargs=dict(data.get("kwargs") or {}), max_episode_steps=data.get("max_episode_steps"), history=history)
 
 
 _TRUSTED_CODE: set[str] = set()
@@ -141,7 +150,7 @@ def env_spec_from_record(record: Mapping[str, Any]) -> EnvSpec:
     env = dict(record)
     check_record_code(env)
     data: dict[str, Any] = {"name": env["name"], "kwargs": env.get("kwargs") or {},
-                            "max_episode_steps": env.get("max_episode_steps")}
+                            "max_episode_steps": env.get("max_episode_steps"), "history": env.get("history") or 0}
     registered_id = ENVS.get(env["name"]).id if env["name"] in ENVS else None
     if env.get("entry_point"):
         data["entry_point"] = env["entry_point"]

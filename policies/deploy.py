@@ -8,11 +8,17 @@ A bundle is a folder written by :func:`sim2real.export.export_bundle`::
     bundle.json    spaces, normalization statistics, action processing, control period, provenance,
                    parity figures and the sha256 of every model file
 
+A policy with memory (an observation history or an LSTM) is exported with its state explicit: the graph
+takes ``(obs, state)`` and returns ``(action, next_state)``, and ``bundle.json``'s ``state`` entry says the
+state's size, dtype, layout, and what to feed at an episode start (zeros). :class:`DeployedPolicy` keeps
+the state between calls; call ``reset()`` at every episode start.
+
 Example::
 
     from sim2real.policies.deploy import DeployedPolicy
 
     policy = DeployedPolicy.load("bundles/hopper")      # verifies the checksums
+    policy.reset()                                      # a new episode (clears the state, if any)
     action = policy.act(obs)                            # obs: (obs_dim,) or (N, obs_dim) floats
 
 This module must stay importable without torch, stable-baselines3 or pickle: it imports only the
@@ -38,6 +44,9 @@ BUNDLE_FORMAT = "sim2real-policy-bundle"
 BUNDLE_VERSION = 1
 INPUT_NAME = "obs"
 OUTPUT_NAME = "action"
+STATE_INPUT_NAME = "state"
+STATE_OUTPUT_NAME = "next_state"
+STATE_DTYPES = {"float32": np.float32, "float64": np.float64}
 MODEL_FILES = {"onnx": ONNX_FILE, "torchscript": TORCHSCRIPT_FILE}
 REQUIRED_KEYS = ("files", "observation_space", "action_space", "control_period_s", "env")
 
@@ -106,6 +115,12 @@ def check_manifest_fields(path: Path, manifest: dict[str, Any]) -> None:
     env = manifest["env"]
     if not isinstance(env, dict) or not isinstance(env.get("id"), str):
         raise BundleError(f"'{path}': env={env!r} must be an object with a string 'id'")
+    state = manifest.get("state")
+    if state is not None:
+        dim = state.get("dim") if isinstance(state, dict) else None
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1 or state.get("dtype") not in STATE_DTYPES:
+            raise BundleError(f"'{path}': state={state!r} must be null or an object with an integer 'dim' >= 1 and "
+                              f"a 'dtype' in {sorted(STATE_DTYPES)}")
 
 
 def _check_box(path: Path, key: str, space: Any) -> None:
@@ -198,11 +213,16 @@ class DeployedPolicy:
     Build it with :meth:`load`. Actions equal the source policy's ``model.predict(obs, deterministic=True)``
     after its observation normalization, within the parity recorded in ``manifest['parity']``.
 
+    A stateful policy (``manifest['state']`` set: an observation history or an LSTM) keeps its state here
+    between calls: :meth:`reset` at every episode start; a batch of N observations is N robots stepping
+    together, and the state follows that batch until the next :meth:`reset`.
+
     Attributes:
         path: The bundle folder.
         manifest: The content of ``bundle.json``.
         obs_dim: Length of one observation.
         action_dim: Length of one action.
+        state_dim: Length of the state carried between steps (0: memoryless).
     """
 
     def __init__(self, session: ort.InferenceSession, manifest: dict[str, Any], path: Path) -> None:
@@ -213,8 +233,26 @@ class DeployedPolicy:
         self.action_dim = int(manifest["action_space"]["shape"][0])
         self._single_shape = (self.obs_dim,)
         self._feed_shape = (1, self.obs_dim)
-        self._outputs = [OUTPUT_NAME]
+        state = manifest.get("state")
+        self.state_dim = int(state["dim"]) if state else 0
+        self._state_dtype = STATE_DTYPES[state["dtype"]] if state else np.float64
+        self._state: np.ndarray | None = None
+        self._outputs = [OUTPUT_NAME, STATE_OUTPUT_NAME] if self.state_dim else [OUTPUT_NAME]
         self._check_io()
+
+    @property
+    def stateful(self) -> bool:
+        """The policy carries a state between steps (call :meth:`reset` at every episode start)."""
+        return self.state_dim > 0
+
+    @property
+    def state(self) -> np.ndarray | None:
+        """The state the next call starts from, ``(N, state_dim)`` (None after :meth:`reset`: zeros)."""
+        return self._state
+
+    def reset(self) -> None:
+        """Starts a new episode: the next call starts from the zero state (nothing to do if memoryless)."""
+        self._state = None
 
     @classmethod
     def load(cls, path: str | Path, threads: int = 1) -> DeployedPolicy:
@@ -266,8 +304,21 @@ class DeployedPolicy:
         feed = obs.reshape(self._feed_shape) if single else obs
         if feed.dtype != np.float64:
             feed = feed.astype(np.float64)
-        action = self._session.run(self._outputs, {INPUT_NAME: feed})[0]
+        if self.state_dim:
+            action = self._step_with_state(feed)
+        else:
+            action = self._session.run(self._outputs, {INPUT_NAME: feed})[0]
         return action[0] if single else action
+
+    def _step_with_state(self, feed: np.ndarray) -> np.ndarray:
+        state = self._state
+        if state is None:
+            state = np.zeros((feed.shape[0], self.state_dim), self._state_dtype)
+        elif state.shape[0] != feed.shape[0]:
+            raise ValueError(f"this stateful policy is stepping {state.shape[0]} episode(s) but got a batch of "
+                             f"{feed.shape[0]}; call reset() to start new episodes")
+        action, self._state = self._session.run(self._outputs, {INPUT_NAME: feed, STATE_INPUT_NAME: state})
+        return action
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         """Same as :meth:`act`."""
@@ -295,13 +346,19 @@ class DeployedPolicy:
 
     def _check_io(self) -> None:
         inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
-        if [i.name for i in inputs] != [INPUT_NAME] or [o.name for o in outputs] != [OUTPUT_NAME]:
+        expected_in = [INPUT_NAME, STATE_INPUT_NAME] if self.state_dim else [INPUT_NAME]
+        if [i.name for i in inputs] != expected_in or [o.name for o in outputs] != self._outputs:
             raise BundleError(f"bundle '{self.path}': the ONNX model's inputs/outputs "
-                              f"{[i.name for i in inputs]}/{[o.name for o in outputs]} are not ['{INPUT_NAME}']/['{OUTPUT_NAME}']")
+                              f"{[i.name for i in inputs]}/{[o.name for o in outputs]} are not {expected_in}/{self._outputs}"
+                              f" ({BUNDLE_FILE} declares {'a state of ' + str(self.state_dim) if self.state_dim else 'no state'})")
+        if self.state_dim and (inputs[1].shape[-1] != self.state_dim or outputs[1].shape[-1] != self.state_dim):
+            raise BundleError(f"bundle '{self.path}': the ONNX model's state is {inputs[1].shape} -> {outputs[1].shape}, "
+                              f"but {BUNDLE_FILE} declares state dim {self.state_dim}")
         if inputs[0].shape[-1] != self.obs_dim or outputs[0].shape[-1] != self.action_dim:
             raise BundleError(f"bundle '{self.path}': the ONNX model maps {inputs[0].shape} -> {outputs[0].shape}, "
                               f"but {BUNDLE_FILE} declares obs_dim {self.obs_dim} and action_dim {self.action_dim}")
 
     def __repr__(self) -> str:
+        state = f", state_dim={self.state_dim}" if self.state_dim else ""
         return (f"DeployedPolicy('{self.path}', env={self.env_id}, obs_dim={self.obs_dim}, "
-                f"action_dim={self.action_dim}, dt={self.control_period})")
+                f"action_dim={self.action_dim}{state}, dt={self.control_period})")

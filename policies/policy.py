@@ -6,6 +6,14 @@ batch), has a ``reset()`` for policies that carry state between steps, exposes t
 split (through :mod:`sim2real.policies.networks`, the one place that knows SB3's layout), and makes
 trainable copies of itself.
 
+Where state lives:
+
+- history policies (``info.env.history > 0``): in the env. ``make_env`` rebuilds the run's
+  :class:`~sim2real.randomization.history.HistoryObservation` from the env record, so the policy itself is
+  memoryless on the stacked observation; an exported bundle carries the same buffer as an explicit state.
+- recurrent policies (``recurrent_ppo``): here, the LSTM's ``(h, c)``; ``act`` carries it from step to step
+  and ``reset()`` clears it. A batch is taken as that many parallel episodes.
+
 Example::
 
     policy = Policy.load("runs/hopper_dr")
@@ -25,6 +33,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from sb3_contrib import RecurrentPPO
 from stable_baselines3 import PPO, SAC, TD3
 from stable_baselines3.common.base_class import BaseAlgorithm
 from torch import nn
@@ -32,7 +41,7 @@ from torch import nn
 from sim2real.policies import networks
 from sim2real.policies.run_info import RunInfo, read_run_info
 
-ALGORITHM_CLASSES: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "sac": SAC, "td3": TD3}
+ALGORITHM_CLASSES: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "sac": SAC, "td3": TD3, "recurrent_ppo": RecurrentPPO}
 
 
 @dataclass(frozen=True)
@@ -70,6 +79,7 @@ class Policy:
         self.model = model
         self.normalizer = normalizer
         self.info = info
+        self._lstm_state: tuple[np.ndarray, np.ndarray] | None = None
 
     @classmethod
     def load(cls, run_dir: str | Path, device: str = "cpu") -> Policy:
@@ -97,16 +107,58 @@ class Policy:
         obs = np.asarray(obs)
         return self.normalizer(obs) if self.normalizer is not None else obs.astype(np.float32)
 
+    @property
+    def recurrent(self) -> bool:
+        """The policy carries an LSTM state between steps (``recurrent_ppo``)."""
+        return networks.is_recurrent(self.model.policy)
+
+    @property
+    def history(self) -> int:
+        """Observations and actions of history in each observation (0: none); the env carries them."""
+        return self.info.env.history
+
+    @property
+    def obs_dim(self) -> int:
+        """Length of the observation the policy acts on: the env's (stacked) observation, without the
+        privileged part an asymmetric critic or a teacher was trained with."""
+        return int(self.model.observation_space.shape[0]) - len(self.info.privileged_names)
+
     def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
-        """Actions for one raw observation or a batch, as ``model.predict`` gives them (clipped/unscaled)."""
-        action, _ = self.model.predict(self.normalize(obs), deterministic=deterministic)
+        """Actions for one raw observation or a batch, as ``model.predict`` gives them (clipped/unscaled).
+
+        A recurrent policy carries its LSTM state from call to call (a batch of N is N parallel episodes;
+        a batch of another size starts new ones). An asymmetric actor-critic takes the env's observation
+        (the privileged part only ever reached its critic); a teacher needs ``[obs, privileged]``.
+        """
+        network_obs = self.normalize(self._with_privileged(np.asarray(obs)))
+        if not self.recurrent:
+            action, _ = self.model.predict(network_obs, deterministic=deterministic)
+            return action
+        batch = 1 if network_obs.ndim == 1 else network_obs.shape[0]
+        if self._lstm_state is not None and self._lstm_state[0].shape[1] != batch:
+            self._lstm_state = None
+        action, self._lstm_state = self.model.predict(network_obs, state=self._lstm_state,
+                                                      episode_start=np.zeros(batch, bool), deterministic=deterministic)
         return action
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         return self.act(obs)
 
     def reset(self) -> None:
-        """Starts a new episode. A memoryless policy has nothing to forget; stateful policies override this."""
+        """Starts a new episode: clears a recurrent policy's LSTM state (history lives in the env)."""
+        self._lstm_state = None
+
+    def _with_privileged(self, obs: np.ndarray) -> np.ndarray:
+        """``obs`` as the model's observation space has it: an asymmetric critic's zeros appended."""
+        n_privileged = len(self.info.privileged_names)
+        if n_privileged == 0 or obs.shape[-1] != self.obs_dim:
+            return obs
+        if self.info.privileged == "actor":
+            raise ValueError(f"'{self.run_dir}' is a privileged teacher: it acts on [observation, privileged] "
+                             f"({self.obs_dim} + {n_privileged} entries: {', '.join(self.info.privileged_names)}), "
+                             "which only a simulator has; distill a student from it (scripts/distill.py)")
+        zeros = np.zeros((*obs.shape[:-1], n_privileged))  # read by the critic only: the action does not depend on it
+        return np.concatenate([obs, zeros], axis=-1)
 
     # ------------------------------------------------------------------ the actor's parts
 

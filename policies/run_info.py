@@ -12,7 +12,7 @@ from sim2real.envs.registry import EnvSpec, env_spec_from_record
 from sim2real.randomization.spec import DynamicsSpec
 from sim2real.runs import METADATA_FILE, MODEL_FILE, VECNORMALIZE_FILE, read_json
 
-ALGORITHMS = ("ppo", "sac", "td3")
+ALGORITHMS = ("ppo", "sac", "td3", "recurrent_ppo")
 
 
 @dataclass(frozen=True)
@@ -21,9 +21,10 @@ class RunInfo:
 
     Attributes:
         run_dir: The folder.
-        kind: ``train`` (trained by ``scripts/train.py``), ``transfer`` (adapted), ``scripted`` (e.g. LQR).
-        env: The robot.
-        algo: The SB3 algorithm (``ppo``, ``sac``, ``td3``).
+        kind: ``train`` (trained by ``scripts/train.py``), ``transfer`` (adapted), ``scripted`` (e.g. LQR),
+            ``distill`` (a student distilled from a privileged teacher).
+        env: The robot, with its observation history (``env.history``).
+        algo: The SB3 algorithm (``ppo``, ``sac``, ``td3``, ``recurrent_ppo``).
         algo_config: The algorithm's resolved config (None for scripted policies).
         normalize: Observations are normalized with the folder's ``vecnormalize.pkl``.
         randomization: The randomization the policy was trained under (the source domain).
@@ -38,6 +39,10 @@ class RunInfo:
         budget: The target-step budget (adapted runs).
         target_steps_used: Target steps the adaptation spent (adapted runs).
         settings: The transfer method's settings (adapted runs).
+        privileged: ``none``; ``critic`` (asymmetric actor-critic: the critic saw the privileged observation);
+            ``actor`` (a privileged teacher: its actions need the privileged observation).
+        privileged_names: The privileged observation's entries (the randomized parameters), appended after
+            the env's observation.
         record: The whole ``metadata.json``, for provenance copied into exports; read fields above instead.
     """
 
@@ -59,6 +64,8 @@ class RunInfo:
     budget: int | None = None
     target_steps_used: int | None = None
     settings: dict[str, Any] = field(default_factory=dict)
+    privileged: str = "none"
+    privileged_names: tuple[str, ...] = ()
     record: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -125,6 +132,7 @@ def read_run_info(run_dir: str | os.PathLike[str]) -> RunInfo:
 def run_info_from_record(run_dir: Path, data: dict[str, Any]) -> RunInfo:
     """A :class:`RunInfo` from a run's metadata (already checked to name ``env`` and ``algo``)."""
     source_run = data.get("source_run")
+    policy = dict(data.get("policy") or {})
     return RunInfo(
         run_dir=run_dir,
         kind=str(data.get("kind", "train")),
@@ -144,5 +152,7 @@ def run_info_from_record(run_dir: Path, data: dict[str, Any]) -> RunInfo:
         budget=int(data["budget"]) if data.get("budget") else None,
         target_steps_used=int(data["target_steps_used"]) if "target_steps_used" in data else None,
         settings=dict(data.get("settings") or {}),
+        privileged=str(policy.get("privileged", "none")),
+        privileged_names=tuple(policy.get("privileged_names") or ()),
         record=data,
     )

@@ -19,7 +19,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,14 @@ import onnx
 import torch
 
 from sim2real.envs.registry import EnvSpec
-from sim2real.export.graph import NORMALIZATION_FORMULA, DeployableActor, action_processing, build_deployable
+from sim2real.export.graph import (
+    NORMALIZATION_FORMULA,
+    StateSpec,
+    action_processing,
+    actor_normalizer,
+    build_deployable,
+    graph_inputs,
+)
 from sim2real.export.parity import Rollouts, onnx_parity, parity_report, record_rollouts, torchscript_parity
 from sim2real.policies.deploy import (
     BUNDLE_FILE,
@@ -38,6 +45,8 @@ from sim2real.policies.deploy import (
     MODEL_FILES,
     ONNX_FILE,
     OUTPUT_NAME,
+    STATE_INPUT_NAME,
+    STATE_OUTPUT_NAME,
     TORCHSCRIPT_FILE,
     sha256_file,
 )
@@ -118,9 +127,9 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path, settings: ExportSett
     with staged_folder(out_dir) as stage:
         write_torchscript(module, stage / TORCHSCRIPT_FILE)
         write_onnx(module, stage / ONNX_FILE, settings.opset)
-        manifest = build_manifest(policy, control_period(env, target), stage, settings)
+        manifest = build_manifest(policy, control_period(env, target), stage, settings, module.state)
         write_json_atomic(stage / BUNDLE_FILE, manifest)
-        manifest["parity"] = measure_parity(stage, rollouts, settings.tolerance)
+        manifest["parity"] = measure_parity(stage, rollouts, settings.tolerance, module.state)
         write_json_atomic(stage / BUNDLE_FILE, manifest)
     return manifest
 
@@ -209,51 +218,93 @@ def _bundle_files(folder: Path) -> set[str]:
     return names
 
 
-def _example_input(module: DeployableActor) -> torch.Tensor:
-    return torch.zeros(2, module.obs_mean.shape[0], dtype=torch.float64)
+def _example_inputs(module: torch.nn.Module) -> tuple[torch.Tensor, ...]:
+    obs_dim, state_dim = graph_inputs(module)
+    obs = torch.zeros(2, obs_dim, dtype=torch.float64)
+    if not state_dim:
+        return (obs,)
+    return obs, torch.zeros(2, state_dim, dtype=getattr(torch, module.state.dtype))
 
 
-def write_torchscript(module: DeployableActor, path: Path) -> None:
-    """Traces ``module`` and saves it as TorchScript (input float64 ``(N, obs_dim)``).
+def _io_names(module: torch.nn.Module) -> tuple[list[str], list[str]]:
+    if graph_inputs(module)[1]:
+        return [INPUT_NAME, STATE_INPUT_NAME], [OUTPUT_NAME, STATE_OUTPUT_NAME]
+    return [INPUT_NAME], [OUTPUT_NAME]
+
+
+def _ignore_lstm_shape_checks() -> None:
+    """nn.LSTM checks its input sizes in Python, which tracing freezes (with a warning): the sizes are fixed
+    by the graph's declared inputs, so the frozen checks are right."""
+    warnings.filterwarnings("ignore", category=torch.jit.TracerWarning, module=r"torch\.nn\.modules\.rnn")
+
+
+def write_torchscript(module: torch.nn.Module, path: Path) -> None:
+    """Traces ``module`` and saves it as TorchScript (input float64 ``(N, obs_dim)``; a stateful module also
+    takes and returns its state).
 
     TorchScript is deprecated upstream in favour of ``torch.export``; it is still the format C++
     (libtorch) deployments load, so the bundle keeps it and silences the notice.
     """
     with warnings.catch_warnings(), torch.no_grad():
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.jit")
-        traced = torch.jit.trace(module, (_example_input(module),))
+        _ignore_lstm_shape_checks()
+        traced = torch.jit.trace(module, _example_inputs(module))
         torch.jit.save(traced, str(path))
 
 
-def write_onnx(module: DeployableActor, path: Path, opset: int) -> None:
+def write_onnx(module: torch.nn.Module, path: Path, opset: int) -> None:
     """Exports ``module`` to one self-contained ONNX file with a dynamic batch axis, and checks it."""
+    inputs, outputs = _io_names(module)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.filterwarnings("ignore", category=DeprecationWarning)  # the legacy exporter, chosen on purpose
+        _ignore_lstm_shape_checks()
+        # an LSTM notice that does not apply here: the initial states are graph inputs, as it advises
+        warnings.filterwarnings("ignore", message="Exporting a model to ONNX with a batch_size other than 1")
         torch.onnx.export(
             module,
-            (_example_input(module),),
+            _example_inputs(module),
             str(path),
             dynamo=False,
-            input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            input_names=inputs,
+            output_names=outputs,
+            dynamic_axes={name: {0: "batch"} for name in inputs + outputs},
             opset_version=opset,
             do_constant_folding=True,
         )
     onnx.checker.check_model(str(path))
 
 
-def measure_parity(bundle_dir: Path, rollouts: Rollouts, tolerance: float) -> dict[str, Any]:
+def measure_parity(bundle_dir: Path, rollouts: Rollouts, tolerance: float,
+                   state: StateSpec | None = None) -> dict[str, Any]:
     """Parity of the staged bundle's files with the recorded actions; raises ``ParityError`` on failure."""
-    return parity_report(onnx_parity(bundle_dir, rollouts), torchscript_parity(bundle_dir / TORCHSCRIPT_FILE, rollouts),
-                         rollouts, tolerance)
+    state_args = (state.dim, state.dtype) if state is not None else ()
+    return parity_report(onnx_parity(bundle_dir, rollouts),
+                         torchscript_parity(bundle_dir / TORCHSCRIPT_FILE, rollouts, *state_args), rollouts, tolerance)
 
 
-def build_manifest(policy: Policy, dt: float, bundle_dir: Path, settings: ExportSettings) -> dict[str, Any]:
+def graph_observation_space(policy: Policy) -> Any:
+    """The space of the observation the exported graph takes: the env's own observation (without the
+    history the graph keeps as state, without an asymmetric critic's privileged part)."""
+    if policy.history == 0 and not policy.info.privileged_names:
+        return policy.model.policy.observation_space
+    probe = make_env(replace(policy.info.env, history=0))
+    try:
+        return probe.observation_space
+    finally:
+        probe.close()
+
+
+def build_manifest(policy: Policy, dt: float, bundle_dir: Path, settings: ExportSettings,
+                   state: StateSpec | None = None) -> dict[str, Any]:
     """The content of ``bundle.json`` (without parity figures, which are measured on the written files)."""
     sb3_policy = policy.model.policy
-    obs_space, act_space = sb3_policy.observation_space, sb3_policy.action_space
+    obs_space, act_space = graph_observation_space(policy), sb3_policy.action_space
     obs_dim, action_dim = int(obs_space.shape[0]), int(act_space.shape[0])
+    io = {"input": {"name": INPUT_NAME, "dtype": "float64", "shape": ["batch", obs_dim], "raw": True},
+          "output": {"name": OUTPUT_NAME, "dtype": "float32", "shape": ["batch", action_dim]}}
+    if state is not None:
+        io["state_input"] = {"name": STATE_INPUT_NAME, "dtype": state.dtype, "shape": ["batch", state.dim]}
+        io["state_output"] = {"name": STATE_OUTPUT_NAME, "dtype": state.dtype, "shape": ["batch", state.dim]}
     files = {key: {"path": name, "sha256": sha256_file(bundle_dir / name), "bytes": (bundle_dir / name).stat().st_size}
              for key, name in MODEL_FILES.items()}
     return {
@@ -261,10 +312,8 @@ def build_manifest(policy: Policy, dt: float, bundle_dir: Path, settings: Export
         "version": BUNDLE_VERSION,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "files": files,
-        "io": {
-            "input": {"name": INPUT_NAME, "dtype": "float64", "shape": ["batch", obs_dim], "raw": True},
-            "output": {"name": OUTPUT_NAME, "dtype": "float32", "shape": ["batch", action_dim]},
-        },
+        "io": io,
+        "state": state.to_dict() if state is not None else None,
         "observation_space": _box_dict(obs_space),
         "action_space": _box_dict(act_space),
         "observation_normalization": _normalization_dict(policy),
@@ -292,11 +341,14 @@ def _box_dict(space: Any) -> dict[str, Any]:
 
 
 def _normalization_dict(policy: Policy) -> dict[str, Any] | None:
-    norm = policy.normalizer
+    norm = actor_normalizer(policy)
     if norm is None:
         return None
-    return {"in_graph": True, "mean": norm.mean.tolist(), "var": norm.var.tolist(), "clip": norm.clip,
-            "epsilon": norm.epsilon, "formula": NORMALIZATION_FORMULA}
+    entry = {"in_graph": True, "mean": norm.mean.tolist(), "var": norm.var.tolist(), "clip": norm.clip,
+             "epsilon": norm.epsilon, "formula": NORMALIZATION_FORMULA}
+    if policy.history > 0:
+        entry["applies_to"] = f"[{INPUT_NAME}, {STATE_INPUT_NAME}]: the stacked history (see state.history.layout)"
+    return entry
 
 
 def _source_dict(info: RunInfo) -> dict[str, Any]:

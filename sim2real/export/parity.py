@@ -1,4 +1,9 @@
-"""Parity of an exported bundle with the source policy, on observations from real rollouts of that policy."""
+"""Parity of an exported bundle with the source policy, on observations from real rollouts of that policy.
+
+A stateful bundle (history or LSTM) is checked in closed loop: the policy's episodes are replayed step by
+step through the bundle, which carries its own state from step to step (its own previous actions, its own
+LSTM state) and is reset at every episode start; episodes are cut so the check crosses several resets.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from sim2real.episodes import run_steps
 from sim2real.policies.deploy import DeployedPolicy
 from sim2real.policies.policy import Policy
 from sim2real.randomization.factory import make_env
+from sim2real.randomization.history import history_layout
 from sim2real.randomization.spec import DynamicsSpec
 from sim2real.validation import require_int
 
@@ -28,13 +34,18 @@ class Rollouts:
     """Observations the policy met while acting in its env, and the actions it took (``Policy.act``).
 
     Attributes:
-        observations: Raw observations, ``(n, obs_dim)``.
+        observations: Raw observations as the policy took them (a history policy: the stacked ones), ``(n, ·)``.
         actions: The policy's actions for them, ``(n, action_dim)``.
         episodes: Episodes run (episode ``i`` reset with seed ``seed + i``).
         seed: Seed of the first episode.
         dynamics: Names of the randomization and target the env was built with.
         reference_noise: Max abs difference between the policy's batched and one-at-a-time actions on these
-            observations: the float32 summation-order noise of the reference itself, for scale.
+            observations: the float32 summation-order noise of the reference itself, for scale (None for a
+            recurrent policy, whose batch is parallel episodes).
+        graph_observations: What the exported graph takes at each step: the robot's current raw observation
+            (the newest block of a stacked one), ``(n, obs_dim)``.
+        episode_starts: Whether each step starts an episode (where a stateful bundle is reset).
+        stateful: The policy carries state between steps (history or LSTM): check it in closed loop.
     """
 
     observations: np.ndarray
@@ -42,12 +53,18 @@ class Rollouts:
     episodes: int
     seed: int
     dynamics: dict[str, str]
-    reference_noise: float
+    reference_noise: float | None
+    graph_observations: np.ndarray
+    episode_starts: np.ndarray
+    stateful: bool = False
 
 
 def record_rollouts(policy: Policy, env: EnvSpec, n_observations: int, seed: int,
                     randomization: DynamicsSpec | None = None, target: DynamicsSpec | None = None) -> Rollouts:
     """Runs the policy deterministically until ``n_observations`` observations are recorded.
+
+    A stateful policy's episodes are cut after ``n_observations // 4`` steps, so the recording crosses
+    at least three episode resets.
 
     Args:
         policy: The source policy; its actions are the parity reference.
@@ -58,19 +75,26 @@ def record_rollouts(policy: Policy, env: EnvSpec, n_observations: int, seed: int
         target: Fixed target dynamics (an adapted run's target).
     """
     require_int("n_observations", n_observations, minimum=1)
+    stateful = policy.history > 0 or policy.recurrent
     environment = make_env(env, randomization=randomization, target=target)
-    observations, actions, episodes = [], [], 0
+    layout = history_layout(environment)
+    observations, actions, starts, episodes = [], [], [], 0
     try:
-        for step in run_steps(environment, policy.act, seed, steps=n_observations, reset=policy.reset):
+        for step in run_steps(environment, policy.act, seed, steps=n_observations, reset=policy.reset,
+                              max_episode_steps=max(1, n_observations // 4) if stateful else None):
             observations.append(np.asarray(step.obs, np.float64).copy())
             actions.append(np.asarray(step.action, np.float32).copy())
+            starts.append(step.episode_start)
             episodes = step.episode + 1
     finally:
         environment.close()
     names = {"randomization": randomization.name if randomization else "none", "target": target.name if target else "nominal"}
     obs_array, action_array = np.stack(observations), np.stack(actions)
-    noise = max_abs_diff(action_array, np.asarray(policy.act(obs_array), np.float32))
-    return Rollouts(obs_array, action_array, episodes, seed, names, noise)
+    graph_obs = obs_array[:, :layout.obs_dim] if layout is not None else obs_array
+    noise = None
+    if not policy.recurrent:
+        noise = max_abs_diff(action_array, np.asarray(policy.act(obs_array), np.float32))
+    return Rollouts(obs_array, action_array, episodes, seed, names, noise, graph_obs, np.asarray(starts, bool), stateful)
 
 
 def max_abs_diff(reference: np.ndarray, candidate: np.ndarray) -> float:
@@ -83,21 +107,37 @@ def max_abs_diff(reference: np.ndarray, candidate: np.ndarray) -> float:
 def onnx_parity(bundle_dir: Path, rollouts: Rollouts) -> float:
     """Max abs difference of the bundle's ONNX model (through the runtime) from the recorded actions.
 
-    Checks both a batch call and one call per observation.
+    Memoryless: both a batch call and one call per observation. Stateful: the episodes replayed in closed
+    loop through the runtime (``reset()`` at every episode start, the state carried by the runtime).
     """
     deployed = DeployedPolicy.load(bundle_dir)
-    batch = deployed.act(rollouts.observations)
-    single = np.stack([deployed.act(obs) for obs in rollouts.observations])
+    if rollouts.stateful:
+        actions = []
+        for obs, start in zip(rollouts.graph_observations, rollouts.episode_starts):
+            if start:
+                deployed.reset()
+            actions.append(deployed.act(obs))
+        return max_abs_diff(rollouts.actions, np.stack(actions))
+    batch = deployed.act(rollouts.graph_observations)
+    single = np.stack([deployed.act(obs) for obs in rollouts.graph_observations])
     return max(max_abs_diff(rollouts.actions, batch), max_abs_diff(rollouts.actions, single))
 
 
-def torchscript_parity(path: Path, rollouts: Rollouts) -> float:
-    """Max abs difference of the saved TorchScript model from the recorded actions (batch and single)."""
+def torchscript_parity(path: Path, rollouts: Rollouts, state_dim: int = 0, state_dtype: str = "float64") -> float:
+    """Max abs difference of the saved TorchScript model from the recorded actions (memoryless: batch and
+    single; stateful: closed loop, the state fed back and zeroed at every episode start)."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.jit")
         module = torch.jit.load(str(path), map_location="cpu")
-    obs = torch.as_tensor(rollouts.observations, dtype=torch.float64)
+    obs = torch.as_tensor(rollouts.graph_observations, dtype=torch.float64)
     with torch.no_grad():
+        if rollouts.stateful:
+            zeros = torch.zeros(1, state_dim, dtype=getattr(torch, state_dtype))
+            state, actions = zeros, []
+            for row, start in zip(obs, rollouts.episode_starts):
+                action, state = module(row.unsqueeze(0), zeros if start else state)
+                actions.append(action.numpy())
+            return max_abs_diff(rollouts.actions, np.concatenate(actions))
         batch = module(obs).numpy()
         single = np.concatenate([module(row.unsqueeze(0)).numpy() for row in obs])
     return max(max_abs_diff(rollouts.actions, batch), max_abs_diff(rollouts.actions, single))
@@ -108,6 +148,8 @@ def parity_report(onnx_diff: float, torchscript_diff: float, rollouts: Rollouts,
     report = {
         "reference": "Policy.act: VecNormalize statistics, then SB3 model.predict(obs, deterministic=True)",
         "observations": int(len(rollouts.observations)),
+        "closed_loop": rollouts.stateful,
+        "episode_resets": int(rollouts.episode_starts[1:].sum()),
         "episodes": rollouts.episodes,
         "seed": rollouts.seed,
         "dynamics": rollouts.dynamics,
@@ -119,7 +161,8 @@ def parity_report(onnx_diff: float, torchscript_diff: float, rollouts: Rollouts,
     failed = {name: diff for name, diff in (("onnx", onnx_diff), ("torchscript", torchscript_diff)) if not diff <= tolerance}
     if failed:
         details = ", ".join(f"{name} max abs diff {diff:.3g}" for name, diff in failed.items())
+        scale = ("" if rollouts.reference_noise is None else f" (for scale: SB3's own batched vs single-observation "
+                 f"actions differ by {rollouts.reference_noise:.3g})")
         raise ParityError(f"exported policy does not match the source policy over {report['observations']} "
-                          f"observations: {details} > tolerance {tolerance:g} (for scale: SB3's own batched vs "
-                          f"single-observation actions differ by {rollouts.reference_noise:.3g}); nothing was written")
+                          f"observations: {details} > tolerance {tolerance:g}{scale}; nothing was written")
     return report

@@ -7,6 +7,8 @@ import gymnasium as gym
 from sim2real.envs.guard import PhysicsGuard
 from sim2real.envs.registry import EnvSpec, make_base_env, resolve_env
 from sim2real.randomization.effects import apply_effects
+from sim2real.randomization.history import HistoryObservation
+from sim2real.randomization.privileged import PrivilegedObservation
 from sim2real.randomization.spec import DynamicsSpec
 from sim2real.randomization.wrapper import DomainRandomization, apply_fixed_dynamics
 
@@ -16,18 +18,24 @@ def make_env(
     randomization: DynamicsSpec | None = None,
     target: DynamicsSpec | None = None,
     render_mode: str | None = None,
+    privileged: bool = False,
 ) -> gym.Env:
     """Makes a robot env with the given dynamics.
 
     Layers, innermost first: the base env; the target's parameters written once into the model (the
     target becomes the new nominal); domain randomization around it (sampled from the target's values
-    at every reset); the physics guard; the target's effects; the randomization's effects.
+    at every reset); the physics guard; the target's effects; the randomization's effects; the
+    observation history when the env spec asks for one (``EnvSpec.history``), outermost, so it holds the
+    observations and actions the policy itself saw and sent. With ``privileged``, the episode's randomized
+    parameters (normalized, :class:`~sim2real.randomization.privileged.PrivilegedObservation`) are appended
+    after everything: ``[observation or history, privileged]``.
 
     Args:
         env: A registered name (``"hopper"``) or an :class:`EnvSpec`.
         randomization: Domain randomization, or None for none.
         target: Fixed target dynamics, or None for nominal.
         render_mode: Passed to the base env.
+        privileged: Append the privileged observation (needs a randomization with parameters).
     """
     spec = resolve_env(env)
     base = make_base_env(spec, render_mode=render_mode)
@@ -41,6 +49,10 @@ def make_env(
         wrapped = apply_effects(wrapped, target.effects)
     if randomization is not None:
         wrapped = apply_effects(wrapped, randomization.effects)
+    if spec.history > 0:
+        wrapped = HistoryObservation(wrapped, spec.history)
+    if privileged:
+        wrapped = PrivilegedObservation(wrapped)
     return wrapped
 
 

@@ -9,6 +9,7 @@ import numpy as np
 from gymnasium.utils import seeding
 
 from sim2real.envs.parameters import ParameterSet
+from sim2real.randomization.operations import operation_range
 from sim2real.randomization.spec import CompiledDynamics, DynamicsSpec
 
 
@@ -19,6 +20,10 @@ class DomainRandomization(gym.Wrapper, gym.utils.RecordConstructorArgs):
     recomputed with ``mj_setConst``, and the values are reported as ``info["dynamics"]`` at reset and
     again in the ``info`` of the episode's last step. Wrap the base MuJoCo env directly (inside any
     observation or action wrappers), so the sample is drawn before the episode's initial state.
+
+    :meth:`privileged` gives the episode's sample of every randomized parameter normalized to [-1, 1]
+    over what the randomization can produce (the privileged observation of a teacher or an asymmetric
+    critic; ``info["privileged"]`` at reset too).
 
     Args:
         env: A Gymnasium MuJoCo env (``env.unwrapped`` has ``model`` and ``data``).
@@ -33,6 +38,8 @@ class DomainRandomization(gym.Wrapper, gym.utils.RecordConstructorArgs):
         >>> _, info = env.reset(seed=0)
         >>> 0.8 * 10.47 < info["dynamics"]["cart_mass"] < 1.2 * 10.48
         True
+        >>> env.privileged_names, bool(abs(env.privileged()).max() <= 1)
+        (['cart_mass', 'pole_mass'], True)
     """
 
     def __init__(self, env: gym.Env, spec: DynamicsSpec, env_name: str | None = None) -> None:
@@ -46,6 +53,19 @@ class DomainRandomization(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self.enabled = True
         self.values = self.parameters.nominal.copy()
         self._values_dict = self.parameters.as_dict(self.values)
+        self._privileged_index, self._low, self._span = privileged_ranges(spec, self.parameters)
+
+    @property
+    def privileged_names(self) -> list[str]:
+        """Names of the entries of :meth:`privileged`: the randomized parameters, in the model's order."""
+        return [self.parameters.names[i] for i in self._privileged_index]
+
+    def privileged(self) -> np.ndarray:
+        """The episode's randomized parameters, each mapped linearly from the range the randomization can
+        produce onto [-1, 1] (0: the range's middle; a constant or nominal-only entry is 0)."""
+        values = self.values[self._privileged_index]
+        scaled = np.divide(values - self._low, self._span, out=np.full_like(values, 0.5), where=self._span > 0)
+        return 2.0 * scaled - 1.0
 
     def set_enabled(self, enabled: bool) -> None:
         """Turns randomization on or off; off restores the nominal values exactly."""
@@ -66,6 +86,7 @@ class DomainRandomization(gym.Wrapper, gym.utils.RecordConstructorArgs):
             self._values_dict = self.parameters.as_dict(self.values)
         obs, info = self.env.reset(seed=None, options=options)
         info["dynamics"] = self._values_dict
+        info["privileged"] = self.privileged()
         return obs, info
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
@@ -77,6 +98,24 @@ class DomainRandomization(gym.Wrapper, gym.utils.RecordConstructorArgs):
     def nominal_dict(self) -> dict[str, float]:
         """``{name: nominal value}`` of every parameter."""
         return self.parameters.as_dict(self.parameters.nominal)
+
+
+def privileged_ranges(spec: DynamicsSpec, parameters: ParameterSet) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(index, low, span)`` of every parameter ``spec`` randomizes: the range its terms can produce
+    (the last term touching a parameter decides, as when sampling). An unbounded distribution (``normal``)
+    counts its mean +- 3 std."""
+    low, high = parameters.nominal.copy(), parameters.nominal.copy()
+    touched = np.zeros(len(parameters.nominal), bool)
+    for term in spec.parameters:
+        idx = parameters.select(term.target)
+        lowest, highest = term.distribution.support()
+        if not (np.isfinite(lowest) and np.isfinite(highest)):
+            mean, std = term.distribution.mean, term.distribution.std  # type: ignore[attr-defined]
+            lowest, highest = mean - 3 * std, mean + 3 * std
+        low[idx], high[idx] = operation_range(term.operation, parameters.nominal[idx], lowest, highest)
+        touched[idx] = True
+    index = np.flatnonzero(touched)
+    return index, low[index], high[index] - low[index]
 
 
 def apply_fixed_dynamics(env: gym.Env, spec: DynamicsSpec, rng: np.random.Generator | None = None,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sim2real.envs.registry import EnvSpec, env_spec_from_dict
@@ -11,8 +11,9 @@ from sim2real.policies.networks import NetworkConfig
 from sim2real.randomization.spec import DynamicsSpec
 from sim2real.validation import require_choice, require_int
 
-ALGORITHMS = ("ppo", "sac", "td3")
+ALGORITHMS = ("ppo", "sac", "td3", "recurrent_ppo")
 VEC_ENVS = ("dummy", "subproc")
+PRIVILEGED_MODES = ("none", "critic", "actor")
 
 
 @dataclass(frozen=True)
@@ -20,7 +21,7 @@ class AlgoConfig:
     """An SB3 algorithm and its settings.
 
     Attributes:
-        name: ``ppo``, ``sac`` or ``td3``.
+        name: ``ppo``, ``sac``, ``td3`` or ``recurrent_ppo`` (sb3-contrib's RecurrentPPO: an LSTM policy).
         hyperparams: Keyword arguments of the SB3 constructor (``n_steps``, ``learning_rate``, ...).
         network: Actor and critic architecture.
         normalize: Wrap the envs in ``VecNormalize`` (observations; rewards too for on-policy).
@@ -46,12 +47,31 @@ class AlgoConfig:
 
 
 @dataclass(frozen=True)
+class PolicyConfig:
+    """What the policy and its critic observe (the observation history itself is part of the env:
+    ``EnvSpec.history``, set from the config's ``policy.history``).
+
+    Attributes:
+        privileged: ``none``; ``critic`` (asymmetric actor-critic: the critic also sees the episode's
+            randomized parameters, the actor does not, so the policy deploys like any other; PPO only);
+            ``actor`` (a privileged teacher: actor and critic see them; a teacher acts only in simulation,
+            a student distilled from it deploys).
+    """
+
+    privileged: str = "none"
+
+    def __post_init__(self) -> None:
+        require_choice("policy.privileged", self.privileged, PRIVILEGED_MODES)
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """Everything a training run needs.
 
     Attributes:
-        env: The robot.
+        env: The robot (with its observation history, ``env.history``).
         algo: The algorithm.
+        policy: What the policy and critic observe beyond the env's observation (privileged information).
         randomization: Domain randomization during training.
         target: Fixed dynamics trained on (nominal for a source policy; a target for an oracle).
         timesteps: Total environment steps.
@@ -65,6 +85,7 @@ class TrainConfig:
 
     env: EnvSpec
     algo: AlgoConfig = field(default_factory=AlgoConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
     randomization: DynamicsSpec = field(default_factory=DynamicsSpec)
     target: DynamicsSpec = field(default_factory=DynamicsSpec)
     timesteps: int = 50_000
@@ -79,6 +100,24 @@ class TrainConfig:
         require_int("timesteps", self.timesteps, minimum=1)
         require_int("checkpoint_every", self.checkpoint_every, minimum=0)
         require_int("eval_episodes", self.eval_episodes, minimum=0)
+        if self.policy.privileged != "none" and not self.randomization.parameters:
+            raise ValueError(f"policy.privileged={self.policy.privileged}: privileged observations are the randomized "
+                             f"parameters, but randomization '{self.randomization.name}' randomizes none")
+        if self.policy.privileged == "critic" and self.algo.name != "ppo":
+            raise ValueError(f"policy.privileged=critic (asymmetric actor-critic) needs algo=ppo, not {self.algo.name}")
+        if self.algo.name == "recurrent_ppo" and (self.policy.privileged != "none" or self.env.history):
+            raise ValueError("algo=recurrent_ppo keeps its memory in its LSTM: policy.history must be 0 and "
+                             "policy.privileged none")
+
+
+def policy_settings_from_dict(data: Mapping[str, Any] | None) -> tuple[int, PolicyConfig]:
+    """The config's ``policy`` block: ``(history, PolicyConfig)``; unknown keys are rejected."""
+    data = dict(data or {})
+    unknown = set(data) - {"history", "privileged"}
+    if unknown:
+        raise ValueError(f"policy: unknown keys {sorted(unknown)}; valid: history, privileged")
+    history = require_int("policy.history", data.get("history", 0) or 0, minimum=0, whole_float=True)
+    return history, PolicyConfig(privileged=str(data.get("privileged", "none")))
 
 
 def algo_config_from_dict(data: Mapping[str, Any], env_name: str) -> AlgoConfig:
@@ -115,9 +154,13 @@ def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any
 def train_config_from_dict(cfg: Mapping[str, Any]) -> TrainConfig:
     """Converts a resolved Hydra config (as a plain dict) into a validated :class:`TrainConfig`."""
     env = env_spec_from_dict(cfg["env"])
+    history, policy = policy_settings_from_dict(cfg.get("policy"))
+    if history:
+        env = replace(env, history=history)
     return TrainConfig(
         env=env,
         algo=algo_config_from_dict(cfg["algo"], env.name),
+        policy=policy,
         randomization=DynamicsSpec.from_dict(cfg.get("randomization"), default_name="randomization"),
         target=DynamicsSpec.from_dict(cfg.get("target"), default_name="target"),
         timesteps=require_int("timesteps", cfg.get("timesteps", 50_000), whole_float=True),

@@ -19,9 +19,10 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
 
 from sim2real.envs.registry import EnvSpec
-from sim2real.policies.networks import policy_kwargs
+from sim2real.policies.networks import AsymmetricActorCriticPolicy, policy_kwargs
 from sim2real.policies.policy import ALGORITHM_CLASSES
 from sim2real.randomization.factory import make_env, validate_dynamics
+from sim2real.randomization.privileged import privileged_names
 from sim2real.randomization.spec import DynamicsSpec
 from sim2real.runs import MODEL_FILE, VECNORMALIZE_FILE, atomic_path, load_metadata, update_metadata
 from sim2real.training.callbacks import CheckpointEvery, DynamicsLogger, latest_checkpoint, save_checkpoint
@@ -29,11 +30,12 @@ from sim2real.training.checks import check_train_config
 from sim2real.training.config import AlgoConfig, TrainConfig
 
 
-def env_factory(env: EnvSpec, randomization: DynamicsSpec | None, target: DynamicsSpec | None) -> Callable[[], gym.Env]:
+def env_factory(env: EnvSpec, randomization: DynamicsSpec | None, target: DynamicsSpec | None,
+                privileged: bool = False) -> Callable[[], gym.Env]:
     """A picklable constructor of one monitored env (for ``SubprocVecEnv`` workers too)."""
 
     def _make() -> gym.Env:
-        return Monitor(make_env(env, randomization=randomization, target=target))
+        return Monitor(make_env(env, randomization=randomization, target=target, privileged=privileged))
 
     return _make
 
@@ -45,29 +47,41 @@ def make_vec_env(
     randomization: DynamicsSpec | None = None,
     target: DynamicsSpec | None = None,
     vec_env: str = "dummy",
+    privileged: bool = False,
 ) -> VecEnv:
-    """``n_envs`` monitored envs, each seeded ``seed + i`` (each samples dynamics from its own stream)."""
-    factories = [env_factory(env, randomization, target) for _ in range(n_envs)]
+    """``n_envs`` monitored envs, each seeded ``seed + i`` (each samples dynamics from its own stream);
+    with ``privileged``, observations end with the episode's randomized parameters."""
+    factories = [env_factory(env, randomization, target, privileged) for _ in range(n_envs)]
     venv: VecEnv = SubprocVecEnv(factories) if vec_env == "subproc" else DummyVecEnv(factories)
     venv.seed(seed)
     return venv
 
 
-def build_model(algo: AlgoConfig, venv: VecEnv, seed: int, tensorboard_dir: Path | None, device: str) -> BaseAlgorithm:
-    """Constructs the SB3 model for ``algo`` on ``venv``."""
+def build_model(algo: AlgoConfig, venv: VecEnv, seed: int, tensorboard_dir: Path | None, device: str,
+                critic_only_dim: int = 0) -> BaseAlgorithm:
+    """Constructs the SB3 model for ``algo`` on ``venv``.
+
+    ``critic_only_dim`` > 0 builds an asymmetric actor-critic (PPO): the last ``critic_only_dim`` entries
+    of the observation (the privileged part) reach the critic only.
+    """
     kwargs: dict[str, Any] = dict(algo.hyperparams)
+    network_kwargs = policy_kwargs(algo.network, algo.name)
+    policy: Any = "MlpLstmPolicy" if algo.name == "recurrent_ppo" else "MlpPolicy"
+    if critic_only_dim > 0:
+        policy = AsymmetricActorCriticPolicy
+        network_kwargs["actor_obs_dim"] = int(venv.observation_space.shape[0]) - critic_only_dim
     if algo.name == "td3" and algo.action_noise_sigma > 0:
         n_actions = venv.action_space.shape[0]
         kwargs["action_noise"] = NormalActionNoise(np.zeros(n_actions), algo.action_noise_sigma * np.ones(n_actions))
     try:
         return ALGORITHM_CLASSES[algo.name](
-            "MlpPolicy",
+            policy,
             venv,
             seed=seed,
             device=device,
             verbose=0,
             tensorboard_log=str(tensorboard_dir) if tensorboard_dir else None,
-            policy_kwargs=policy_kwargs(algo.network, algo.name),
+            policy_kwargs=network_kwargs,
             **kwargs,
         )
     except TypeError as err:
@@ -92,6 +106,7 @@ def run_metadata(config: TrainConfig) -> dict[str, Any]:
         "env": config.env.to_record(),
         "algo": config.algo.name,
         "algo_config": {**asdict(config.algo), "network": asdict(config.algo.network)},
+        "policy": asdict(config.policy),
         "seed": config.seed,
         "timesteps": config.timesteps,
         "normalize": config.algo.normalize,
@@ -118,17 +133,23 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
             and load_metadata(run_dir).get("timesteps_done", 0) >= config.timesteps:
         return ALGORITHM_CLASSES[config.algo.name].load(run_dir / MODEL_FILE, device=config.device)
 
-    venv = make_vec_env(config.env, config.algo.n_envs, config.seed, config.randomization, config.target, config.algo.vec_env)
+    privileged = config.policy.privileged != "none"
+    venv = make_vec_env(config.env, config.algo.n_envs, config.seed, config.randomization, config.target,
+                        config.algo.vec_env, privileged=privileged)
     venv = wrap_normalize(venv, config.algo, checkpoint / VECNORMALIZE_FILE if checkpoint else None)
+    names = privileged_names_of(config) if privileged else []
     if checkpoint is not None:
         model = ALGORITHM_CLASSES[config.algo.name].load(
             checkpoint / "model.zip", env=venv, device=config.device, tensorboard_log=str(run_dir / "tb"))
         if isinstance(model, OffPolicyAlgorithm) and (checkpoint / "replay_buffer.pkl").is_file():
             model.load_replay_buffer(checkpoint / "replay_buffer.pkl")
     else:
-        model = build_model(config.algo, venv, config.seed, run_dir / "tb", config.device)
+        critic_only = len(names) if config.policy.privileged == "critic" else 0
+        model = build_model(config.algo, venv, config.seed, run_dir / "tb", config.device, critic_only_dim=critic_only)
+    metadata = run_metadata(config)
+    metadata["policy"]["privileged_names"] = names
     # wall time and blow-ups of earlier segments (recorded at their checkpoints): a resumed run sums them
-    previous = update_metadata(run_dir, **run_metadata(config), complete=False, timesteps_done=int(model.num_timesteps))
+    previous = update_metadata(run_dir, **metadata, complete=False, timesteps_done=int(model.num_timesteps))
     earlier_wall, earlier_blowups = float(previous.get("wall_time_s", 0.0)), int(previous.get("physics_blowups", 0))
 
     logger = DynamicsLogger(tuple(_randomized_names(venv)))
@@ -162,6 +183,15 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
     )
     venv.close()
     return model
+
+
+def privileged_names_of(config: TrainConfig) -> list[str]:
+    """Names of the privileged observation's entries for a run's env and randomization."""
+    probe = make_env(config.env, randomization=config.randomization, target=config.target, privileged=True)
+    try:
+        return privileged_names(probe)
+    finally:
+        probe.close()
 
 
 def save_final(model: BaseAlgorithm, run_dir: Path) -> None:

@@ -1,0 +1,279 @@
+"""Teacher -> student distillation in simulation: DAgger from a privileged teacher to a history student.
+
+A teacher trained with privileged observations (``policy.privileged=actor``: it sees the episode's
+randomized parameters) acts well on every robot the randomization draws, but needs what only a simulator
+knows. The student sees what a robot sees, its last ``history`` observations and actions, and learns to
+act as the teacher would, inferring the robot from how it responded:
+
+1. roll out in the teacher's randomized simulation; at every step the executed action is the teacher's
+   with probability ``beta_i`` (``beta * beta_decay ** i`` in round ``i``), else the student's;
+2. label every visited state with the teacher's action (the teacher reads the privileged observation,
+   the student its history of the same moment);
+3. retrain the student on everything gathered so far (the supervised core of ``bc``/``dagger``), with
+   observation statistics re-estimated on the aggregate.
+
+Everything happens in simulation: zero target steps. The student is written as an ordinary run folder
+(``kind: distill``), so the evaluator, the transfer methods and the exporter take it like any policy.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+from sim2real.envs.registry import EnvSpec
+from sim2real.episodes import run_steps
+from sim2real.evaluation.rollout import rollout_returns
+from sim2real.policies.policy import ObsNormalizer, Policy
+from sim2real.policies.run_info import RunInfo
+from sim2real.randomization.factory import make_env
+from sim2real.randomization.history import HistoryLayout, history_layout
+from sim2real.randomization.privileged import split_privileged
+from sim2real.randomization.spec import DynamicsSpec
+from sim2real.runs import MODEL_FILE, VECNORMALIZE_FILE, atomic_path, update_metadata
+from sim2real.seeding import child_seeds
+from sim2real.training.config import algo_config_from_dict
+from sim2real.training.trainer import build_model
+from sim2real.transfer.demonstrations import DemonstrationSettings, fit_actor
+from sim2real.validation import require_float, require_int, require_known_keys
+
+
+@dataclass(frozen=True)
+class DistillSettings:
+    """How a student is distilled (``configs/distill.yaml``).
+
+    Attributes:
+        history: Observations and actions of history the student sees (>= 1).
+        iterations: DAgger rounds (collect, label, retrain).
+        steps_per_iteration: Simulation steps collected per round.
+        beta: Probability of executing the teacher's action in round 0 (1: the first round follows the
+            teacher, so the student first learns where a good policy goes).
+        beta_decay: Factor applied to ``beta`` after every round.
+        epochs: Passes over the aggregated data per round.
+        batch_size: Steps per gradient step.
+        learning_rate: Adam learning rate of the student's actor.
+        eval_episodes: Episodes of the final check on the training randomization (student and teacher; 0 skips).
+        seed: Seed of the student's initialization, the rollouts and the mini-batches.
+    """
+
+    history: int = 4
+    iterations: int = 8
+    steps_per_iteration: int = 10_000
+    beta: float = 1.0
+    beta_decay: float = 0.5
+    epochs: int = 10
+    batch_size: int = 256
+    learning_rate: float = 1e-3
+    eval_episodes: int = 10
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name, minimum in (("history", 1), ("iterations", 1), ("steps_per_iteration", 1), ("epochs", 1),
+                              ("batch_size", 1), ("eval_episodes", 0), ("seed", 0)):
+            object.__setattr__(self, name, require_int(name, getattr(self, name), minimum=minimum, whole_float=True))
+        for name in ("beta", "beta_decay"):
+            object.__setattr__(self, name, require_float(name, getattr(self, name), low=0.0, high=1.0))
+        object.__setattr__(self, "learning_rate", require_float("learning_rate", self.learning_rate, low=0.0, low_open=True))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DistillSettings:
+        """Builds settings from a plain dict, rejecting unknown keys (naming the valid ones)."""
+        require_known_keys("distill", data, cls.__dataclass_fields__)
+        return cls(**data)
+
+    def fit_settings(self) -> DemonstrationSettings:
+        """The supervised core's settings (the student's data is aggregated, so no held-out split)."""
+        return DemonstrationSettings(init="scratch", epochs=self.epochs, batch_size=self.batch_size,
+                                     learning_rate=self.learning_rate, validation_split=0.0, keep_best=False)
+
+
+@dataclass
+class Views:
+    """The two views of one simulated moment: the student's stacked history and the teacher's observation.
+
+    Args:
+        layout: The student env's history layout.
+        teacher_history: Steps of history the teacher's own observation carries (<= the student's).
+        privileged_dim: Length of the privileged part at the end of the env's observation.
+    """
+
+    layout: HistoryLayout
+    teacher_history: int
+    privileged_dim: int
+
+    def student(self, obs: np.ndarray) -> np.ndarray:
+        """What the student sees: the stacked history, without the privileged part."""
+        return split_privileged(obs, self.privileged_dim)[0]
+
+    def teacher(self, obs: np.ndarray) -> np.ndarray:
+        """What the teacher sees: its own (shorter) history and the privileged observation."""
+        stacked, privileged = split_privileged(obs, self.privileged_dim)
+        return np.concatenate([self.layout.shorter(stacked, self.teacher_history), privileged], axis=-1)
+
+
+@dataclass
+class Collector:
+    """Acts in the privileged env (teacher with probability ``beta``, else student) and records every
+    visited state's student view with the teacher's action."""
+
+    teacher: Policy
+    student: Policy
+    views: Views
+    beta: float
+    rng: np.random.Generator
+
+    def __post_init__(self) -> None:
+        self.observations: list[np.ndarray] = []
+        self.labels: list[np.ndarray] = []
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        student_obs = self.views.student(obs)
+        label = np.asarray(self.teacher.act(self.views.teacher(obs)), np.float32)
+        self.observations.append(student_obs.copy())
+        self.labels.append(label)
+        return label if self.rng.random() < self.beta else self.student.act(student_obs)
+
+    def reset(self) -> None:
+        """A new episode for both policies."""
+        self.teacher.reset()
+        self.student.reset()
+
+
+def load_teacher(teacher_run: str | Path) -> Policy:
+    """Loads a privileged teacher; ``ValueError`` if the run is not one."""
+    teacher = Policy.load(teacher_run)
+    if teacher.info.privileged != "actor":
+        raise ValueError(f"'{teacher_run}' is not a privileged teacher (policy.privileged={teacher.info.privileged}); "
+                         "train one with policy=teacher (policy.privileged=actor)")
+    if teacher.recurrent:
+        raise ValueError(f"'{teacher_run}': a recurrent teacher is not supported; train a feed-forward one")
+    return teacher
+
+
+def student_env_spec(teacher: Policy, history: int) -> EnvSpec:
+    """The student's env: the teacher's robot with ``history`` steps of history (at least the teacher's)."""
+    if history < teacher.history:
+        raise ValueError(f"student history={history} must be at least the teacher's ({teacher.history})")
+    return replace(teacher.info.env, history=history)
+
+
+def new_student(teacher: Policy, spec: EnvSpec, run_dir: Path, seed: int) -> Policy:
+    """A freshly initialized student: the teacher's algorithm and network, on the student's observation."""
+    algo = algo_config_from_dict(teacher.info.algo_config or {"name": teacher.info.algo}, spec.name)
+    venv = DummyVecEnv([lambda: make_env(spec)] * algo.n_envs)  # only gives the spaces: never stepped
+    model = build_model(algo, venv, seed=seed, tensorboard_dir=None, device="cpu")
+    venv.close()
+    info = RunInfo(run_dir=run_dir, kind="distill", env=spec, algo=teacher.info.algo, algo_config=teacher.info.algo_config,
+                   normalize=True, randomization=teacher.info.randomization, target=teacher.info.target, seed=seed)
+    return Policy(model, None, info)
+
+
+def fitted_normalizer(observations: np.ndarray, clip: float = 10.0, epsilon: float = 1e-8) -> ObsNormalizer:
+    """Observation statistics of the aggregated data (as VecNormalize would hold them)."""
+    return ObsNormalizer(mean=observations.mean(axis=0), var=observations.var(axis=0), clip=clip, epsilon=epsilon)
+
+
+def distill(teacher_run: str | Path, run_dir: str | Path, settings: DistillSettings | None = None,
+            randomization: DynamicsSpec | None = None) -> dict[str, Any]:
+    """Distills a history student from a privileged teacher by DAgger in simulation; writes a run folder.
+
+    Args:
+        teacher_run: The teacher's run folder (trained with ``policy.privileged=actor``).
+        run_dir: The student's run folder to write.
+        settings: Rounds, steps and the supervised fit.
+        randomization: Where to distill (default: the teacher's own randomization).
+
+    Returns:
+        The student's metadata (``target_steps_used: 0``, the per-round figures under ``metrics``).
+    """
+    settings = settings or DistillSettings()
+    teacher = load_teacher(teacher_run)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    randomization = randomization or teacher.info.randomization
+    spec = student_env_spec(teacher, settings.history)
+    student = new_student(teacher, spec, run_dir, settings.seed)
+    env = make_env(spec, randomization=randomization, target=teacher.info.target, privileged=True)
+    views = Views(history_layout(env), teacher.history, len(teacher.info.privileged_names))
+    update_metadata(run_dir, **_metadata(teacher, student, settings, randomization), complete=False)
+    rng = np.random.default_rng(settings.seed)
+    observations, labels, rounds = np.zeros((0, views.layout.stacked_dim)), np.zeros((0, student.model.action_space.shape[0])), []
+    start = time.perf_counter()
+    try:
+        for i, episode_seed in enumerate(child_seeds(settings.seed, settings.iterations)):
+            beta = settings.beta * settings.beta_decay ** i
+            collector = Collector(teacher, student, views, beta, rng)
+            returns = _collect(env, collector, episode_seed, settings.steps_per_iteration)
+            observations = np.concatenate([observations, np.stack(collector.observations)])
+            labels = np.concatenate([labels, np.stack(collector.labels)])
+            student.normalizer = fitted_normalizer(observations)
+            fit = fit_actor(student, observations, labels, settings.fit_settings(), seed=episode_seed)
+            rounds.append({"round": i, "beta": beta, "steps": len(collector.observations), "episode_return_mean":
+                           float(np.mean(returns)) if returns else None, "train_error_after": fit["train_error_after"]})
+            print(f"round {i}: beta {beta:.3f}, {len(observations)} labelled steps, rollout return "
+                  f"{rounds[-1]['episode_return_mean']}, fit error {fit['train_error_after']:.4g}")
+    finally:
+        env.close()
+    wall = time.perf_counter() - start
+    _save_student(student, run_dir)
+    check = _final_check(teacher, student, randomization, settings)
+    return update_metadata(run_dir, complete=True, timesteps_done=int(len(observations)), target_steps_used=0,
+                           wall_time_s=round(wall, 2), metrics={"rounds": rounds, **check})
+
+
+def _collect(env: Any, collector: Collector, seed: int, steps: int) -> list[float]:
+    """Runs ``steps`` steps through the one episode loop; returns the returns of the finished episodes."""
+    returns: dict[int, float] = {}
+    finished: list[float] = []
+    for step in run_steps(env, collector, seed, steps=steps, reset=collector.reset):
+        returns[step.episode] = returns.get(step.episode, 0.0) + step.reward
+        if step.done:
+            finished.append(returns[step.episode])
+    return finished
+
+
+def _save_student(student: Policy, run_dir: Path) -> None:
+    """``model.zip`` and a ``vecnormalize.pkl`` holding the student's frozen statistics, atomically."""
+    with atomic_path(run_dir / MODEL_FILE) as tmp:
+        student.model.save(tmp)
+    norm = student.normalizer
+    assert norm is not None
+    venv = VecNormalize(DummyVecEnv([lambda: make_env(student.info.env)]), norm_obs=True, norm_reward=False,
+                        clip_obs=norm.clip, epsilon=norm.epsilon, training=False)
+    venv.obs_rms.mean, venv.obs_rms.var = norm.mean.copy(), norm.var.copy()
+    with atomic_path(run_dir / VECNORMALIZE_FILE) as tmp:
+        venv.save(str(tmp))
+    venv.close()
+
+
+def _final_check(teacher: Policy, student: Policy, randomization: DynamicsSpec,
+                 settings: DistillSettings) -> dict[str, Any]:
+    """Deterministic returns of student and teacher on the distillation randomization (same seeds)."""
+    if settings.eval_episodes == 0:
+        return {}
+    seed = 10_000 + settings.seed
+    student_returns = rollout_returns(student, student.info.env, settings.eval_episodes, seed, randomization=randomization)
+    env = make_env(teacher.info.env, randomization=randomization, target=teacher.info.target, privileged=True)
+    try:
+        teacher_returns = [sum(s.reward for s in run_steps(env, teacher, seed + i, episodes=1, reset=teacher.reset))
+                           for i in range(settings.eval_episodes)]
+    finally:
+        env.close()
+    result = {"student_return_mean": float(np.mean(student_returns.returns)),
+              "teacher_return_mean": float(np.mean(teacher_returns))}
+    print(f"on '{randomization.name}' ({settings.eval_episodes} episodes): student {result['student_return_mean']:.1f}, "
+          f"teacher {result['teacher_return_mean']:.1f}")
+    return result
+
+
+def _metadata(teacher: Policy, student: Policy, settings: DistillSettings, randomization: DynamicsSpec) -> dict[str, Any]:
+    info = student.info
+    return {"kind": "distill", "env": info.env.to_record(), "algo": info.algo, "algo_config": info.algo_config,
+            "normalize": True, "seed": settings.seed, "randomization": randomization.to_dict(),
+            "target": info.target.to_dict(), "teacher_run": str(teacher.run_dir), "settings": asdict(settings),
+            "policy": {"privileged": "none", "privileged_names": []}}

@@ -1,0 +1,73 @@
+"""Privileged observation: the episode's randomized parameters, normalized over the randomization's range."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from sim2real.envs.registry import resolve_env
+from sim2real.randomization import DomainRandomization, DynamicsSpec, make_env
+from sim2real.randomization.privileged import PrivilegedObservation, privileged_names, split_privileged
+
+WIDE = DynamicsSpec.from_dict({"parameters": {"masses": {"dist": "uniform", "low": 0.5, "high": 2.5},
+                                              "gains": {"dist": "uniform", "low": 0.4, "high": 1.2}}})
+
+
+def test_values_are_the_sample_mapped_onto_minus_one_one() -> None:
+    env = DomainRandomization(gym.make("InvertedPendulum-v5"), WIDE)
+    nominal = env.nominal_dict()
+    assert env.privileged_names == ["cart_mass", "pole_mass", "slide_gain"]
+    for seed in range(5):
+        _, info = env.reset(seed=seed)
+        dynamics = info["dynamics"]
+        expected = [2 * (dynamics["cart_mass"] / nominal["cart_mass"] - 0.5) / 2.0 - 1,
+                    2 * (dynamics["pole_mass"] / nominal["pole_mass"] - 0.5) / 2.0 - 1,
+                    2 * (dynamics["slide_gain"] / nominal["slide_gain"] - 0.4) / 0.8 - 1]
+        np.testing.assert_allclose(info["privileged"], expected, atol=1e-12)
+        assert np.all(np.abs(info["privileged"]) <= 1.0)
+    env.set_enabled(False)  # nominal robot: scale 1 sits at -0.5 of [0.5, 2.5] and +0.5 of [0.4, 1.2]
+    np.testing.assert_allclose(env.privileged(), [-0.5, -0.5, 0.5], atol=1e-12)
+
+
+def test_unbounded_distributions_use_three_std() -> None:
+    spec = DynamicsSpec.from_dict({"parameters": {
+        "masses": {"dist": "uniform", "low": 0.5, "high": 1.5},
+        "gravity": {"dist": "normal", "mean": 1.0, "std": 0.1},
+    }})
+    env = DomainRandomization(gym.make("InvertedPendulum-v5"), spec)
+    env.set_enabled(False)
+    assert env.privileged_names == ["cart_mass", "pole_mass", "gravity"]
+    np.testing.assert_allclose(env.privileged(), [0.0, 0.0, 0.0], atol=1e-12)   # nominal: the middle of every range
+    env.values = env.values.copy()
+    env.values[env.parameters.select("gravity")] *= 1.3    # mean + 3 std: the strongest gravity (most negative z)
+    np.testing.assert_allclose(env.privileged()[2], -1.0, atol=1e-12)
+
+
+def test_the_wrapper_appends_it_after_the_history() -> None:
+    env = make_env(replace(resolve_env("inverted_pendulum"), history=2), randomization=WIDE, privileged=True)
+    assert isinstance(env, PrivilegedObservation) and env.privileged_dim == 3
+    obs, info = env.reset(seed=1)
+    assert obs.shape == (2 * (4 + 1) + 3,)
+    stacked, privileged = split_privileged(obs, 3)
+    np.testing.assert_array_equal(privileged, info["privileged"])
+    assert stacked.shape == (10,)
+    obs, *_ = env.step(np.array([0.2]))
+    np.testing.assert_array_equal(obs[-3:], info["privileged"])             # constant within the episode
+    assert privileged_names(env) == ["cart_mass", "pole_mass", "slide_gain"]
+    env.close()
+
+
+def test_it_needs_a_randomization() -> None:
+    with pytest.raises(ValueError, match="no domain randomization"):
+        make_env("inverted_pendulum", privileged=True)
+
+
+def test_a_later_term_on_the_same_parameter_decides_its_range() -> None:
+    spec = DynamicsSpec.from_dict({"parameters": {"masses": {"dist": "uniform", "low": 0.5, "high": 1.5},
+                                                  "pole_mass": {"dist": "uniform", "low": 1.0, "high": 3.0}}})
+    env = DomainRandomization(gym.make("InvertedPendulum-v5"), spec)
+    env.set_enabled(False)
+    np.testing.assert_allclose(env.privileged(), [0.0, -1.0], atol=1e-12)
