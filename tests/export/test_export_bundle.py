@@ -149,7 +149,8 @@ def test_output_folder_rules(ppo_bundle: Path, trained_ppo_run: Path, tmp_path: 
 @pytest.mark.parametrize(("settings", "message"), [
     ({"observations": 999}, "observations=999 must be an integer >= 1000"),
     ({"tolerance": 0.0}, "tolerance=0.0 must be a number > 0"),
-    ({"opset": 9}, "opset=9 must be an integer >= 13"),
+    ({"opset": 9}, r"opset=9 must be an integer in \[13, "),
+    ({"opset": 99}, r"opset=99 must be an integer in \[13, "),
     ({"tolernce": 1e-5}, r"unknown keys \['tolernce'\]; valid: .*tolerance"),
 ])
 def test_settings_are_validated(settings: dict, message: str) -> None:
