@@ -144,11 +144,11 @@ class Sysid(TransferMethod[SysidSettings]):
         """Checks the parameters against the env and the budget against one trajectory, before any work."""
         s = self.settings
         check_priors(setup.env, parse_priors(s.parameters))
-        measure = min(s.measure_steps, setup.budget)
-        if measure < s.trajectory_length:
+        steps = min(s.measure_steps, setup.budget)
+        if steps < s.trajectory_length:
             raise ValueError(f"sysid: budget={setup.budget} is too small for one trajectory of "
                              f"trajectory_length={s.trajectory_length} steps")
-        if s.finetune_remaining and setup.budget <= measure:
+        if s.finetune_remaining and setup.budget <= steps:
             raise ValueError(f"sysid: finetune_remaining needs budget > measure_steps; budget={setup.budget} "
                              f"leaves nothing after measure_steps={s.measure_steps}")
         if source.algo_config is None:
@@ -165,12 +165,7 @@ class Sysid(TransferMethod[SysidSettings]):
         inits = ("scratch", "source") if s.init == "both" else (s.init,)
         models = {init: train_in_simulation(setup, source, algo, randomization, init, s.sim_timesteps)
                   for init in inits}
-        scores, selection_steps = {}, 0
-        if len(models) > 1:
-            for init, model in models.items():
-                result = rollout_returns(_deterministic(model), setup.env, s.selection_episodes,
-                                         seed=setup.seed + 10_000, randomization=randomization)
-                scores[init], selection_steps = float(np.mean(result.returns)), selection_steps + result.steps
+        scores, selection_steps = self.score_in_simulation(setup, models, randomization) if len(models) > 1 else ({}, 0)
         chosen = max(scores, key=scores.__getitem__) if scores else inits[0]
         model = models[chosen]
         metrics: dict[str, Any] = {
@@ -198,6 +193,17 @@ class Sysid(TransferMethod[SysidSettings]):
             return measure(env, settings, seed=setup.seed, policy=source.act, info=info)
         finally:
             env.close()
+
+    def score_in_simulation(self, setup: TransferSetup, models: Mapping[str, BaseAlgorithm],
+                            randomization: DynamicsSpec) -> tuple[dict[str, float], int]:
+        """Mean deterministic return of each model on the same calibrated-simulation episodes (free), and the
+        simulation steps that took."""
+        scores, steps = {}, 0
+        for init, model in models.items():
+            result = rollout_returns(_deterministic(model), setup.env, self.settings.selection_episodes,
+                                     seed=setup.seed + 10_000, randomization=randomization)
+            scores[init], steps = float(np.mean(result.returns)), steps + result.steps
+        return scores, steps
 
     def write_artifacts(self, adapted: AdaptedPolicy, run_dir: str | Path) -> list[Path]:
         """Writes ``calibration.json`` and ``calibration.png`` into the run folder."""
