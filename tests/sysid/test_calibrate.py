@@ -48,6 +48,6 @@ def test_script_rejects_a_dataset_of_another_env(tmp_path: Path, high_gravity_da
     path = save_trajectories(high_gravity_data, tmp_path / "ip.npz")
     result = subprocess.run([sys.executable, str(REPO / "scripts" / "calibrate.py"), "env=hopper", f"dataset={path}",
                              f"hydra.run.dir={tmp_path / 'run'}"], cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert result.returncode != 0
+    assert result.returncode == 2
     assert "error: trajectories" in result.stderr and "do not fit env 'hopper'" in result.stderr
     assert not (tmp_path / "run" / CALIBRATION_FILE).exists()
