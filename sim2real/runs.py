@@ -315,13 +315,18 @@ class RunLock:
         self.release()
 
 
+def _proc_stat(pid: int) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name (Linux), or None."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
 def _process_start(pid: int) -> str | None:
     """The process's start time in clock ticks since boot (Linux), to tell a reused PID from the owner."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[19]
+    fields = _proc_stat(pid)
+    return fields[19] if fields else None
 
 
 def _holder_alive(holder: dict[str, Any]) -> bool:
@@ -335,6 +340,9 @@ def _holder_alive(holder: dict[str, Any]) -> bool:
         return False
     except PermissionError:
         return True
+    fields = _proc_stat(pid)
+    if fields and fields[0] == "Z":
+        return False  # killed, not yet reaped by its parent
     started = holder.get("started")
     return started is None or _process_start(pid) in (None, started)
 

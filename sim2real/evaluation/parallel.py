@@ -15,8 +15,6 @@ import concurrent.futures
 import functools
 import multiprocessing
 import os
-import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -26,6 +24,7 @@ import numpy as np
 from sim2real.envs.registry import EnvSpec
 from sim2real.evaluation.rollout import ActFn, RolloutResult, rollout_returns
 from sim2real.policies import Policy
+from sim2real.processes import exit_with_parent
 from sim2real.randomization.factory import make_env
 from sim2real.randomization.spec import DynamicsSpec
 from sim2real.seeding import child_seeds
@@ -126,14 +125,7 @@ def _init_worker(parent: int | None = None) -> None:
 
     torch.set_num_threads(1)
     if parent is not None:
-        threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True, name="exit-with-parent").start()
-
-
-def _exit_with_parent(parent: int, period: float = 0.5) -> None:
-    """Polls the parent's PID; when the worker is orphaned (re-parented), ends it at once."""
-    while os.getppid() == parent:
-        time.sleep(period)
-    os._exit(1)
+        exit_with_parent(parent)
 
 
 def _nested_in_foreign_pool() -> bool:

@@ -89,35 +89,41 @@ def test_similarity_reports_a_target_that_blows_up() -> None:
 
 WORKER_SCRIPT = textwrap.dedent("""
     import multiprocessing, os, sys, time
-    from sim2real.evaluation.parallel import _init_worker
+    from pathlib import Path
+    from sim2real.processes import exit_with_parent
 
-    def child(parent):
-        _init_worker(parent)
+    def child(parent, ready):
+        exit_with_parent(parent, period=0.1)  # what every evaluation worker starts with (parallel._init_worker)
+        Path(ready).write_text("ready")
         time.sleep(60)
 
     if __name__ == "__main__":
-        worker = multiprocessing.get_context("spawn").Process(target=child, args=(os.getpid(),))
+        ready = Path(sys.argv[1])
+        worker = multiprocessing.get_context("spawn").Process(target=child, args=(os.getpid(), str(ready)))
         worker.start()
         print(worker.pid, flush=True)
-        time.sleep(float(sys.argv[1]))
+        deadline = time.monotonic() + 60
+        while not ready.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
         os._exit(0)  # the parent dies without stopping its worker (as under kill -9)
 """)
 
 
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
 def test_evaluation_workers_die_with_their_parent(tmp_path: Path) -> None:
     script = tmp_path / "orphan.py"
     script.write_text(WORKER_SCRIPT)
-    parent = subprocess.Popen([sys.executable, str(script), "8"], stdout=subprocess.PIPE, text=True, cwd=REPO,
-                              env={**os.environ, "PYTHONPATH": str(REPO)})
+    parent = subprocess.Popen([sys.executable, str(script), str(tmp_path / "ready")], stdout=subprocess.PIPE,
+                              text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
     worker = int(parent.stdout.readline())
-    parent.wait(timeout=60)
+    parent.wait(timeout=90)
+    assert (tmp_path / "ready").exists()
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        try:
-            os.kill(worker, 0)
-        except ProcessLookupError:
+        stat = Path(f"/proc/{worker}/stat")
+        if not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z":  # gone, or a zombie
             return
-        time.sleep(0.2)
+        time.sleep(0.1)
     os.kill(worker, 9)
     pytest.fail("the evaluation worker outlived its parent by 10 s")
 
