@@ -303,11 +303,12 @@ class Calibration:
         and the identified latency range in the effects when latency was searched."""
         base = base or DynamicsSpec(name=name)
         terms = tuple(ParameterTerm(p.handle, LogUniform(*p.calibrated), "scale") for p in self.parameters)
+        kept = tuple(t for t in base.parameters if t.target not in self.scales)  # same handle: replaced
         effects = base.effects
         if len(self.latency.searched) > 1:
             low, high = self.latency.calibrated
             effects = replace(effects, action_latency=low, action_latency_max=high if high > low else None)
-        return DynamicsSpec(name=name, parameters=base.parameters + terms, effects=effects)
+        return DynamicsSpec(name=name, parameters=kept + terms, effects=effects)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form (what ``calibration.json`` holds)."""

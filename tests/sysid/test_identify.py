@@ -69,10 +69,12 @@ def test_identifies_the_action_latency() -> None:
 
 def test_calibrated_randomization_keeps_the_base_for_what_was_not_identified(high_gravity_data: Trajectories) -> None:
     calibration = identify(ENV, high_gravity_data, settings(gravity=(0.25, 4.0)))
-    base = target_spec("heavy")  # stands in for a source randomization: masses x1.5
+    base = target_spec("heavy_low_friction")  # stands in for a source randomization: masses and frictions
     spec = calibration.randomization(base)
-    assert [t.target for t in spec.parameters] == ["masses", "gravity"]
-    assert math.isclose(spec.parameters[1].distribution.low, calibration.parameters[0].calibrated[0])
+    assert [t.target for t in spec.parameters] == ["masses", "frictions", "gravity"]
+    assert math.isclose(spec.parameters[2].distribution.low, calibration.parameters[0].calibrated[0])
+    spec = identify(ENV, high_gravity_data, settings(gravity=(0.25, 4.0), masses=(0.5, 2.0))).randomization(base)
+    assert [t.target for t in spec.parameters] == ["frictions", "gravity", "masses"]  # identified ones replace
 
 
 @pytest.mark.parametrize(("parameters", "message"), [
