@@ -13,6 +13,7 @@ import importlib.util
 import io
 import json
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -40,6 +41,7 @@ def run_case(module: ModuleType, argv: list[str]) -> dict[str, Any]:
             sys.argv = getattr(module, rewrite)(sys.argv)
     err, out = io.StringIO(), io.StringIO()
     code: Any = 0
+    start = time.perf_counter()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
         try:
             module.main()
@@ -49,7 +51,8 @@ def run_case(module: ModuleType, argv: list[str]) -> dict[str, Any]:
             code = "traceback"
             err.write(f"{type(exc).__name__}: {exc}")
     GlobalHydra.instance().clear()
-    return {"code": code, "stderr": err.getvalue(), "stdout": out.getvalue()[-2000:]}
+    return {"code": code, "stderr": err.getvalue(), "stdout": out.getvalue()[-2000:],
+            "seconds": round(time.perf_counter() - start, 3)}
 
 
 def main(cases: list[tuple[str, list[str]]]) -> list[dict[str, Any]]:
