@@ -123,6 +123,11 @@ def trust_entry_points(references: Iterable[str]) -> None:
         _TRUSTED_CODE.add(reference)
 
 
+def trusted_references() -> list[str]:
+    """The entry points trusted so far in this process (handed to worker processes, which start with none)."""
+    return sorted(_TRUSTED_CODE)
+
+
 def check_record_code(env: Mapping[str, Any]) -> None:
     """Refuses a run record whose env would import code nobody chose: an entry point (or a module-qualified
     Gymnasium id, which Gymnasium imports) that is neither a registered robot's nor trusted by the user."""

@@ -113,8 +113,8 @@ def check_manifest_fields(path: Path, manifest: dict[str, Any]) -> None:
     if isinstance(period, bool) or not isinstance(period, (int, float)) or not math.isfinite(period) or period <= 0:
         raise BundleError(f"'{path}': control_period_s={period!r} must be a number > 0 (seconds)")
     env = manifest["env"]
-    if not isinstance(env, dict) or not isinstance(env.get("id"), str):
-        raise BundleError(f"'{path}': env={env!r} must be an object with a string 'id'")
+    if not isinstance(env, dict) or not any(isinstance(env.get(key), str) for key in ("id", "entry_point")):
+        raise BundleError(f"'{path}': env={env!r} must be an object with a string 'id' or 'entry_point'")
     state = manifest.get("state")
     if state is not None:
         dim = state.get("dim") if isinstance(state, dict) else None
@@ -332,7 +332,8 @@ class DeployedPolicy:
     @property
     def env_id(self) -> str:
         """The Gymnasium id (or entry point) of the env the policy was trained in."""
-        return str(self.manifest["env"]["id"])
+        env = self.manifest["env"]
+        return str(env.get("id") or env.get("entry_point"))
 
     @property
     def action_low(self) -> np.ndarray:

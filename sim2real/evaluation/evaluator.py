@@ -23,7 +23,10 @@ from sim2real.evaluation.parallel import (
     Results,
     RolloutJob,
     RolloutKey,
+    bundle_run_info,
     episode_seed_bases,
+    is_bundle,
+    load_actor,
     run_keyed,
 )
 from sim2real.evaluation.provenance import expert_use
@@ -31,7 +34,7 @@ from sim2real.evaluation.report import EvaluatedPolicy, Report, build_report, wr
 from sim2real.evaluation.similarity import SimilaritySettings, domain_similarity
 from sim2real.evaluation.stats import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES
 from sim2real.evaluation.sweep import SweepResult, SweepSpec, sweep_jobs, sweep_result
-from sim2real.policies import Policy, RunInfo, read_run_info
+from sim2real.policies import RunInfo, read_run_info
 from sim2real.randomization.factory import validate_dynamics
 from sim2real.randomization.spec import DynamicsSpec
 from sim2real.runs import write_json_atomic
@@ -96,7 +99,7 @@ class _Candidate:
 
 def _check_run(run_dir: Path, env_name: str | None, what: str) -> RunInfo:
     try:
-        info = read_run_info(run_dir)
+        info = bundle_run_info(run_dir) if is_bundle(run_dir) else read_run_info(run_dir)
     except ValueError as err:
         raise ValueError(f"{what}: {err}") from None
     if env_name is not None and info.env.name != env_name:
@@ -223,7 +226,7 @@ def _similarity(reference: _Candidate | None, env: EnvSpec, target: DynamicsSpec
     if settings is None or reference is None or reference.info is None:
         return None
     randomization = reference.info.randomization
-    result = domain_similarity(Policy.load(reference.policy), env, randomization, target, settings)
+    result = domain_similarity(load_actor(reference.policy), env, randomization, target, settings)
     return {"reference_policy": reference.name, "source_randomization": randomization.name, **result.to_dict()}
 
 

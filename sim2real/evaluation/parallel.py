@@ -12,18 +12,21 @@ process ran it or on what ran before.
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import functools
 import multiprocessing
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 
-from sim2real.envs.registry import EnvSpec
+from sim2real.envs.registry import EnvSpec, env_spec_from_record, trust_entry_points, trusted_references
 from sim2real.evaluation.rollout import ActFn, RolloutResult, rollout_returns
-from sim2real.policies import Policy
+from sim2real.policies import Policy, RunInfo
+from sim2real.policies.deploy import BUNDLE_FILE, DeployedPolicy
 from sim2real.processes import exit_with_parent
 from sim2real.randomization.factory import make_env
 from sim2real.randomization.spec import DynamicsSpec
@@ -96,20 +99,40 @@ class RandomActor:
         return self.rng.uniform(self.low, self.high).astype(np.float32)
 
 
+def is_bundle(path: str | Path) -> bool:
+    """Whether ``path`` is an exported policy bundle (``bundle.json``) rather than a run folder."""
+    return (Path(path) / BUNDLE_FILE).is_file()
+
+
+def bundle_run_info(path: str | Path) -> RunInfo:
+    """What the evaluator needs to know of an exported bundle, read from its ``bundle.json`` (checksums and
+    fields verified, nothing unpickled): a policy from elsewhere is evaluated without trusting a run folder.
+
+    The env comes back without its observation history: a bundle carries that history as its own state and
+    takes the env's raw observations.
+    """
+    manifest = DeployedPolicy.load(path).manifest
+    env = dataclasses.replace(env_spec_from_record(manifest["env"]), history=0)
+    provenance = manifest.get("source_run") or {}
+    return RunInfo(run_dir=Path(path), kind="bundle", env=env, algo=str(manifest.get("algo")),
+                   seed=provenance.get("seed"), record=manifest)
+
+
 @functools.lru_cache(maxsize=16)
-def _load_policy(run_dir: str) -> Policy:
-    return Policy.load(run_dir)
+def load_actor(path: str) -> Policy | DeployedPolicy:
+    """The policy of a run folder (:class:`Policy`) or of an exported bundle (:class:`DeployedPolicy`)."""
+    return DeployedPolicy.load(path) if is_bundle(path) else Policy.load(path)
 
 
 def actor_for(job: RolloutJob) -> ActFn:
-    """A job's policy: the random actor, or the run folder's :class:`Policy` (loaded once per process)."""
+    """A job's policy: the random actor, or the run folder's or bundle's policy (loaded once per process)."""
     if job.policy == RANDOM_POLICY:
         probe = make_env(job.env)
         try:
             return RandomActor(probe.action_space, job.seed)
         finally:
             probe.close()
-    return _load_policy(job.policy)
+    return load_actor(job.policy)
 
 
 def run_job(job: RolloutJob) -> RolloutResult:
@@ -118,12 +141,14 @@ def run_job(job: RolloutJob) -> RolloutResult:
                            target=job.target, randomization=job.randomization)
 
 
-def _init_worker(parent: int | None = None) -> None:
-    """Worker set-up: one torch thread; with ``parent``, exit as soon as that process is gone (a pool's
-    workers otherwise run on after a kill -9 of the evaluator until their current job ends)."""
+def _init_worker(parent: int | None = None, trusted: tuple[str, ...] = ()) -> None:
+    """Worker set-up: one torch thread; the parent's trusted entry points; with ``parent``, exit as soon as
+    that process is gone (a pool's workers otherwise run on after a kill -9 of the evaluator until their
+    current job ends)."""
     import torch
 
     torch.set_num_threads(1)
+    trust_entry_points(trusted)
     if parent is not None:
         exit_with_parent(parent)
 
@@ -146,7 +171,7 @@ def run_jobs(jobs: list[RolloutJob], workers: int | None = None) -> list[Rollout
         return [run_job(job) for job in jobs]
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context,
-                                                initializer=_init_worker, initargs=(os.getpid(),)) as pool:
+                                                initializer=_init_worker, initargs=(os.getpid(), tuple(trusted_references()))) as pool:
         return list(pool.map(run_job, jobs))
 
 

@@ -161,6 +161,7 @@ def _rewrite_manifest(bundle: Path, **changes: object) -> None:
     ("control_period_s", "fast", "control_period_s='fast' must be a number > 0"),
     ("control_period_s", float("nan"), "control_period_s=nan must be a number > 0"),
     ("env", "InvertedPendulum-v5", "env='InvertedPendulum-v5' must be an object"),
+    ("env", {"name": "robot", "id": None, "entry_point": None}, "with a string 'id' or 'entry_point'"),
 ])
 def test_hand_edited_manifest_fails_at_load(bundle_copy: Path, field: str, value: object, message: str) -> None:
     _rewrite_manifest(bundle_copy, **{field: value})
