@@ -54,7 +54,8 @@ def transfer_command(cfg: DictConfig) -> None:
     print(f"target steps used: {metadata['target_steps_used']} / {metadata['budget']} {metadata['budget_ledger']}; "
           f"wall time {metadata['wall_time_s']} s")
     for key, value in metadata["metrics"].items():
-        print(f"  {key}: {value}")
+        text = str(value)
+        print(f"  {key}: {text if len(text) <= 300 else text[:300] + ' ... (whole in metadata.json)'}")
     print(f"run folder: {run_dir}")
 
 

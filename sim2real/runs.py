@@ -185,7 +185,7 @@ RUN_KINDS: dict[str, RunKind] = {kind.name: kind for kind in (
     RunKind("demos", "a demonstrations dataset", "scripts/collect_demos.py", _COMMON),
     RunKind("export", "a policy bundle", "scripts/export.py", ("bundle.json", "policy.onnx", "policy.pt")),
     RunKind("calibrate", "a calibration", "scripts/calibrate.py",
-            (*_COMMON, "calibration.json", "calibration.png")),
+            (*_COMMON, "calibration.json", "calibration.png", "trajectories.npz", "trajectories.json")),
 )}
 
 

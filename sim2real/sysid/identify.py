@@ -41,7 +41,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-import cma
 import numpy as np
 
 from sim2real.envs.registry import EnvSpec, resolve_env
@@ -383,6 +382,8 @@ def cma_fit(objective: ReplayObjective, latency: int, evaluations: int, seed: in
     lo, hi = np.append(lows, [-1.0] * pad), np.append(highs, [1.0] * pad)
     options = {"bounds": [lo.tolist(), hi.tolist()], "CMA_stds": (hi - lo).tolist(), "seed": seed % (2**31 - 2) + 1,
                "maxfevals": evaluations, "tolx": 1e-7, "tolfun": 1e-14, "tolflatfitness": 10, "verbose": -9}
+    import cma  # imports matplotlib and scipy.stats: loaded only when a fit runs
+
     es = cma.CMAEvolutionStrategy(((lo + hi) / 2).tolist(), 0.25, options)
     while not es.stop():
         candidates = es.ask()

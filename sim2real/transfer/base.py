@@ -112,6 +112,10 @@ class TransferMethod(ABC, Generic[SettingsT]):
     def adapt(self, setup: TransferSetup, source: Policy, budget: TargetBudget) -> AdaptedPolicy:
         """Adapts ``source`` to ``setup.target``, spending target steps only through ``budget``."""
 
+    def write_artifacts(self, adapted: AdaptedPolicy, run_dir: Path) -> list[Path]:
+        """Writes method-specific files (reports, plots) into the run folder after the policy; returns them."""
+        return []
+
 
 def set_checked(settings: Any, **values: Any) -> None:
     """Stores checked, canonical values (``int``, ``float``, ...) into a frozen settings dataclass; called
@@ -208,6 +212,7 @@ def run_transfer(method: TransferMethod[Any], setup: TransferSetup, source: RunI
     with atomic_path(run_dir / MODEL_FILE) as tmp:
         adapted.model.save(tmp)
     _save_normalizer(adapted.normalizer, run_dir / VECNORMALIZE_FILE)
+    method.write_artifacts(adapted, run_dir)
     return update_metadata(
         run_dir,
         kind="transfer",

@@ -30,13 +30,12 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 
-from sim2real.evaluation.rollout import rollout_returns
 from sim2real.policies import Policy, RunInfo, read_run_info
 from sim2real.randomization.spec import DynamicsSpec
 from sim2real.runs import MODEL_FILE, VECNORMALIZE_FILE, update_metadata
 from sim2real.sysid.data import EXCITATIONS, MeasurementSettings, Trajectories, env_record, measure
 from sim2real.sysid.identify import DEFAULT_PARAMETERS, IdentifySettings, check_priors, identify, parse_priors
-from sim2real.sysid.report import write_calibration
+from sim2real.sysid.report import summary, write_calibration
 from sim2real.training.config import AlgoConfig, TrainConfig, algo_config_from_dict
 from sim2real.training.trainer import build_model, make_vec_env, run_metadata, save_final, wrap_normalize
 from sim2real.transfer.base import (
@@ -169,6 +168,7 @@ class Sysid(TransferMethod[SysidSettings]):
         chosen = max(scores, key=scores.__getitem__) if scores else inits[0]
         model = models[chosen]
         metrics: dict[str, Any] = {
+            "identified": summary(calibration.to_dict()),
             "calibration": calibration.to_dict(),
             "measurement": {"steps": len(data), "trajectories": data.n_episodes, "excitation": s.excitation},
             "init": chosen,
@@ -198,6 +198,8 @@ class Sysid(TransferMethod[SysidSettings]):
                             randomization: DynamicsSpec) -> tuple[dict[str, float], int]:
         """Mean deterministic return of each model on the same calibrated-simulation episodes (free), and the
         simulation steps that took."""
+        from sim2real.evaluation.rollout import rollout_returns  # the evaluation package is heavy to import
+
         scores, steps = {}, 0
         for init, model in models.items():
             result = rollout_returns(_deterministic(model), setup.env, self.settings.selection_episodes,

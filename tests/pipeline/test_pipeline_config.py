@@ -25,13 +25,13 @@ def test_default_config_is_valid_and_plans_every_stage(tmp_path: Path) -> None:
     assert names[:4] == ["source", "zero_shot", "baselines/oracle", f"baselines/scratch_{config.budget}"]
     assert names[-2:] == ["report", "export"]
     assert {f"transfer/{m.name}" for m in config.methods} <= set(names)
-    assert {m.name for m in config.methods} == {"finetune", "bc", "dagger", "dann"}
+    assert {m.name for m in config.methods} == {"finetune", "bc", "dagger", "dann", "sysid"}
 
 
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["methods=[finetune,distill]"], "unknown transfer method 'distill'; known: "),
+        (["methods=[finetune,nope]"], "unknown transfer method 'nope'; known: "),
         (["budget=10"], "budget=10 is less than one episode of inverted_double_pendulum (1000 steps)"),
         (["budget=0"], "budget=0 must be an integer >= 1"),
         (["target=nominal"], "target 'nominal' changes nothing"),
