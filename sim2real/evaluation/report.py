@@ -376,9 +376,10 @@ def _metric_warnings(rows: list[PolicyResult]) -> list[str]:
             reasons.setdefault(reason, set()).add(metric.replace("_", " "))
     return [f"{' and '.join(sorted(metrics))} undefined ('–'): {reason}. A ratio against a difference that is not "
             "reliably positive is meaningless (two negative differences make a positive 'gap closed'). What to do: "
-            "train the oracle longer or with a stronger algorithm (the pipeline's oracle_timesteps), or evaluate more "
-            "episodes and seeds if the interval straddles 0; meanwhile compare policies by target return, the "
-            "reference score and the differences to the zero-shot and scratch baselines"
+            "if the oracle is the weaker, train it longer or with a stronger algorithm (the pipeline's oracle_timesteps); "
+            "if it only ties the zero-shot source, there is no gap to close on this target (the shift is mild for this "
+            "policy); if the interval straddles 0, evaluate more episodes and seeds. Meanwhile compare policies by "
+            "target return, the reference score and the differences to the zero-shot and scratch baselines"
             for reason, metrics in reasons.items()]
 
 

@@ -52,7 +52,7 @@ def test_hopper_high_gravity_reports_no_gap_closed_when_the_oracle_is_weaker_tha
     assert "does not beat 'zero_shot_source' significantly" in bc.undefined["gap_closed"]
     assert all(row.gap_closed is None and row.normalized_score is None for row in report.policies)
     warning = next(w for w in report.warnings if "undefined" in w)
-    assert "gap closed and normalized score undefined" in warning and "train the oracle longer" in warning
+    assert "gap closed and normalized score undefined" in warning and "train it longer" in warning
     assert "oracle 338.0 - zero_shot_source 393.0 = -55.0" in warning
     assert report.context["oracle_margins"]["zero_shot_source"]["significant"] is False
     _, md_path = write_report(report, tmp_path)
