@@ -151,6 +151,10 @@ class Policy:
     def _with_privileged(self, obs: np.ndarray) -> np.ndarray:
         """``obs`` as the model's observation space has it: an asymmetric critic's zeros appended."""
         n_privileged = len(self.info.privileged_names)
+        if obs.shape[-1] not in (self.obs_dim, self.obs_dim + n_privileged):
+            raise ValueError(f"'{self.run_dir}' acts on observations of {self.obs_dim} entries (its env: "
+                             f"{self.info.env.name} with history={self.history}), got {obs.shape[-1]}; build its env "
+                             "from the run (make_env(policy.info.env, ...)) so the history wrapper is there")
         if n_privileged == 0 or obs.shape[-1] != self.obs_dim:
             return obs
         if self.info.privileged == "actor":

@@ -96,6 +96,11 @@ class _Candidate:
         """The run an adapted policy was adapted from (None for any other policy)."""
         return self.info.source_run if self.info is not None and self.info.is_transfer else None
 
+    def env_or(self, env: EnvSpec) -> EnvSpec:
+        """The env this policy acts in: its own run's (a history policy's observations carry its history),
+        else the shared ``env`` (the random policy)."""
+        return self.info.env if self.info is not None else env
+
 
 def _check_run(run_dir: Path, env_name: str | None, what: str) -> RunInfo:
     try:
@@ -207,7 +212,7 @@ def _steps_used(candidate: _Candidate) -> int:
 def _evaluation_jobs(candidates: list[_Candidate], env: EnvSpec, target: DynamicsSpec, bases: list[int],
                      episodes: int) -> dict[RolloutKey, RolloutJob]:
     """Per candidate, dynamics (source: nominal, and the target) and evaluation seed: one job."""
-    return {RolloutKey(c.name, name, k): RolloutJob(policy=c.policy, env=env, seed=base, episodes=episodes,
+    return {RolloutKey(c.name, name, k): RolloutJob(policy=c.policy, env=c.env_or(env), seed=base, episodes=episodes,
                                                     target=dynamics)
             for c in candidates for name, dynamics in ((SOURCE, None), (TARGET, target)) for k, base in enumerate(bases)}
 
@@ -226,7 +231,7 @@ def _similarity(reference: _Candidate | None, env: EnvSpec, target: DynamicsSpec
     if settings is None or reference is None or reference.info is None:
         return None
     randomization = reference.info.randomization
-    result = domain_similarity(load_actor(reference.policy), env, randomization, target, settings)
+    result = domain_similarity(load_actor(reference.policy), reference.env_or(env), randomization, target, settings)
     return {"reference_policy": reference.name, "source_randomization": randomization.name, **result.to_dict()}
 
 
@@ -279,7 +284,7 @@ def evaluate_policies(
     bases = episode_seed_bases(settings.eval_seed, seeds)
     jobs = _evaluation_jobs(candidates, env, target, bases, episodes)
     for candidate in swept:
-        jobs |= sweep_jobs(candidate.policy, candidate.name, env, settings.sweep, settings.eval_seed)  # type: ignore[arg-type]
+        jobs |= sweep_jobs(candidate.policy, candidate.name, candidate.env_or(env), settings.sweep, settings.eval_seed)  # type: ignore[arg-type]
     results = run_keyed(jobs, workers)
 
     report = build_report(_evaluated(candidates, results, seeds, target), env=env.name, target=target.name,

@@ -155,6 +155,8 @@ def train_config_from_dict(cfg: Mapping[str, Any]) -> TrainConfig:
     """Converts a resolved Hydra config (as a plain dict) into a validated :class:`TrainConfig`."""
     env = env_spec_from_dict(cfg["env"])
     history, policy = policy_settings_from_dict(cfg.get("policy"))
+    if history and env.history and history != env.history:
+        raise ValueError(f"policy.history={history} and env.history={env.history} disagree; give one of them")
     if history:
         env = replace(env, history=history)
     return TrainConfig(
