@@ -145,7 +145,7 @@ def test_bad_specs_rejected_with_valid_choices(parameters: dict, message: str) -
         ({"action_latency": 1.5}, "action_latency=1.5 must be an integer"),
         ({"action_latency": -1}, "action_latency=-1 must be an integer >= 0"),
         ({"latency": 2}, "unknown effects \\['latency'\\]"),
-        ({"obs_noise_std": -0.1}, "obs_noise_std=-0.1 must be >= 0"),
+        ({"obs_noise_std": -0.1}, "obs_noise_std=-0.1 must be a number >= 0"),
     ],
 )
 def test_bad_effects_rejected(effects: dict, message: str) -> None:
