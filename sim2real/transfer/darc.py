@@ -50,6 +50,7 @@ from sim2real.transfer.base import (
     set_checked,
 )
 from sim2real.transfer.budget import BudgetExhausted, TargetBudget
+from sim2real.transfer.dann import domain_classifier
 from sim2real.validation import require_float, require_int
 
 SUPPORTED_ALGOS = ("ppo", "sac", "td3")
@@ -131,13 +132,8 @@ class DomainClassifiers(nn.Module):
     def __init__(self, obs_dim: int, action_dim: int, hidden: int) -> None:
         super().__init__()
         self.sa_dim = obs_dim + action_dim
-
-        def mlp(inputs: int) -> nn.Sequential:
-            return nn.Sequential(nn.Linear(inputs, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
-                                 nn.Linear(hidden, 1))
-
-        self.sa = mlp(self.sa_dim)
-        self.sas = mlp(self.sa_dim + obs_dim)
+        self.sa = domain_classifier(self.sa_dim, hidden)
+        self.sas = domain_classifier(self.sa_dim + obs_dim, hidden)
 
     def logits(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(logit q(target | s, a), logit q(target | s, a, s'))`` for standardized ``[s, a, s' - s]`` rows."""
