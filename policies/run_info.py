@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +129,16 @@ def read_run_info(run_dir: str | os.PathLike[str]) -> RunInfo:
     return run_info_from_record(run_dir, data)
 
 
+def trained_randomization(data: dict[str, Any]) -> DynamicsSpec:
+    """The randomization a run's policy was trained under. For automatic domain randomization, the ranges it
+    reached (``metadata["adr"]["ranges"]``): what later stages take as the source domain."""
+    spec = DynamicsSpec.from_dict(data.get("randomization"), default_name="source")
+    reached = (data.get("adr") or {}).get("ranges")
+    if spec.adr is None or not reached:
+        return spec
+    return replace(spec, adr=spec.adr.starting_at(reached))
+
+
 def run_info_from_record(run_dir: Path, data: dict[str, Any]) -> RunInfo:
     """A :class:`RunInfo` from a run's metadata (already checked to name ``env`` and ``algo``)."""
     source_run = data.get("source_run")
@@ -140,7 +150,7 @@ def run_info_from_record(run_dir: Path, data: dict[str, Any]) -> RunInfo:
         algo=str(data["algo"]),
         algo_config=data.get("algo_config"),
         normalize=bool(data.get("normalize")),
-        randomization=DynamicsSpec.from_dict(data.get("randomization"), default_name="source"),
+        randomization=trained_randomization(data),
         target=DynamicsSpec.from_dict(data.get("target"), default_name="nominal"),
         seed=data.get("seed"),
         complete=data.get("complete"),

@@ -1,5 +1,5 @@
-"""Plots of the transfer report (matplotlib, Agg backend, PNG): returns with intervals, robustness heatmaps,
-sample-efficiency curves."""
+"""Plots (matplotlib, Agg backend, PNG) of the transfer report (returns with intervals, robustness heatmaps,
+sample-efficiency curves) and of training (automatic domain randomization's ranges)."""
 
 from __future__ import annotations
 
@@ -15,13 +15,15 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from sim2real.evaluation.report import Report  # noqa: E402
 from sim2real.evaluation.sweep import SweepResult  # noqa: E402
+from sim2real.randomization.adr import AdrState  # noqa: E402
 from sim2real.runs import atomic_path  # noqa: E402
 
 SOURCE_COLOR, TARGET_COLOR = "#4C72B0", "#DD8452"
 
 
-def _save(figure: Figure, path: Path) -> Path:
-    figure.tight_layout()
+def _save(figure: Figure, path: Path, tight: bool = True) -> Path:
+    if tight:  # a figure made with layout="constrained" keeps its own layout
+        figure.tight_layout()
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", dpi=120)
     plt.close(figure)
@@ -84,6 +86,33 @@ def robustness_heatmap(result: SweepResult, path: str | Path, env: str = "") -> 
         figure.colorbar(image, ax=axes, label="episode return (mean)")
     axes.set_title(title, fontsize=10)
     return _save(figure, Path(path))
+
+
+def robustness_comparison(results: list[SweepResult], path: str | Path, env: str = "") -> Path:
+    """Two-group sweeps of several policies side by side on one colour scale; each panel's title gives how
+    many cells reach half of that policy's nominal cell (outlined)."""
+    low = min(float(np.nanmin(r.mean)) for r in results)
+    high = max(float(np.nanmax(r.mean)) for r in results)
+    figure, axes = plt.subplots(1, len(results), figsize=(4.6 * len(results), 4.6), squeeze=False, layout="constrained")
+    op = "x" if results[0].operation == "scale" else "+"
+    for result, panel in zip(results, axes[0]):
+        image = panel.imshow(result.mean, origin="lower", cmap="viridis", aspect="auto", vmin=low, vmax=high)
+        rows, cols = result.values
+        panel.set_yticks(range(len(rows)), [f"{v:.2g}" for v in rows])
+        panel.set_xticks(range(len(cols)), [f"{v:.2g}" for v in cols])
+        panel.set_ylabel(f"{result.groups[0]} ({op} nominal)")
+        panel.set_xlabel(f"{result.groups[1]} ({op} nominal)")
+        nominal, covered = result.nominal_return, result.cells_at_least(0.5)
+        for (i, j), value in np.ndenumerate(result.mean):
+            panel.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=7,
+                       color="black" if value > (low + high) / 2 else "white")
+            if nominal is not None and nominal > 0 and value >= 0.5 * nominal:
+                panel.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=1.2))
+        count = "" if covered is None else f"\n{covered}/{result.mean.size} cells >= 50% of nominal ({nominal:.0f})"
+        panel.set_title(f"{result.policy}{count}", fontsize=9)
+    figure.colorbar(image, ax=axes[0].tolist(), label="episode return (mean)")
+    figure.suptitle(f"{env + ': ' if env else ''}robustness, {results[0].n} episodes per cell", fontsize=10)
+    return _save(figure, Path(path), tight=False)
 
 
 def sample_efficiency_plot(report: Report, path: str | Path) -> Path | None:
@@ -175,3 +204,21 @@ def performance_profile_plot(profile: dict[str, Any], path: Path) -> Path:
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8, loc="best", framealpha=0.9)
     return _save(figure, path)
+
+
+def adr_ranges_plot(state: AdrState, path: str | Path) -> Path:
+    """The trajectory of automatic domain randomization's ranges: one panel per dimension, its range
+    (shaded) against training steps."""
+    steps = [entry["timesteps"] for entry in state.trajectory]
+    figure, axes = plt.subplots(len(state.names), 1, figsize=(6.4, 1.6 * len(state.names) + 0.8), sharex=True, squeeze=False)
+    for i, (name, panel) in enumerate(zip(state.names, axes[:, 0])):
+        low = [entry["low"][i] for entry in state.trajectory]
+        high = [entry["high"][i] for entry in state.trajectory]
+        panel.fill_between(steps, low, high, step="post", alpha=0.35, color=SOURCE_COLOR)
+        panel.step(steps, low, where="post", color=SOURCE_COLOR)
+        panel.step(steps, high, where="post", color=SOURCE_COLOR)
+        panel.set_ylabel(name if name == "action_latency" else f"{name}\n(x nominal)", fontsize=8)
+        panel.grid(alpha=0.3)
+    axes[-1, 0].set_xlabel("training steps")
+    axes[0, 0].set_title("automatic domain randomization: ranges during training", fontsize=10)
+    return _save(figure, Path(path))

@@ -1,5 +1,7 @@
-"""Domain randomization: distributions, operations, the reset-time wrapper and unmodeled effects."""
+"""Domain randomization: distributions, operations, the reset-time wrapper (fixed or automatic ranges) and
+unmodeled effects."""
 
+from sim2real.randomization.adr import AdrDimension, AdrSpec, AdrState
 from sim2real.randomization.distributions import (
     DISTRIBUTIONS,
     Constant,
@@ -22,13 +24,17 @@ from sim2real.randomization.effects import (
 from sim2real.randomization.factory import make_env, validate_dynamics
 from sim2real.randomization.operations import OPERATIONS, apply_operation
 from sim2real.randomization.spec import NOMINAL, CompiledDynamics, DynamicsSpec, EffectsSpec, ParameterTerm
-from sim2real.randomization.wrapper import DomainRandomization, apply_fixed_dynamics
+from sim2real.randomization.wrapper import AdaptiveRandomization, DomainRandomization, apply_fixed_dynamics
 
 __all__ = [
     "DISTRIBUTIONS",
     "NOMINAL",
     "OPERATIONS",
     "ActionLatency",
+    "AdaptiveRandomization",
+    "AdrDimension",
+    "AdrSpec",
+    "AdrState",
     "ActionNoise",
     "ActuatorFailure",
     "CompiledDynamics",

@@ -64,11 +64,13 @@ class ActionNoise(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
 class ActionLatency(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Delays actions by ``k`` control steps (the first ``k`` steps of an episode apply a zero action).
 
-    With ``max_steps`` set, ``k`` is drawn per episode uniformly from ``[steps, max_steps]``.
+    With ``max_steps`` set, ``k`` is drawn per episode uniformly from ``[steps, max_steps]``. With
+    ``episode_key``, an inner wrapper decides ``k``: the reset ``info[episode_key]`` (automatic domain
+    randomization's ``adr_latency``), clipped to ``[steps, max_steps]``.
     """
 
-    def __init__(self, env: gym.Env, steps: int, max_steps: int | None = None) -> None:
-        gym.utils.RecordConstructorArgs.__init__(self, steps=steps, max_steps=max_steps)
+    def __init__(self, env: gym.Env, steps: int, max_steps: int | None = None, episode_key: str | None = None) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, steps=steps, max_steps=max_steps, episode_key=episode_key)
         super().__init__(env)
         for name, value in (("steps", steps), ("max_steps", steps if max_steps is None else max_steps)):
             require_int(f"action latency {name}", value, minimum=0)
@@ -77,11 +79,14 @@ class ActionLatency(gym.Wrapper, gym.utils.RecordConstructorArgs):
         if self.max_steps < self.min_steps:
             raise ValueError(f"action latency max_steps={max_steps} < steps={steps}")
         self.delay = self.min_steps
+        self.episode_key = episode_key
         self._queue: deque[np.ndarray] = deque()
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         obs, info = self.env.reset(seed=seed, options=options)
-        if self.max_steps > self.min_steps:
+        if self.episode_key is not None and self.episode_key in info:
+            self.delay = int(np.clip(info[self.episode_key], self.min_steps, self.max_steps))
+        elif self.max_steps > self.min_steps:
             self.delay = int(self.np_random.integers(self.min_steps, self.max_steps + 1))
         zero = np.clip(np.zeros(self.action_space.shape), self.action_space.low, self.action_space.high)
         self._queue = deque([zero.astype(self.action_space.dtype)] * self.delay)
@@ -177,15 +182,16 @@ class RandomPushes(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self._remaining = 0
 
 
-def apply_effects(env: gym.Env, effects: EffectsSpec) -> gym.Env:
+def apply_effects(env: gym.Env, effects: EffectsSpec, latency_key: str | None = None) -> gym.Env:
     """Wraps ``env`` with every active effect of ``effects``, innermost first: actuator failure, motor
-    strength, latency, action noise, pushes, observation noise."""
+    strength, latency (per episode from the reset ``info[latency_key]`` when given), action noise, pushes,
+    observation noise."""
     if effects.disabled_actuators:
         env = ActuatorFailure(env, effects.disabled_actuators)
     if effects.motor_strength is not None and effects.motor_strength != (1.0, 1.0):
         env = MotorStrength(env, *effects.motor_strength)
     if effects.action_latency > 0 or (effects.action_latency_max or 0) > 0:
-        env = ActionLatency(env, effects.action_latency, effects.action_latency_max)
+        env = ActionLatency(env, effects.action_latency, effects.action_latency_max, episode_key=latency_key)
     if effects.action_noise_std > 0:
         env = ActionNoise(env, effects.action_noise_std)
     if effects.push_probability > 0 and effects.push_force > 0:

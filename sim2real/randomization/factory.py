@@ -10,7 +10,7 @@ from sim2real.randomization.effects import apply_effects
 from sim2real.randomization.history import HistoryObservation
 from sim2real.randomization.privileged import PrivilegedObservation
 from sim2real.randomization.spec import DynamicsSpec
-from sim2real.randomization.wrapper import DomainRandomization, apply_fixed_dynamics
+from sim2real.randomization.wrapper import AdaptiveRandomization, DomainRandomization, apply_fixed_dynamics
 
 
 def make_env(
@@ -24,9 +24,9 @@ def make_env(
 
     Layers, innermost first: the base env; the target's parameters written once into the model (the
     target becomes the new nominal); domain randomization around it (sampled from the target's values
-    at every reset); the physics guard; the target's effects; the randomization's effects; the
-    observation history when the env spec asks for one (``EnvSpec.history``), outermost, so it holds the
-    observations and actions the policy itself saw and sent. With ``privileged``, the episode's randomized
+    at every reset; adaptive ranges for an ``adr`` randomization); the physics guard; the target's effects;
+    the randomization's effects; the observation history when the env spec asks for one
+    (``EnvSpec.history``), outermost, so it holds the observations and actions the policy itself saw and sent. With ``privileged``, the episode's randomized
     parameters (normalized, :class:`~sim2real.randomization.privileged.PrivilegedObservation`) are appended
     after everything: ``[observation or history, privileged]``.
 
@@ -42,13 +42,16 @@ def make_env(
     if target is not None and target.parameters:
         apply_fixed_dynamics(base, target, env_name=spec.name)
     wrapped: gym.Env = base
-    if randomization is not None and randomization.parameters:
+    adaptive = randomization is not None and randomization.adr is not None
+    if adaptive:
+        wrapped = AdaptiveRandomization(wrapped, randomization, env_name=spec.name)  # type: ignore[arg-type]
+    elif randomization is not None and randomization.parameters:
         wrapped = DomainRandomization(wrapped, randomization, env_name=spec.name)
     wrapped = PhysicsGuard(wrapped)
     if target is not None:
         wrapped = apply_effects(wrapped, target.effects)
     if randomization is not None:
-        wrapped = apply_effects(wrapped, randomization.effects)
+        wrapped = apply_effects(wrapped, randomization.effects, latency_key="adr_latency" if adaptive else None)
     if spec.history > 0:
         wrapped = HistoryObservation(wrapped, spec.history)
     if privileged:

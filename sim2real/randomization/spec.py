@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from sim2real.envs.parameters import ParameterSet, compact_index
-from sim2real.randomization.distributions import DISTRIBUTIONS, Distribution, make_distribution
+from sim2real.randomization.adr import AdrSpec
+from sim2real.randomization.distributions import DISTRIBUTIONS, Distribution, Uniform, make_distribution
 from sim2real.randomization.operations import operation_function, operation_range
 from sim2real.validation import require_float
 
@@ -108,11 +109,16 @@ class DynamicsSpec:
         name: Preset name, for reports.
         parameters: Terms applied in order; a later term overrides an earlier one on shared parameters.
         effects: Unmodeled effects.
+        adr: Automatic domain randomization (:mod:`sim2real.randomization.adr`): its ranges replace the
+            distributions while training. ``parameters`` then hold one uniform term over each dimension's
+            limits (what validation and the privileged observation's scale use), and a latency dimension
+            sets ``effects.action_latency``/``action_latency_max`` to its limits.
     """
 
     name: str = "nominal"
     parameters: tuple[ParameterTerm, ...] = ()
     effects: EffectsSpec = field(default_factory=EffectsSpec)
+    adr: AdrSpec | None = None
 
     @property
     def is_identity(self) -> bool:
@@ -123,12 +129,22 @@ class DynamicsSpec:
     def from_dict(cls, data: Mapping[str, Any] | None, default_name: str = "custom") -> DynamicsSpec:
         """Parses ``{name, parameters: {target: {dist, op, ...}}, effects: {...}}``."""
         data = dict(data or {})
-        unknown = set(data) - {"name", "parameters", "effects", "description"}
-        _require(not unknown, f"unknown keys {sorted(unknown)} in dynamics spec; valid: name, description, parameters, effects")
+        unknown = set(data) - {"name", "parameters", "effects", "description", "adr"}
+        _require(not unknown, f"unknown keys {sorted(unknown)} in dynamics spec; valid: name, description, parameters, effects, adr")
         name = str(data.get("name") or default_name)
         terms = tuple(_parse_term(target, term) for target, term in dict(data.get("parameters") or {}).items())
-        effects = _parse_effects(dict(data.get("effects") or {}))
-        return cls(name=name, parameters=terms, effects=effects)
+        effects = dict(data.get("effects") or {})
+        if data.get("adr") is None:
+            return cls(name=name, parameters=terms, effects=_parse_effects(effects))
+        _require(not terms, f"{name}: an adr randomization samples the parameters of adr.dimensions; "
+                            f"move {[t.target for t in terms]} there (or drop the adr block)")
+        adr = AdrSpec.from_dict(data["adr"])
+        if adr.latency is not None:
+            given = sorted({"action_latency", "action_latency_max"} & set(effects))
+            _require(not given, f"{name}: adr.dimensions.action_latency sets the latency; remove effects {given}")
+            effects["action_latency"], effects["action_latency_max"] = (int(v) for v in adr.latency.limits)
+        terms = tuple(ParameterTerm(d.target, Uniform(*d.limits)) for d in adr.physical)
+        return cls(name=name, parameters=terms, effects=_parse_effects(effects), adr=adr)
 
     def to_dict(self) -> dict[str, Any]:
         """The plain-dict form :meth:`from_dict` reads (for metadata and logs)."""
@@ -141,6 +157,10 @@ class DynamicsSpec:
                 entry["shared"] = True
             params[term.target] = entry
         effects = {k: v for k, v in asdict(self.effects).items() if v != getattr(EffectsSpec(), k)}
+        if self.adr is not None:  # the parameters (and a latency range) derive from adr.dimensions
+            if self.adr.latency is not None:
+                effects = {k: v for k, v in effects.items() if k not in ("action_latency", "action_latency_max")}
+            return {"name": self.name, "adr": self.adr.to_dict(), "effects": effects}
         return {"name": self.name, "parameters": params, "effects": effects}
 
     def validate(self, parameters: ParameterSet, env_name: str = "env") -> None:

@@ -81,7 +81,7 @@ class DomainRandomization(gym.Wrapper, gym.utils.RecordConstructorArgs):
             # Seed the env's RNG here, so the dynamics come from the same seeded stream as the initial state.
             base._np_random, base._np_random_seed = seeding.np_random(seed)
         if self.enabled:
-            self.values = self.dynamics.sample(base.np_random)
+            self.values = self._sample(base.np_random)
             self.parameters.apply(self.values, self.dynamics.kinds)
             self._values_dict = self.parameters.as_dict(self.values)
         obs, info = self.env.reset(seed=None, options=options)
@@ -98,6 +98,82 @@ class DomainRandomization(gym.Wrapper, gym.utils.RecordConstructorArgs):
     def nominal_dict(self) -> dict[str, float]:
         """``{name: nominal value}`` of every parameter."""
         return self.parameters.as_dict(self.parameters.nominal)
+
+    def _sample(self, rng: np.random.Generator) -> np.ndarray:
+        """The episode's full parameter vector."""
+        return self.dynamics.sample(rng)
+
+
+class AdaptiveRandomization(DomainRandomization):
+    """Automatic domain randomization (:mod:`sim2real.randomization.adr`): samples every dimension
+    uniformly from its current range, except that with probability ``boundary_probability`` one
+    dimension sits at one of its bounds (a boundary evaluation).
+
+    The ranges start at ``spec.adr``'s ``init`` and change only through :meth:`set_adr_ranges` (the
+    training callback calls it on every env after each update). At reset ``info["adr_latency"]`` carries the
+    episode's action latency when latency is a dimension (the ``ActionLatency`` wrapper built for this
+    randomization applies it); the episode's last ``info`` carries ``adr_boundary = (dimension, side)``
+    for a boundary evaluation (side 0: low, 1: high).
+
+    Example:
+        >>> import gymnasium as gym
+        >>> from sim2real.randomization import DynamicsSpec
+        >>> spec = DynamicsSpec.from_dict({"adr": {"dimensions": {"masses": {"init": [1, 1], "limits": [0.5, 2]}}}})
+        >>> env = AdaptiveRandomization(gym.make("InvertedPendulum-v5"), spec)
+        >>> _, info = env.reset(seed=0)
+        >>> info["dynamics"]["pole_mass"] == env.nominal_dict()["pole_mass"]  # the range starts at nominal
+        True
+        >>> env.set_adr_ranges([2.0], [2.0])
+        >>> _, info = env.reset()
+        >>> round(info["dynamics"]["pole_mass"] / env.nominal_dict()["pole_mass"], 6)
+        2.0
+    """
+
+    def __init__(self, env: gym.Env, spec: DynamicsSpec, env_name: str | None = None) -> None:
+        if spec.adr is None:
+            raise ValueError(f"randomization '{spec.name}' has no adr block")
+        super().__init__(env, spec, env_name)
+        self.adr = spec.adr
+        self._members = [self.parameters.select(d.target) if not d.is_latency else None for d in self.adr.dimensions]
+        self.low = np.array([d.init[0] for d in self.adr.dimensions], dtype=float)
+        self.high = np.array([d.init[1] for d in self.adr.dimensions], dtype=float)
+        self.boundary: tuple[int, int] | None = None
+        self.latency = 0
+
+    def set_adr_ranges(self, low: Any, high: Any) -> None:
+        """Sets the current ranges (one ``low`` and ``high`` per dimension), used from the next reset on."""
+        self.low, self.high = np.array(low, dtype=float), np.array(high, dtype=float)
+
+    def _sample(self, rng: np.random.Generator) -> np.ndarray:
+        n = len(self.adr.dimensions)
+        self.boundary = None
+        if rng.random() < self.adr.boundary_probability:
+            self.boundary = (int(rng.integers(n)), int(rng.integers(2)))
+        values = self.parameters.nominal.copy()
+        for i, (dimension, members) in enumerate(zip(self.adr.dimensions, self._members)):
+            if self.boundary is not None and self.boundary[0] == i:
+                factors = np.full(1 if members is None else len(members), (self.low[i], self.high[i])[self.boundary[1]])
+            elif dimension.is_latency:
+                factors = rng.integers(int(self.low[i]), int(self.high[i]) + 1, size=1)
+            else:
+                factors = rng.uniform(self.low[i], self.high[i], size=len(members))
+            if members is None:
+                self.latency = int(factors[0])
+            else:
+                values[members] = self.parameters.nominal[members] * factors
+        return values
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+        obs, info = super().reset(seed=seed, options=options)
+        if self.adr.latency is not None:
+            info["adr_latency"] = self.latency
+        return obs, info
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = super().step(action)
+        if (terminated or truncated) and self.boundary is not None:
+            info["adr_boundary"] = self.boundary
+        return obs, reward, terminated, truncated, info
 
 
 def privileged_ranges(spec: DynamicsSpec, parameters: ParameterSet) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

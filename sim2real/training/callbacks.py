@@ -1,26 +1,31 @@
-"""SB3 callbacks: resumable checkpoints and logging of sampled dynamics and physics blow-ups."""
+"""SB3 callbacks: resumable checkpoints, logging of sampled dynamics and physics blow-ups, and the
+automatic domain randomization updates."""
 
 from __future__ import annotations
 
 import shutil
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecNormalize
 
+from sim2real.randomization.adr import SIDES, AdrState
 from sim2real.runs import read_json, write_json_atomic
 
 CHECKPOINT_DIR = "checkpoints"
 LATEST_FILE = "latest.json"
+ADR_FILE = "adr.json"
 
 
-def save_checkpoint(model, run_dir: Path) -> Path:  # type: ignore[no-untyped-def]
-    """Saves model, VecNormalize statistics and (off-policy) replay buffer as ``checkpoints/step_N``.
+def save_checkpoint(model, run_dir: Path, extra: Mapping[str, Any] | None = None) -> Path:  # type: ignore[no-untyped-def]
+    """Saves model, VecNormalize statistics, (off-policy) replay buffer and ``extra`` (``{file name: JSON
+    data}``, e.g. the ADR state) as ``checkpoints/step_N``.
 
     The folder is written under a temporary name and renamed, then ``latest.json`` is pointed at it
     atomically, then older checkpoints are removed: an interruption at any moment leaves a valid one.
@@ -40,6 +45,8 @@ def save_checkpoint(model, run_dir: Path) -> Path:  # type: ignore[no-untyped-de
         venv.save(str(tmp / "vecnormalize.pkl"))
     if isinstance(model, OffPolicyAlgorithm):
         model.save_replay_buffer(tmp / "replay_buffer.pkl")
+    for file_name, data in (extra or {}).items():
+        write_json_atomic(tmp / file_name, data)
     tmp.rename(final)
     write_json_atomic(root / LATEST_FILE, {"checkpoint": name, "timesteps": int(model.num_timesteps)})
     for old in root.glob("step_*"):
@@ -58,14 +65,17 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 
 
 class CheckpointEvery(BaseCallback):
-    """Saves a resumable checkpoint every ``every`` environment steps, then calls ``on_save`` (if given), e.g.
-    to record progress that a killed run must not lose (wall time, blow-ups)."""
+    """Saves a resumable checkpoint every ``every`` environment steps (with ``extra()``'s files, if given),
+    then calls ``on_save`` (if given), e.g. to record progress that a killed run must not lose (wall time,
+    blow-ups)."""
 
-    def __init__(self, run_dir: Path, every: int, on_save: Callable[[], None] | None = None) -> None:
+    def __init__(self, run_dir: Path, every: int, on_save: Callable[[], None] | None = None,
+                 extra: Callable[[], Mapping[str, Any]] | None = None) -> None:
         super().__init__()
         self.run_dir = run_dir
         self.every = every
         self.on_save = on_save
+        self.extra = extra
         self._next = every
 
     def _init_callback(self) -> None:
@@ -73,7 +83,7 @@ class CheckpointEvery(BaseCallback):
 
     def _on_step(self) -> bool:
         if self.model.num_timesteps >= self._next:
-            save_checkpoint(self.model, self.run_dir)
+            save_checkpoint(self.model, self.run_dir, self.extra() if self.extra else None)
             if self.on_save is not None:
                 self.on_save()
             self._next += self.every
@@ -124,3 +134,36 @@ class DynamicsLogger(BaseCallback):
         """Environment steps per second since training started."""
         elapsed = time.perf_counter() - self._start
         return float(np.float64(self.model.num_timesteps - self._start_steps) / max(elapsed, 1e-9))
+
+
+class AdrUpdater(BaseCallback):
+    """Automatic domain randomization's outer loop: feeds each boundary episode's return (Monitor's
+    ``info["episode"]["r"]``, the unnormalized return) to the :class:`AdrState`, and after every range change
+    sends the new ranges to every env (``env_method``, so in-process and subprocess envs alike). Logs the
+    ranges to TensorBoard (``adr/<dimension>_low`` and ``_high``) at the end of every rollout."""
+
+    def __init__(self, state: AdrState) -> None:
+        super().__init__()
+        self.state = state
+
+    def _init_callback(self) -> None:
+        self.broadcast()
+
+    def broadcast(self) -> None:
+        """Sends the current ranges to the training envs."""
+        self.training_env.env_method("set_adr_ranges", self.state.low.tolist(), self.state.high.tolist())
+
+    def _on_step(self) -> bool:
+        changed = False
+        for info in self.locals.get("infos", ()):
+            boundary = info.get("adr_boundary")
+            if boundary is not None and "episode" in info:
+                changed |= self.state.record(boundary[0], boundary[1], info["episode"]["r"], self.model.num_timesteps)
+        if changed:
+            self.broadcast()
+        return True
+
+    def _on_rollout_end(self) -> None:
+        for name, low, high in zip(self.state.names, self.state.low, self.state.high):
+            for side, value in zip(SIDES, (low, high)):
+                self.logger.record(f"adr/{name}_{side}", float(value))

@@ -21,11 +21,26 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv,
 from sim2real.envs.registry import EnvSpec
 from sim2real.policies.networks import AsymmetricActorCriticPolicy, policy_kwargs
 from sim2real.policies.policy import ALGORITHM_CLASSES
+from sim2real.randomization.adr import AdrState
 from sim2real.randomization.factory import make_env, validate_dynamics
 from sim2real.randomization.privileged import privileged_names
 from sim2real.randomization.spec import DynamicsSpec
-from sim2real.runs import MODEL_FILE, VECNORMALIZE_FILE, atomic_path, load_metadata, update_metadata
-from sim2real.training.callbacks import CheckpointEvery, DynamicsLogger, latest_checkpoint, save_checkpoint
+from sim2real.runs import (
+    MODEL_FILE,
+    VECNORMALIZE_FILE,
+    atomic_path,
+    load_metadata,
+    read_json,
+    update_metadata,
+)
+from sim2real.training.callbacks import (
+    ADR_FILE,
+    AdrUpdater,
+    CheckpointEvery,
+    DynamicsLogger,
+    latest_checkpoint,
+    save_checkpoint,
+)
 from sim2real.training.checks import check_train_config
 from sim2real.training.config import AlgoConfig, TrainConfig
 
@@ -146,6 +161,7 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
     else:
         critic_only = len(names) if config.policy.privileged == "critic" else 0
         model = build_model(config.algo, venv, config.seed, run_dir / "tb", config.device, critic_only_dim=critic_only)
+    adr = adr_state(config, checkpoint)
     metadata = run_metadata(config)
     metadata["policy"]["privileged_names"] = names
     # wall time and blow-ups of earlier segments (recorded at their checkpoints): a resumed run sums them
@@ -157,18 +173,24 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
 
     def record_progress() -> None:
         update_metadata(run_dir, timesteps_done=int(model.num_timesteps), physics_blowups=earlier_blowups + logger.blowups,
-                        wall_time_s=round(earlier_wall + time.perf_counter() - start, 2))
+                        wall_time_s=round(earlier_wall + time.perf_counter() - start, 2),
+                        **({"adr": adr.to_dict()} if adr else {}))
 
     cbs: list[Any] = [logger, *(callbacks or [])]
+    extra: Callable[[], dict[str, Any]] | None = None
+    if adr is not None:
+        venv.env_method("set_adr_ranges", adr.low.tolist(), adr.high.tolist())  # before the first reset of a resumed run
+        cbs.append(AdrUpdater(adr))
+        extra = lambda: {ADR_FILE: adr.to_dict()}  # noqa: E731
     if config.checkpoint_every > 0:
-        cbs.append(CheckpointEvery(run_dir, config.checkpoint_every, on_save=record_progress))
+        cbs.append(CheckpointEvery(run_dir, config.checkpoint_every, on_save=record_progress, extra=extra))
     remaining = config.timesteps - model.num_timesteps
     if remaining > 0:
         try:
             model.learn(total_timesteps=remaining, callback=CallbackList(cbs), reset_num_timesteps=checkpoint is None,
                         tb_log_name="train", progress_bar=config.progress_bar)
         except KeyboardInterrupt:
-            save_checkpoint(model, run_dir)
+            save_checkpoint(model, run_dir, extra() if extra else None)
             record_progress()
             raise
     wall = time.perf_counter() - start
@@ -180,9 +202,24 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
         train_fps=round(logger.steps_per_second, 1),
         wall_time_s=round(earlier_wall + wall, 2),
         physics_blowups=earlier_blowups + logger.blowups,
+        **({"adr": adr.to_dict()} if adr else {}),
     )
+    if adr is not None:
+        from sim2real.evaluation.plots import adr_ranges_plot
+
+        adr_ranges_plot(adr, run_dir / "adr_ranges.png")
     venv.close()
     return model
+
+
+def adr_state(config: TrainConfig, checkpoint: Path | None) -> AdrState | None:
+    """The ADR state of a run with an ``adr`` randomization: the checkpoint's when resuming, else the initial one."""
+    if config.randomization.adr is None:
+        return None
+    state = AdrState(config.randomization.adr, config.env.name)
+    if checkpoint is not None and (checkpoint / ADR_FILE).is_file():
+        state.load_dict(read_json(checkpoint / ADR_FILE))
+    return state
 
 
 def privileged_names_of(config: TrainConfig) -> list[str]:

@@ -108,6 +108,10 @@ def run_train_script(*overrides: str) -> subprocess.CompletedProcess:
         (["algo.name=a2c"], "algo='a2c' is not valid; valid: ppo, sac, td3"),
         (["timesteps=0"], "timesteps=0 must be an integer >= 1"),
         (["eval_targets=[heavvy]"], "unknown target 'heavvy'; known: broken_joint"),
+        (["randomization=adr", "randomization.adr.thresholds=[900,100]"], "the lower threshold (narrow below it) must be"),
+        (["randomization=adr", "randomization.adr.dimensions.masses.step=0"], "masses.step=0 must be a number > 0"),
+        (["randomization=adr", "+randomization.adr.dimensions.torso_mas={limits:[0.5,2]}", "env=hopper"],
+         "unknown parameter 'torso_mas'"),
     ],
 )
 def test_train_script_rejects_bad_input_before_training(tmp_path: Path, overrides: list[str], message: str) -> None:

@@ -1,0 +1,193 @@
+"""Automatic domain randomization: the range-update rule, the sampling wrapper, the spec's checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from stable_baselines3.common.vec_env import SubprocVecEnv
+
+from sim2real.envs import ENVS
+from sim2real.presets import load_preset
+from sim2real.randomization import DynamicsSpec, make_env, validate_dynamics
+from sim2real.randomization.adr import HIGH, LOW, AdrDimension, AdrSpec, AdrState
+from sim2real.randomization.effects import ActionLatency
+from sim2real.randomization.wrapper import AdaptiveRandomization
+
+
+def adr_spec(**dimensions: dict) -> DynamicsSpec:
+    dims = dimensions or {"masses": {"init": [1.0, 1.0], "limits": [0.5, 2.0], "step": 0.1}}
+    return DynamicsSpec.from_dict({"name": "adr", "adr": {"dimensions": dims, "thresholds": [100.0, 500.0],
+                                                          "buffer_size": 2}})
+
+
+def state(step: float = 0.1, init=(1.0, 1.0), limits=(0.5, 2.0), target: str = "masses") -> AdrState:
+    spec = AdrSpec((AdrDimension(target, init=init, limits=limits, step=step),), thresholds=(100.0, 500.0), buffer_size=2)
+    return AdrState(spec, env_name="inverted_pendulum")
+
+
+def test_a_bound_moves_out_when_its_buffer_passes_the_upper_threshold() -> None:
+    adr = state()
+    assert adr.record(0, HIGH, 600.0, timesteps=5) is False  # buffer not full yet
+    assert adr.record(0, HIGH, 400.0, timesteps=9) is True  # mean 500 >= 500: the high bound moves out
+    assert adr.high.tolist() == [1.1] and adr.low.tolist() == [1.0]
+    assert adr.record(0, LOW, 500.0, timesteps=12) is False
+    assert adr.record(0, LOW, 700.0, timesteps=20) is True
+    assert adr.low[0] == pytest.approx(1.0 / 1.1)
+    assert [entry["timesteps"] for entry in adr.trajectory] == [0, 9, 20]
+
+
+def test_a_bound_moves_in_below_the_lower_threshold_and_stays_between() -> None:
+    adr = state()
+    for t in range(4):
+        adr.record(0, LOW, 900.0, t)  # two full buffers passing: low 1 -> 1/1.1 -> 1/1.21
+    assert adr.low[0] == pytest.approx(1 / 1.21)
+    adr.record(0, LOW, 50.0, 5)
+    adr.record(0, LOW, 60.0, 6)  # mean 55 < 100: narrow
+    assert adr.low[0] == pytest.approx(1 / 1.1)
+    adr.record(0, HIGH, 200.0, 7)
+    adr.record(0, HIGH, 300.0, 8)  # mean 250: between the thresholds, no change
+    assert adr.high[0] == 1.0 and len(adr.trajectory) == 4
+    assert all(not buffer for sides in adr.buffers for buffer in sides)  # every full buffer was emptied
+
+
+def test_ranges_stay_within_limits_and_never_narrow_past_where_they_started() -> None:
+    adr = state(step=1.0)
+    for t in range(10):
+        adr.record(0, HIGH, 1000.0, t)
+        adr.record(0, LOW, 1000.0, t)
+    assert adr.low[0] == 0.5 and adr.high[0] == 2.0  # clipped at the limits
+    for t in range(20):
+        adr.record(0, LOW, 0.0, t)
+        adr.record(0, HIGH, 0.0, t)
+    assert adr.low[0] == adr.high[0] == 1.0  # narrowed back to the starting range (nominal), not past it
+    shifted = state(init=(0.8, 1.5))
+    for t in range(20):
+        shifted.record(0, LOW, 0.0, t)
+    assert shifted.low[0] == 0.8  # a failing low bound never moves inside the starting range
+
+
+def test_latency_moves_by_whole_steps() -> None:
+    adr = state(step=1, init=(0, 0), limits=(0, 3), target="action_latency")
+    for t in range(4):
+        adr.record(0, HIGH, 900.0, t)
+    assert adr.high.tolist() == [2.0]
+
+
+def test_state_round_trips_through_its_dict() -> None:
+    adr = state()
+    adr.record(0, HIGH, 900.0, 1)
+    adr.record(0, HIGH, 900.0, 2)
+    adr.record(0, LOW, 900.0, 3)
+    restored = state()
+    restored.load_dict(adr.to_dict())
+    assert restored.to_dict() == adr.to_dict()
+
+
+def test_wrapper_starts_at_nominal_and_samples_within_the_given_ranges() -> None:
+    env = AdaptiveRandomization(make_env("inverted_pendulum"), adr_spec())
+    nominal = np.array(list(env.nominal_dict().values()))
+    _, info = env.reset(seed=0)
+    assert np.allclose(list(info["dynamics"].values()), nominal)
+    env.set_adr_ranges([0.6], [1.8])
+    masses = env.parameters.select("masses")
+    for seed in range(30):
+        env.reset(seed=seed)
+        factors = env.values[masses] / env.parameters.nominal[masses]
+        assert np.all((factors >= 0.6 - 1e-12) & (factors <= 1.8 + 1e-12))
+        if env.boundary is not None:  # a boundary evaluation pins every member of the group at the bound
+            assert np.allclose(factors, (0.6, 1.8)[env.boundary[1]])
+
+
+def test_boundary_evaluations_come_at_the_configured_rate_and_are_reported_at_the_episode_end() -> None:
+    env = make_env("inverted_pendulum", randomization=adr_spec())
+    boundaries = 0
+    for seed in range(200):
+        env.reset(seed=seed)
+        terminated = truncated = False
+        while not (terminated or truncated):
+            _, _, terminated, truncated, info = env.step(np.array([1.0]))  # falls within a few steps
+        boundaries += "adr_boundary" in info
+    assert 70 <= boundaries <= 130  # boundary_probability 0.5 of 200 episodes
+
+
+def test_same_seed_same_samples() -> None:
+    def samples(seed: int) -> list[float]:
+        env = AdaptiveRandomization(make_env("inverted_pendulum"), adr_spec())
+        env.set_adr_ranges([0.5], [2.0])
+        out = []
+        for k in range(5):
+            _, info = env.reset(seed=seed + k)
+            out.append(info["dynamics"]["pole_mass"])
+        return out
+
+    assert samples(0) == samples(0)
+    assert samples(0) != samples(10)
+
+
+def test_latency_dimension_sets_the_episodes_action_latency() -> None:
+    spec = adr_spec(action_latency={"init": [0, 0], "limits": [0, 3], "step": 1})
+    env = make_env("inverted_pendulum", randomization=spec)
+    latency = env
+    while not isinstance(latency, ActionLatency):
+        latency = latency.env
+    env.get_wrapper_attr("set_adr_ranges")([2.0], [2.0])
+    _, info = env.reset(seed=0)
+    assert info["adr_latency"] == 2 and latency.delay == 2
+
+
+def test_subprocess_envs_receive_new_ranges() -> None:
+    spec = adr_spec()
+    venv = SubprocVecEnv([lambda: make_env("inverted_pendulum", randomization=spec)] * 2)
+    try:
+        venv.env_method("set_adr_ranges", [2.0], [2.0])
+        venv.reset()
+        masses = [info["dynamics"]["pole_mass"] for info in venv.reset_infos]
+        nominal = venv.env_method("nominal_dict", indices=[0])[0]["pole_mass"]
+        assert masses == pytest.approx([2.0 * nominal] * 2)
+    finally:
+        venv.close()
+
+
+def test_the_preset_parses_and_validates_on_every_robot() -> None:
+    spec = DynamicsSpec.from_dict(load_preset("randomization", "adr"))
+    assert [d.target for d in spec.adr.dimensions] == ["masses", "frictions", "gains", "gravity", "action_latency"]
+    assert (spec.effects.action_latency, spec.effects.action_latency_max) == (0, 3)
+    assert DynamicsSpec.from_dict(spec.to_dict()) == spec
+    for env in sorted(ENVS):
+        validate_dynamics(env, spec)
+        assert spec.adr.thresholds_for(env) != spec.adr.thresholds  # each robot has its own thresholds
+
+
+@pytest.mark.parametrize(
+    ("adr", "message"),
+    [
+        ({"dimensions": {"masses": {"step": 0.0}}}, "step=0.0 must be a number > 0"),
+        ({"dimensions": {"masses": {"step": -0.1}}}, "step=-0.1 must be a number > 0"),
+        ({"dimensions": {"masses": {}}, "thresholds": [900, 100]}, "adr.thresholds=[900.0, 100.0]: the lower threshold"),
+        ({"dimensions": {"masses": {}}, "env_thresholds": {"hopper": [5, 5]}}, "adr.env_thresholds.hopper=[5.0, 5.0]"),
+        ({"dimensions": {"masses": {"init": [0.4, 1.0], "limits": [0.5, 2.0]}}}, "need limits[0] <= init[0]"),
+        ({"dimensions": {"action_latency": {"init": [0, 1.5], "limits": [0, 3]}}}, "must be whole numbers"),
+        ({"dimensions": {}}, "give at least one dimension"),
+        ({"dimensions": {"masses": {"stepp": 1}}}, "unknown keys ['stepp']"),
+        ({"dimensions": {"masses": {}}, "buffer_size": 0}, "adr.buffer_size=0 must be an integer >= 1"),
+    ],
+)
+def test_bad_adr_settings_are_rejected(adr: dict, message: str) -> None:
+    with pytest.raises(ValueError) as err:
+        DynamicsSpec.from_dict({"name": "adr", "adr": adr})
+    assert message in str(err.value)
+
+
+def test_unknown_parameter_and_unphysical_limits_are_rejected_on_the_env() -> None:
+    with pytest.raises(ValueError, match="unknown parameter 'torso_mas'"):
+        validate_dynamics("hopper", adr_spec(torso_mas={"limits": [0.5, 2.0]}))
+    with pytest.raises(ValueError, match="a mass must be > 0"):
+        validate_dynamics("hopper", adr_spec(masses={"limits": [0.0, 2.0]}))
+
+
+def test_adr_conflicts_with_explicit_parameters_or_latency() -> None:
+    with pytest.raises(ValueError, match="move \\['gains'\\] there"):
+        DynamicsSpec.from_dict({"adr": {"dimensions": {"masses": {}}}, "parameters": {"gains": {"low": 0.8, "high": 1.2}}})
+    with pytest.raises(ValueError, match="remove effects \\['action_latency'\\]"):
+        DynamicsSpec.from_dict({"adr": {"dimensions": {"action_latency": {"init": [0, 0], "limits": [0, 2], "step": 1}}},
+                                "effects": {"action_latency": 1}})
