@@ -30,6 +30,24 @@ def test_train_config_validates_for_every_env_and_algo(env: str, algo: str) -> N
     assert config.env.name == env and config.algo.name == algo
 
 
+@pytest.mark.parametrize("env", sorted(ENVS))
+def test_env_alone_picks_the_robots_default_algorithm(env: str) -> None:
+    assert (CONFIG_DIR / "algo" / "default" / f"{env}.yaml").is_file()  # every registered robot has a default
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
+        default = to_dict(compose(config_name=f"algo/default/{env}"))["algo"]["name"]
+        picked = train_config_from_dict(to_dict(compose(config_name="train", overrides=[f"env={env}"])))
+        chosen = train_config_from_dict(to_dict(compose(config_name="train", overrides=[f"env={env}", "algo=sac"])))
+        pipeline = to_dict(compose(config_name="pipeline", overrides=[f"env={env}"]))
+    assert picked.algo.name == default == pipeline["algo"]["name"]
+    assert chosen.algo.name == "sac"  # algo=<name> still wins
+    assert picked.algo == train_config_from_dict({"env": {"name": env}, "algo": load_preset("algo", default)}).algo
+
+
+def test_a_robot_without_a_default_algorithm_names_the_choices() -> None:
+    with pytest.raises(ValueError, match="no algorithm chosen for env 'my_robot'.*algo=ppo"):
+        train_config_from_dict({"env": {"name": "my_robot", "id": "InvertedPendulum-v5"}})
+
+
 def test_every_group_yaml_parses() -> None:
     for group in ("randomization", "target"):
         for name in group_options(group):

@@ -97,7 +97,7 @@ def pipeline_config_from_dict(cfg: Mapping[str, Any]) -> PipelineConfig:
     seed = require_int("seed", cfg.get("seed", 0), minimum=0, whole_float=True)
     require_known_keys("source", cfg["source"], SOURCE_KEYS)
     check_train_settings(cfg["source"])
-    source = train_config_from_dict({**cfg["source"], "env": cfg["env"], "algo": cfg["algo"],
+    source = train_config_from_dict({**cfg["source"], "env": cfg["env"], "algo": cfg.get("algo"),
                                      "randomization": cfg["randomization"], "seed": seed})
     check_train_config(source)
     target = target_spec(cfg["target"])

@@ -121,7 +121,15 @@ def policy_settings_from_dict(data: Mapping[str, Any] | None) -> tuple[int, Poli
 
 
 def algo_config_from_dict(data: Mapping[str, Any], env_name: str) -> AlgoConfig:
-    """Builds an :class:`AlgoConfig`, applying the per-env block ``env_overrides[env_name]`` if present."""
+    """Builds an :class:`AlgoConfig`, applying the per-env block ``env_overrides[env_name]`` if present.
+
+    Raises:
+        ValueError: ``data`` is empty: no algorithm was chosen (an env without a default in
+            ``configs/algo/default/``, such as a user's own robot, needs ``algo=<name>``).
+    """
+    if not data:
+        raise ValueError(f"no algorithm chosen for env '{env_name}' (it has no configs/algo/default/{env_name}.yaml); "
+                         f"give one: algo={' | algo='.join(ALGORITHMS)}")
     data = _deep_merge(dict(data), dict(dict(data.get("env_overrides") or {}).get(env_name) or {}))
     data.pop("env_overrides", None)
     network = dict(data.pop("network", {}) or {})
@@ -161,7 +169,7 @@ def train_config_from_dict(cfg: Mapping[str, Any]) -> TrainConfig:
         env = replace(env, history=history)
     return TrainConfig(
         env=env,
-        algo=algo_config_from_dict(cfg["algo"], env.name),
+        algo=algo_config_from_dict(cfg.get("algo") or {}, env.name),
         policy=policy,
         randomization=DynamicsSpec.from_dict(cfg.get("randomization"), default_name="randomization"),
         target=DynamicsSpec.from_dict(cfg.get("target"), default_name="target"),
