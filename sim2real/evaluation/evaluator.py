@@ -349,6 +349,8 @@ def _write_plots(report: Report, sweeps: list[SweepResult], out_dir: Path) -> li
 
     paths = [plots.returns_bar_chart(report, out_dir / "returns.png")]
     paths += [plots.robustness_heatmap(s, out_dir / f"sweep_{_slug(s.policy)}.png", env=report.env) for s in sweeps]
+    if len(sweeps) > 1 and len(sweeps[0].groups) == 2:
+        paths.append(plots.robustness_comparison(sweeps, out_dir / "sweep_comparison.png", env=report.env))
     curve = plots.sample_efficiency_plot(report, out_dir / "sample_efficiency.png")
     if curve is not None:
         paths.append(curve)

@@ -489,6 +489,21 @@ def _headline_lines(report: Report) -> list[str]:
     return lines
 
 
+def _robustness_lines(sweeps: list[dict[str, Any]]) -> list[str]:
+    """One line per swept policy: its nominal cell's return and how many grid cells reach half of it."""
+    if not sweeps:
+        return []
+    lines = ["", "Robustness sweep (" + " x ".join(sweeps[0]["groups"]) + "): cells whose mean return reaches 50% of "
+                 "the policy's own nominal cell:"]
+    for sweep in sweeps:
+        cells = int(np.prod([len(values) for values in sweep["values"]]))
+        covered = sweep.get("cells_at_half_nominal")
+        nominal = sweep.get("nominal_return")
+        lines.append(f"- {sweep['policy']}: " + ("– (no nominal cell, or a nominal return <= 0)" if covered is None
+                     else f"{covered} of {cells} (nominal cell {nominal:.1f})"))
+    return lines
+
+
 def format_markdown(report: Report) -> str:
     """The report as Markdown: a header, the table, the headline and the warnings."""
     level = f"{100 * report.confidence:g}%"
@@ -521,6 +536,7 @@ def format_markdown(report: Report) -> str:
         lines += ["", f"Domain similarity (MMD² of (s, a, s' - s) in the source domain with vs without the target, "
                       f"policy {similarity.get('reference_policy', '?')}): {similarity['mmd2']:.4f}, "
                       f"p = {similarity['p_value']:.3f} ({verdict})."]
+    lines += _robustness_lines(report.context.get("sweeps") or [])
     if report.warnings:
         lines += ["", "Warnings:", *[f"- {warning}" for warning in report.warnings]]
     plots = report.context.get("plots")

@@ -98,6 +98,10 @@ class SweepSpec:
         return list(self.policies)
 
 
+COVERAGE_FRACTION = 0.5
+"""A cell counts as covered when its mean return reaches this fraction of the policy's own nominal cell."""
+
+
 @dataclass
 class SweepResult:
     """Returns over the grid for one policy.
@@ -123,11 +127,33 @@ class SweepResult:
     n: int
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form."""
+        """The JSON form, with the nominal cell's return and the coverage at half of it."""
         data = asdict(self)
         for key in ("mean", "ci_low", "ci_high"):
             data[key] = np.asarray(getattr(self, key)).tolist()
+        data["nominal_return"] = self.nominal_return
+        data["cells_at_half_nominal"] = self.cells_at_least(COVERAGE_FRACTION)
         return data
+
+    @property
+    def nominal_return(self) -> float | None:
+        """Mean return in the grid's unperturbed cell (every value 1 for ``scale``, 0 for ``add``); None if the
+        grid has no such cell."""
+        identity = 1.0 if self.operation == "scale" else 0.0
+        index = []
+        for values in self.values:
+            if identity not in values:
+                return None
+            index.append(values.index(identity))
+        return float(np.asarray(self.mean)[tuple(index)])
+
+    def cells_at_least(self, fraction: float) -> int | None:
+        """How many cells reach ``fraction`` of the nominal cell's return (the coverage of a robustness grid);
+        None without a nominal cell or with a nominal return <= 0, where a fraction of it means nothing."""
+        nominal = self.nominal_return
+        if nominal is None or nominal <= 0:
+            return None
+        return int(np.sum(np.asarray(self.mean) >= fraction * nominal))
 
 
 def sweep_jobs(policy: str, name: str, env: EnvSpec, spec: SweepSpec, eval_seed: int) -> dict[RolloutKey, RolloutJob]:

@@ -20,8 +20,10 @@ from sim2real.evaluation import (
     rollout_returns,
 )
 from sim2real.evaluation.parallel import episode_seed_bases
+from sim2real.evaluation.plots import robustness_comparison
+from sim2real.evaluation.report import _robustness_lines
 from sim2real.evaluation.rollout import RolloutResult
-from sim2real.evaluation.sweep import sweep_jobs, sweep_result
+from sim2real.evaluation.sweep import SweepResult, sweep_jobs, sweep_result
 from sim2real.policies import Policy
 from sim2real.presets import target_spec
 
@@ -89,3 +91,28 @@ def test_evaluation_with_sweep_writes_json_and_heatmap(ppo_run: Path, tmp_path: 
     assert saved["groups"] == ["masses", "gains"] and np.array(saved["mean"]).shape == (2, 2)
     assert (tmp_path / f"sweep_{ppo_run.name}.png").stat().st_size > 10_000
     assert str(tmp_path / f"sweep_{ppo_run.name}.png") in report.context["plots"]
+    assert f"- {ppo_run.name}: " in (tmp_path / "report.md").read_text()  # its coverage line
+
+
+def planted_sweep(policy: str, mean: list[list[float]], values=((0.5, 1.0, 2.0), (0.5, 1.0, 2.0))) -> SweepResult:
+    grid = np.array(mean, dtype=float)
+    return SweepResult(policy=policy, groups=["masses", "gains"], values=[list(v) for v in values], operation="scale",
+                       mean=grid, ci_low=grid - 1, ci_high=grid + 1, n=5)
+
+
+def test_coverage_counts_cells_at_half_the_nominal_cell() -> None:
+    result = planted_sweep("p", [[10, 60, 49], [50, 100, 80], [0, 51, 200]])
+    assert result.nominal_return == 100.0  # the (1.0, 1.0) cell, not the best one
+    assert result.cells_at_least(0.5) == 6  # 60, 50, 100, 80, 51, 200 (49 is not)
+    assert result.to_dict()["cells_at_half_nominal"] == 6
+    assert planted_sweep("q", [[1, 2], [3, 4]], values=((0.5, 2.0), (0.5, 2.0))).cells_at_least(0.5) is None  # no nominal cell
+    assert planted_sweep("r", [[-5, -1, -9]] * 3).cells_at_least(0.5) is None  # a fraction of a negative return means nothing
+
+
+def test_comparison_figure_and_report_lines_for_several_swept_policies(tmp_path: Path) -> None:
+    sweeps = [planted_sweep("wide", [[10, 60, 49], [50, 100, 80], [0, 51, 200]]),
+              planted_sweep("adr", [[90, 95, 99], [97, 100, 98], [96, 94, 93]])]
+    path = robustness_comparison(sweeps, tmp_path / "cmp.png", env="inverted_pendulum")
+    assert path.stat().st_size > 10_000
+    lines = _robustness_lines([s.to_dict() for s in sweeps])
+    assert lines[-2:] == ["- wide: 6 of 9 (nominal cell 100.0)", "- adr: 9 of 9 (nominal cell 100.0)"]
