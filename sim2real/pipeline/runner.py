@@ -170,8 +170,17 @@ def _report(config: PipelineConfig, source_dir: Path, out_dir: Path, oracle_dir:
 
 
 def best_policy(report: dict[str, Any]) -> dict[str, Any]:
-    """The adapted or zero-shot policy with the highest mean target return."""
+    """The expert-free adapted or zero-shot policy with the highest mean target return (what a robot without
+    an oracle could deploy; the report's headline picks the same way). Expert-assisted ones only if no other.
+
+    Example:
+        >>> row = lambda name, mean, free: {"name": name, "role": "policy", "run_dir": name, "expert_free": free,
+        ...                                 "target_return": {"mean": mean}}
+        >>> best_policy({"policies": [row("dagger", 9.0, False), row("sysid", 8.0, True)]})["name"]
+        'sysid'
+    """
     rows = [r for r in report["policies"] if r["role"] in ("policy", "zero_shot") and r.get("run_dir")]
+    rows = [r for r in rows if r.get("expert_free") is not False] or rows
     best = max(rows, key=lambda r: r["target_return"]["mean"])
     return {"name": best["name"], "run_dir": best["run_dir"], "target_return": best["target_return"]["mean"]}
 
