@@ -106,11 +106,13 @@ class DomainRandomization(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
 class AdaptiveRandomization(DomainRandomization):
     """Automatic domain randomization (:mod:`sim2real.randomization.adr`): samples every dimension
-    uniformly from its current range, except that with probability ``boundary_probability`` one
-    dimension sits at one of its bounds (a boundary evaluation).
+    uniformly from its current range; while training, with probability ``boundary_probability`` one
+    dimension sits at one of its bounds instead (a boundary evaluation).
 
-    The ranges start at ``spec.adr``'s ``init`` and change only through :meth:`set_adr_ranges` (the
-    training callback calls it on every env after each update). At reset ``info["adr_latency"]`` carries the
+    The ranges start at ``spec.adr``'s ``init`` and change only through :meth:`set_adr_ranges`, which the
+    training loop calls on every env before training and after each update; boundary evaluations start
+    with that first call, so outside training (evaluation, a later stage's source domain) the env simply
+    samples the ranges uniformly. At reset ``info["adr_latency"]`` carries the
     episode's action latency when latency is a dimension (the ``ActionLatency`` wrapper built for this
     randomization applies it); the episode's last ``info`` carries ``adr_boundary = (dimension, side)``
     for a boundary evaluation (side 0: low, 1: high).
@@ -123,7 +125,7 @@ class AdaptiveRandomization(DomainRandomization):
         >>> _, info = env.reset(seed=0)
         >>> info["dynamics"]["pole_mass"] == env.nominal_dict()["pole_mass"]  # the range starts at nominal
         True
-        >>> env.set_adr_ranges([2.0], [2.0])
+        >>> env.set_adr_ranges([2.0], [2.0], boundaries=False)
         >>> _, info = env.reset()
         >>> round(info["dynamics"]["pole_mass"] / env.nominal_dict()["pole_mass"], 6)
         2.0
@@ -138,16 +140,19 @@ class AdaptiveRandomization(DomainRandomization):
         self.low = np.array([d.init[0] for d in self.adr.dimensions], dtype=float)
         self.high = np.array([d.init[1] for d in self.adr.dimensions], dtype=float)
         self.boundary: tuple[int, int] | None = None
+        self.boundaries = False
         self.latency = 0
 
-    def set_adr_ranges(self, low: Any, high: Any) -> None:
-        """Sets the current ranges (one ``low`` and ``high`` per dimension), used from the next reset on."""
+    def set_adr_ranges(self, low: Any, high: Any, boundaries: bool = True) -> None:
+        """Sets the current ranges (one ``low`` and ``high`` per dimension), used from the next reset on, and
+        whether boundary evaluations happen (the training loop's updates need them)."""
         self.low, self.high = np.array(low, dtype=float), np.array(high, dtype=float)
+        self.boundaries = boundaries
 
     def _sample(self, rng: np.random.Generator) -> np.ndarray:
         n = len(self.adr.dimensions)
         self.boundary = None
-        if rng.random() < self.adr.boundary_probability:
+        if self.boundaries and rng.random() < self.adr.boundary_probability:
             self.boundary = (int(rng.integers(n)), int(rng.integers(2)))
         values = self.parameters.nominal.copy()
         for i, (dimension, members) in enumerate(zip(self.adr.dimensions, self._members)):

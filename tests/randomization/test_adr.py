@@ -100,6 +100,7 @@ def test_wrapper_starts_at_nominal_and_samples_within_the_given_ranges() -> None
 
 def test_boundary_evaluations_come_at_the_configured_rate_and_are_reported_at_the_episode_end() -> None:
     env = make_env("inverted_pendulum", randomization=adr_spec())
+    env.get_wrapper_attr("set_adr_ranges")([1.0], [1.5])  # what the training loop does first
     boundaries = 0
     for seed in range(200):
         env.reset(seed=seed)
@@ -108,6 +109,17 @@ def test_boundary_evaluations_come_at_the_configured_rate_and_are_reported_at_th
             _, _, terminated, truncated, info = env.step(np.array([1.0]))  # falls within a few steps
         boundaries += "adr_boundary" in info
     assert 70 <= boundaries <= 130  # boundary_probability 0.5 of 200 episodes
+
+
+def test_outside_training_the_ranges_are_sampled_uniformly_without_boundary_evaluations() -> None:
+    env = AdaptiveRandomization(make_env("inverted_pendulum"), adr_spec(masses={"init": [0.5, 2.0], "limits": [0.5, 2.0]}))
+    masses = env.parameters.select("masses")
+    factors = []
+    for seed in range(50):
+        env.reset(seed=seed)
+        assert env.boundary is None
+        factors.append(env.values[masses] / env.parameters.nominal[masses])
+    assert not np.any(np.isclose(np.concatenate(factors), 0.5) | np.isclose(np.concatenate(factors), 2.0))
 
 
 def test_same_seed_same_samples() -> None:
