@@ -42,7 +42,8 @@ RETURN_TARGETS: dict[str, tuple[int, float]] = {
 
 def train_run(env: str, seed: int, timesteps: int, run_dir: Path) -> None:
     """Trains (or resumes, or reuses) one run through the training script."""
-    if run_dir.is_dir() and load_metadata(run_dir).get("complete") and load_metadata(run_dir)["timesteps_done"] >= timesteps:
+    done = load_metadata(run_dir) if run_dir.is_dir() else {}
+    if done.get("complete") and done.get("timesteps_done", 0) >= timesteps:
         return
     where = [f"resume={run_dir}"] if (run_dir / "metadata.json").is_file() else [
         f"env={env}", f"seed={seed}", f"hydra.run.dir={run_dir}"]

@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from sim2real.evaluation.report import Report  # noqa: E402
-from sim2real.evaluation.sweep import SweepResult  # noqa: E402
+from sim2real.evaluation.sweep import COVERAGE_FRACTION, SweepResult  # noqa: E402
 from sim2real.randomization.adr import AdrState  # noqa: E402
 from sim2real.runs import atomic_path  # noqa: E402
 
@@ -102,13 +102,14 @@ def robustness_comparison(results: list[SweepResult], path: str | Path, env: str
         panel.set_xticks(range(len(cols)), [f"{v:.2g}" for v in cols])
         panel.set_ylabel(f"{result.groups[0]} ({op} nominal)")
         panel.set_xlabel(f"{result.groups[1]} ({op} nominal)")
-        nominal, covered = result.nominal_return, result.cells_at_least(0.5)
+        covered = result.covered()
         for (i, j), value in np.ndenumerate(result.mean):
             panel.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=7,
                        color="black" if value > (low + high) / 2 else "white")
-            if nominal is not None and nominal > 0 and value >= 0.5 * nominal:
+            if covered is not None and covered[i, j]:
                 panel.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=1.2))
-        count = "" if covered is None else f"\n{covered}/{result.mean.size} cells >= 50% of nominal ({nominal:.0f})"
+        count = "" if covered is None else (f"\n{int(covered.sum())}/{result.mean.size} cells >= "
+                                            f"{COVERAGE_FRACTION:.0%} of nominal ({result.nominal_return:.0f})")
         panel.set_title(f"{result.policy}{count}", fontsize=9)
     figure.colorbar(image, ax=axes[0].tolist(), label="episode return (mean)")
     figure.suptitle(f"{env + ': ' if env else ''}robustness, {results[0].n} episodes per cell", fontsize=10)

@@ -147,13 +147,18 @@ class SweepResult:
             index.append(values.index(identity))
         return float(np.asarray(self.mean)[tuple(index)])
 
-    def cells_at_least(self, fraction: float) -> int | None:
-        """How many cells reach ``fraction`` of the nominal cell's return (the coverage of a robustness grid);
-        None without a nominal cell or with a nominal return <= 0, where a fraction of it means nothing."""
+    def covered(self, fraction: float = COVERAGE_FRACTION) -> np.ndarray | None:
+        """Which cells reach ``fraction`` of the nominal cell's return (a boolean grid); None without a nominal
+        cell or with a nominal return <= 0, where a fraction of it means nothing."""
         nominal = self.nominal_return
         if nominal is None or nominal <= 0:
             return None
-        return int(np.sum(np.asarray(self.mean) >= fraction * nominal))
+        return np.asarray(self.mean) >= fraction * nominal
+
+    def cells_at_least(self, fraction: float = COVERAGE_FRACTION) -> int | None:
+        """How many cells :meth:`covered` counts (the coverage of a robustness grid), or None."""
+        mask = self.covered(fraction)
+        return None if mask is None else int(mask.sum())
 
 
 def sweep_jobs(policy: str, name: str, env: EnvSpec, spec: SweepSpec, eval_seed: int) -> dict[RolloutKey, RolloutJob]:

@@ -31,6 +31,9 @@ from sim2real.validation import require_float, require_int, require_known_keys
 LATENCY = "action_latency"
 """The dimension name of the action latency (integer control steps, applied by the ``ActionLatency`` wrapper)."""
 
+LATENCY_INFO_KEY = "adr_latency"
+"""The reset ``info`` key through which the ADR wrapper hands the episode's latency to ``ActionLatency``."""
+
 LOW, HIGH = 0, 1
 SIDES = ("low", "high")
 
@@ -152,6 +155,11 @@ class AdrSpec:
         """``(lower, upper)`` for one robot."""
         return tuple(self.env_thresholds.get(env_name, self.thresholds))  # type: ignore[return-value]
 
+    def initial_ranges(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(low, high)`` of every dimension where it starts."""
+        return (np.array([d.init[0] for d in self.dimensions], dtype=float),
+                np.array([d.init[1] for d in self.dimensions], dtype=float))
+
     @property
     def latency(self) -> AdrDimension | None:
         """The latency dimension, if any."""
@@ -180,10 +188,9 @@ class AdrState:
         self.spec = spec
         self.names = [d.target for d in spec.dimensions]
         self.lower_threshold, self.upper_threshold = spec.thresholds_for(env_name)
-        self.low = np.array([d.init[0] for d in spec.dimensions], dtype=float)
-        self.high = np.array([d.init[1] for d in spec.dimensions], dtype=float)
+        self.low, self.high = spec.initial_ranges()
         self._limits = np.array([d.limits for d in spec.dimensions], dtype=float)
-        self._init = np.array([d.init for d in spec.dimensions], dtype=float)
+        self._init = np.stack(spec.initial_ranges(), axis=1)
         self._steps = np.array([d.step for d in spec.dimensions], dtype=float)
         self._additive = np.array([d.is_latency for d in spec.dimensions])
         self.buffers: list[list[list[float]]] = [[[], []] for _ in spec.dimensions]

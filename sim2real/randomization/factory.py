@@ -6,6 +6,7 @@ import gymnasium as gym
 
 from sim2real.envs.guard import PhysicsGuard
 from sim2real.envs.registry import EnvSpec, make_base_env, resolve_env
+from sim2real.randomization.adr import LATENCY_INFO_KEY
 from sim2real.randomization.effects import apply_effects
 from sim2real.randomization.history import HistoryObservation
 from sim2real.randomization.privileged import PrivilegedObservation
@@ -26,8 +27,8 @@ def make_env(
     target becomes the new nominal); domain randomization around it (sampled from the target's values
     at every reset; adaptive ranges for an ``adr`` randomization); the physics guard; the target's effects;
     the randomization's effects; the observation history when the env spec asks for one
-    (``EnvSpec.history``), outermost, so it holds the observations and actions the policy itself saw and sent. With ``privileged``, the episode's randomized
-    parameters (normalized, :class:`~sim2real.randomization.privileged.PrivilegedObservation`) are appended
+    (``EnvSpec.history``), outermost, so it holds the observations and actions the policy itself saw and
+    sent. With ``privileged``, the episode's randomized parameters (normalized, :class:`~sim2real.randomization.privileged.PrivilegedObservation`) are appended
     after everything: ``[observation or history, privileged]``.
 
     Args:
@@ -51,7 +52,7 @@ def make_env(
     if target is not None:
         wrapped = apply_effects(wrapped, target.effects)
     if randomization is not None:
-        wrapped = apply_effects(wrapped, randomization.effects, latency_key="adr_latency" if adaptive else None)
+        wrapped = apply_effects(wrapped, randomization.effects, latency_key=LATENCY_INFO_KEY if adaptive else None)
     if spec.history > 0:
         wrapped = HistoryObservation(wrapped, spec.history)
     if privileged:

@@ -9,6 +9,7 @@ import numpy as np
 from gymnasium.utils import seeding
 
 from sim2real.envs.parameters import ParameterSet
+from sim2real.randomization.adr import LATENCY_INFO_KEY
 from sim2real.randomization.operations import operation_range
 from sim2real.randomization.spec import CompiledDynamics, DynamicsSpec
 
@@ -137,8 +138,7 @@ class AdaptiveRandomization(DomainRandomization):
         super().__init__(env, spec, env_name)
         self.adr = spec.adr
         self._members = [self.parameters.select(d.target) if not d.is_latency else None for d in self.adr.dimensions]
-        self.low = np.array([d.init[0] for d in self.adr.dimensions], dtype=float)
-        self.high = np.array([d.init[1] for d in self.adr.dimensions], dtype=float)
+        self.low, self.high = self.adr.initial_ranges()
         self.boundary: tuple[int, int] | None = None
         self.boundaries = False
         self.latency = 0
@@ -171,7 +171,7 @@ class AdaptiveRandomization(DomainRandomization):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         obs, info = super().reset(seed=seed, options=options)
         if self.adr.latency is not None:
-            info["adr_latency"] = self.latency
+            info[LATENCY_INFO_KEY] = self.latency
         return obs, info
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
-from stable_baselines3.common.vec_env import VecNormalize
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from sim2real.randomization.adr import SIDES, AdrState
 from sim2real.runs import read_json, write_json_atomic
@@ -140,18 +140,21 @@ class AdrUpdater(BaseCallback):
     """Automatic domain randomization's outer loop: feeds each boundary episode's return (Monitor's
     ``info["episode"]["r"]``, the unnormalized return) to the :class:`AdrState`, and after every range change
     sends the new ranges to every env (``env_method``, so in-process and subprocess envs alike). Logs the
-    ranges to TensorBoard (``adr/<dimension>_low`` and ``_high``) at the end of every rollout."""
+    ranges to TensorBoard (``adr/<dimension>_low`` and ``_high``) at the end of every rollout.
 
-    def __init__(self, state: AdrState) -> None:
+    The ranges reach ``venv`` (the envs the model trains on) already at construction: ``model.learn`` resets
+    the envs before it starts callbacks, and a resumed run's first episodes must sample its saved ranges.
+    """
+
+    def __init__(self, state: AdrState, venv: VecEnv) -> None:
         super().__init__()
         self.state = state
-
-    def _init_callback(self) -> None:
+        self.venv = venv
         self.broadcast()
 
     def broadcast(self) -> None:
         """Sends the current ranges to the training envs."""
-        self.training_env.env_method("set_adr_ranges", self.state.low.tolist(), self.state.high.tolist())
+        self.venv.env_method("set_adr_ranges", self.state.low.tolist(), self.state.high.tolist())
 
     def _on_step(self) -> bool:
         changed = False

@@ -179,8 +179,7 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
     cbs: list[Any] = [logger, *(callbacks or [])]
     extra: Callable[[], dict[str, Any]] | None = None
     if adr is not None:
-        venv.env_method("set_adr_ranges", adr.low.tolist(), adr.high.tolist())  # before the first reset of a resumed run
-        cbs.append(AdrUpdater(adr))
+        cbs.append(AdrUpdater(adr, venv))
         extra = lambda: {ADR_FILE: adr.to_dict()}  # noqa: E731
     if config.checkpoint_every > 0:
         cbs.append(CheckpointEvery(run_dir, config.checkpoint_every, on_save=record_progress, extra=extra))
