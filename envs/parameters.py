@@ -9,8 +9,12 @@ Every MuJoCo model gets the same handles, one kind per entry of :data:`PARAMETER
 * ``gravity`` (the z component of ``opt.gravity``),
 * ``<joint>_range`` for each limited hinge or slide joint: the width of its range, which a new value
   scales about the range's centre (``[0, 1]`` at width 2 becomes ``[-0.5, 1.5]``),
+* ``<geom>_length`` for each capsule or cylinder geom that alone makes up its body (a limb): its length,
+  grown from the end at the body's joint, with the body's children, sites, mass, inertia and centre of
+  mass following the new shape (a morphology change),
 
-and the groups ``masses``, ``frictions``, ``dampings``, ``armatures``, ``gains``, ``gravity``, ``ranges``.
+and the groups ``masses``, ``frictions``, ``dampings``, ``armatures``, ``gains``, ``gravity``, ``ranges``,
+``lengths``.
 Unnamed elements are named after what they drive (an actuator on joint ``hip`` is ``hip``) or by kind
 and index (``body4``). A parameter vector holds one value per parameter; :meth:`ParameterSet.apply`
 writes it into the model and :meth:`ParameterSet.restore` writes back the nominal values.
@@ -75,6 +79,8 @@ class ParameterKind:
         needs_set_const: Whether a write changes the mass matrix, so derived constants (subtree mass,
             invweight0, acc0) must be recomputed with ``mj_setConst``.
         handle: Format of a parameter's name, from ``element`` and ``kind``.
+        composes_with: A kind whose writes this one scales (it comes earlier in :data:`PARAMETER_KINDS`);
+            writing either kind writes both, so neither compounds on the other's previous write.
     """
 
     name: str
@@ -85,6 +91,7 @@ class ParameterKind:
     inclusive: bool = False
     needs_set_const: bool = False
     handle: str = "{element}_{kind}"
+    composes_with: str | None = None
 
     @property
     def rule(self) -> str:
@@ -173,6 +180,92 @@ def _joint_range(model: mujoco.MjModel) -> Binding:
     return Binding(_names(model, _OBJ.mjOBJ_JOINT, ids), lambda: np.diff(model.jnt_range[ids])[:, 0], write)
 
 
+def _segment_volume_inertia(kind: int, radius: float, half: float) -> tuple[float, np.ndarray]:
+    """Volume and principal inertia (transverse, transverse, axial) at unit density of a capsule or cylinder
+    with half-length ``half`` along its z axis, about its centre (MuJoCo's compiler computes the same)."""
+    r2, length = radius * radius, 2.0 * half
+    cylinder = np.pi * r2 * length
+    transverse, axial = cylinder * (3.0 * r2 + length * length) / 12.0, cylinder * r2 / 2.0
+    if kind == mujoco.mjtGeom.mjGEOM_CYLINDER:
+        return cylinder, np.array([transverse, transverse, axial])
+    sphere = 4.0 / 3.0 * np.pi * r2 * radius  # the two hemispherical caps
+    transverse += sphere * (2.0 * r2 / 5.0 + length * length / 4.0 + 3.0 * length * radius / 8.0)
+    return cylinder + sphere, np.array([transverse, transverse, axial + sphere * 2.0 * r2 / 5.0])
+
+
+def _along_limb(points: np.ndarray, centre: np.ndarray, axis: np.ndarray, half: float, anchor: float,
+                scale: float) -> np.ndarray:
+    """Where points of a limb's body go when its segment (``centre`` +- ``half`` along the unit ``axis``) is
+    scaled by ``scale`` about the axial coordinate ``anchor``: points along the segment scale with it,
+    points beyond an end move with that end."""
+    t = (points - centre) @ axis  # axial coordinate from the segment's centre
+    shift = np.where(t > half, (scale - 1.0) * (half - anchor),
+                     np.where(t < -half, (scale - 1.0) * (-half - anchor), (scale - 1.0) * (t - anchor)))
+    return points + shift[:, None] * axis
+
+
+def _geom_length(model: mujoco.MjModel) -> Binding:
+    """Binds the length of each capsule or cylinder geom that alone makes up its body's mass (a limb).
+
+    The end nearest the body's joint stays where it is; the geom grows or shrinks from it, and whatever the
+    body carries beyond the geom's ends (child bodies, sites) moves with the far end, so the limb's children
+    stay attached at its tip. Mass scales with the geom's volume (constant density), and the inertia and
+    centre of mass follow the new shape; both compose with the ``mass`` kind's scale, which is written first.
+    """
+    segment = np.isin(model.geom_type, (mujoco.mjtGeom.mjGEOM_CAPSULE, mujoco.mjtGeom.mjGEOM_CYLINDER))
+    geoms_in_body = np.bincount(model.geom_bodyid, minlength=model.nbody)
+    ids = np.array([g for g in np.flatnonzero(segment)
+                    if geoms_in_body[model.geom_bodyid[g]] == 1 and model.body_mass[model.geom_bodyid[g]] > 0
+                    and np.allclose(model.body_ipos[model.geom_bodyid[g]], model.geom_pos[g], atol=1e-9)], dtype=int)
+    limbs = []
+    for g in ids:
+        body = int(model.geom_bodyid[g])
+        axis = np.zeros(9)
+        mujoco.mju_quat2Mat(axis, model.geom_quat[g])
+        rotation = axis.reshape(3, 3)
+        u, centre, half = rotation[:, 2].copy(), model.geom_pos[g].copy(), float(model.geom_size[g, 1])
+        hinges = np.flatnonzero((model.jnt_bodyid == body) & (model.jnt_type != mujoco.mjtJoint.mjJNT_SLIDE)
+                                & (model.jnt_type != mujoco.mjtJoint.mjJNT_FREE))
+        anchor = model.jnt_pos[hinges[0]] if hinges.size else np.zeros(3)  # where the limb turns
+        principal = np.zeros(9)
+        mujoco.mju_quat2Mat(principal, model.body_iquat[body])
+        to_principal = principal.reshape(3, 3).T @ rotation  # geom frame -> the body's principal inertia frame
+        children = np.flatnonzero((model.body_parentid == body) & (np.arange(model.nbody) != body))
+        sites = np.flatnonzero(model.site_bodyid == body)
+        limbs.append((g, body, u, centre, half, float(np.clip((anchor - centre) @ u, -half, half)), to_principal,
+                      children, model.body_pos[children].copy(), sites, model.site_pos[sites].copy()))
+    nominal_length = 2.0 * model.geom_size[ids, 1].copy()
+    nominal_geom_pos, nominal_aabb = model.geom_pos[ids].copy(), model.geom_aabb[ids].copy()
+    nominal_rbound, nominal_size = model.geom_rbound[ids].copy(), model.geom_size[ids].copy()
+    bodies = model.geom_bodyid[ids]
+    nominal_ipos = model.body_ipos[bodies].copy()
+
+    def shape(limb: int, half: float) -> tuple[float, np.ndarray]:
+        g, to_principal = limbs[limb][0], limbs[limb][6]
+        volume, moments = _segment_volume_inertia(int(model.geom_type[g]), float(model.geom_size[g, 0]), half)
+        return volume, np.diag(to_principal @ np.diag(moments) @ to_principal.T)
+
+    nominal_shapes = [shape(i, limb[4]) for i, limb in enumerate(limbs)]
+
+    def write(values: np.ndarray) -> None:
+        for i, (g, body, u, centre, half, anchor, _, children, child_pos, sites, site_pos) in enumerate(limbs):
+            scale = values[i] / nominal_length[i]
+            new_half = half * scale
+            volume, moments = shape(i, new_half)
+            model.geom_size[g, 1] = nominal_size[i, 1] * scale
+            model.geom_pos[g] = _along_limb(nominal_geom_pos[i][None], centre, u, half, anchor, scale)[0]
+            model.body_ipos[body] = nominal_ipos[i] + (model.geom_pos[g] - nominal_geom_pos[i])
+            model.body_mass[body] *= volume / nominal_shapes[i][0]
+            model.body_inertia[body] *= moments / nominal_shapes[i][1]
+            model.body_pos[children] = _along_limb(child_pos, centre, u, half, anchor, scale)
+            model.site_pos[sites] = _along_limb(site_pos, centre, u, half, anchor, scale)
+            model.geom_rbound[g] = nominal_rbound[i] + (new_half - half)
+            model.geom_aabb[g] = nominal_aabb[i]
+            model.geom_aabb[g, 5] += new_half - half  # the geom frame's z half-extent
+
+    return Binding(_names(model, _OBJ.mjOBJ_GEOM, ids), lambda: 2.0 * model.geom_size[ids, 1], write)
+
+
 PARAMETER_KINDS: dict[str, ParameterKind] = {kind.name: kind for kind in (
     ParameterKind("mass", "masses", ("body_mass", "body_inertia"), _body_mass, needs_set_const=True),
     ParameterKind("friction", "frictions", ("geom_friction",), _geom_friction),
@@ -183,6 +276,9 @@ PARAMETER_KINDS: dict[str, ParameterKind] = {kind.name: kind for kind in (
     ParameterKind("gravity", "gravity", ("opt.gravity",), _gravity, lower_bound=-np.inf, inclusive=True,
                   handle="gravity"),
     ParameterKind("range", "ranges", ("jnt_range",), _joint_range),
+    ParameterKind("length", "lengths", ("geom_size", "geom_pos", "geom_rbound", "geom_aabb", "body_ipos", "body_mass",
+                                        "body_inertia", "body_pos", "site_pos"), _geom_length, needs_set_const=True,
+                  composes_with="mass"),
 )}
 """Every kind by name, in parameter-vector order: a new kind is one entry (and its ``bind`` function)."""
 KINDS = tuple(PARAMETER_KINDS)
@@ -234,7 +330,8 @@ class ParameterSet:
         )
 
     def current(self) -> np.ndarray:
-        """Reads the parameter vector currently in the model."""
+        """Reads the parameter vector currently in the model (a body whose limb length changed reads its mass
+        value times the limb's volume ratio)."""
         return np.concatenate([binding.read() for _, binding, _ in self._bound]).astype(np.float64)
 
     def apply(self, values: np.ndarray, kinds: frozenset[str] | None = None) -> None:
@@ -246,6 +343,9 @@ class ParameterSet:
 
         Call before ``mj_resetData`` (the env's reset): ``mj_setConst`` overwrites the state.
         """
+        if kinds is not None:
+            kinds = kinds | {k.composes_with for k in PARAMETER_KINDS.values() if k.name in kinds and k.composes_with}
+            kinds = kinds | {k.name for k in PARAMETER_KINDS.values() if k.composes_with in kinds}
         set_const = False
         for kind, binding, span in self._bound:
             if kinds is None or kind.name in kinds:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 import gymnasium as gym
+import mujoco
 import numpy as np
 import pytest
 
@@ -92,7 +94,9 @@ def test_each_kind_writes_only_its_declared_fields_and_restores_bit_for_bit(env_
         values = params.nominal.copy()
         values[params.kinds == name] *= 1.3
         params.apply(values, frozenset({name}))
-        np.testing.assert_allclose(params.current(), values, rtol=1e-12, err_msg=name)
+        # a length write also scales its body's mass (the mass kind it composes with): that kind reads back changed
+        read_back = params.kinds != kind.composes_with
+        np.testing.assert_allclose(params.current()[read_back], values[read_back], rtol=1e-12, err_msg=name)
         changed = {f for f, v in _fields(model, PARAMETER_KINDS.values()).items() if not np.array_equal(v, nominal_fields[f])}
         assert changed <= set(kind.fields), (name, changed)
         params.restore()
@@ -125,3 +129,63 @@ def test_bounds_and_rules_come_from_the_kind_table() -> None:
     assert params.below_bounds(params.select("dampings")[:2], np.array([-0.1, 0.0])).tolist() == [True, False]
     assert params.rule(int(params.select("torso_mass")[0])) == "a mass must be > 0"
     assert set(KINDS) == set(params.kinds) and GROUPS["ranges"] == "range"
+
+
+def _recompiled(env_id: str, *edits: tuple[str, str]):
+    """The env's own MJCF with text edits, compiled by MuJoCo: the reference a runtime write must match."""
+    xml = Path(gym.make(env_id).unwrapped.fullpath).read_text()
+    for old, new in edits:
+        assert old in xml, old
+        xml = xml.replace(old, new)
+    return mujoco.MjModel.from_xml_string(xml)
+
+
+_MORPHOLOGY_FIELDS = ("geom_size", "geom_pos", "geom_rbound", "geom_aabb", "body_pos", "body_ipos", "body_iquat",
+                      "body_mass", "body_inertia", "body_subtreemass", "site_pos", "dof_invweight0")
+
+
+@pytest.mark.parametrize(("env_id", "handle", "scale", "edits"), [
+    ("InvertedDoublePendulum-v5", "cpole_length", 2.0,
+     [('fromto="0 0 0 0 0 0.6" name="cpole" ', 'fromto="0 0 0 0 0 1.2" name="cpole" '),
+      ('<body name="pole2" pos="0 0 0.6">', '<body name="pole2" pos="0 0 1.2">')]),
+    ("InvertedDoublePendulum-v5", "cpole2_length", 0.5,   # the tip site moves with the pole's end
+     [('fromto="0 0 0 0 0 0.6" name="cpole2" ', 'fromto="0 0 0 0 0 0.3" name="cpole2" '),
+      ('<site name="tip" pos="0 0 .6"', '<site name="tip" pos="0 0 .3"')]),
+    ("Hopper-v5", "thigh_geom_length", 0.5,   # a thigh half as long: the leg hangs from its new end
+     [('pos="0 0 -0.22500000000000009" name="thigh_geom" size="0.05 0.22500000000000003"',
+       'pos="0 0 -0.11250000000000004" name="thigh_geom" size="0.05 0.11250000000000002"'),
+      ('<body name="leg" pos="0 0 -0.70000000000000007">', '<body name="leg" pos="0 0 -0.475">')]),
+])
+def test_geom_length_matches_the_recompiled_model(env_id: str, handle: str, scale: float, edits) -> None:
+    env = gym.make(env_id)
+    model = env.unwrapped.model
+    params = ParameterSet(model, env.unwrapped.data)
+    values = params.nominal.copy()
+    values[params.select(handle)] *= scale
+    params.apply(values, frozenset({"length"}))
+    reference = _recompiled(env_id, *edits)
+    for field in _MORPHOLOGY_FIELDS:
+        np.testing.assert_allclose(getattr(model, field), getattr(reference, field), atol=1e-12, err_msg=field)
+
+
+def test_geom_length_composes_with_mass_without_compounding() -> None:
+    env, params = hopper_parameters()
+    model = env.unwrapped.model
+    assert [params.names[i] for i in params.select("lengths")] == ["torso_geom_length", "thigh_geom_length",
+                                                                   "leg_geom_length", "foot_geom_length"]
+    thigh = model.body("thigh").id
+    mass0, inertia0 = model.body_mass[thigh], model.body_inertia[thigh].copy()
+    values = params.nominal.copy()
+    values[params.select("thigh_geom_length")] *= 2.0
+    params.apply(values, frozenset({"length"}))
+    doubled = model.body_mass[thigh]
+    radius, length = model.geom("thigh_geom").size[0], 0.45  # constant density; the caps do not grow
+    assert doubled == pytest.approx(mass0 * (2 * length + 4 * radius / 3) / (length + 4 * radius / 3), rel=1e-12)
+    values[params.select("thigh_mass")] *= 1.5
+    for kinds in ({"mass"}, {"length"}, {"mass"}, None):  # repeated writes of either kind: the same model
+        params.apply(values, None if kinds is None else frozenset(kinds))
+        assert model.body_mass[thigh] == pytest.approx(1.5 * doubled, rel=1e-12)
+    assert np.all(model.body_inertia[thigh] > 1.5 * inertia0)
+    params.restore()
+    assert model.body_mass[thigh] == mass0
+    np.testing.assert_array_equal(params.current(), params.nominal)
