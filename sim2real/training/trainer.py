@@ -171,10 +171,14 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
     logger = DynamicsLogger(tuple(_randomized_names(venv)))
     start = time.perf_counter()
 
+    def progress() -> dict[str, Any]:
+        """What metadata.json records of the run so far (every segment of a resumed run summed)."""
+        return {"timesteps_done": int(model.num_timesteps), "physics_blowups": earlier_blowups + logger.blowups,
+                "wall_time_s": round(earlier_wall + time.perf_counter() - start, 2),
+                **({"adr": adr.to_dict()} if adr else {})}
+
     def record_progress() -> None:
-        update_metadata(run_dir, timesteps_done=int(model.num_timesteps), physics_blowups=earlier_blowups + logger.blowups,
-                        wall_time_s=round(earlier_wall + time.perf_counter() - start, 2),
-                        **({"adr": adr.to_dict()} if adr else {}))
+        update_metadata(run_dir, **progress())
 
     cbs: list[Any] = [logger, *(callbacks or [])]
     extra: Callable[[], dict[str, Any]] | None = None
@@ -192,17 +196,9 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
             save_checkpoint(model, run_dir, extra() if extra else None)
             record_progress()
             raise
-    wall = time.perf_counter() - start
+    final = progress()
     save_final(model, run_dir)
-    update_metadata(
-        run_dir,
-        complete=True,
-        timesteps_done=int(model.num_timesteps),
-        train_fps=round(logger.steps_per_second, 1),
-        wall_time_s=round(earlier_wall + wall, 2),
-        physics_blowups=earlier_blowups + logger.blowups,
-        **({"adr": adr.to_dict()} if adr else {}),
-    )
+    update_metadata(run_dir, complete=True, train_fps=round(logger.steps_per_second, 1), **final)
     if adr is not None:
         from sim2real.evaluation.plots import adr_ranges_plot
 
