@@ -2,7 +2,8 @@
 
 A suite (``configs/benchmark.yaml``) lists envs, each with its shifts (targets built on the nominal
 dynamics), the methods and the seeds. Every (env, shift) becomes one Hydra multirun of
-``scripts/pipeline.py`` over the seeds, into fixed folders ``<out>/<env>/<shift>/seed<k>``, so the
+``scripts/pipeline.py`` over the seeds, into fixed folders ``<out>/<env>/<shift>/seed<k>`` (an env's
+first shift trains the source policy of each seed, the others reuse it), so the
 launcher is the user's choice (``hydra/launcher=slurm``) and rerunning the same command resumes (the
 pipeline skips its complete stages). :func:`write_leaderboard` then aggregates every report under
 ``<out>`` (:mod:`sim2real.pipeline.aggregate`) into ``leaderboard.json``, ``leaderboard.md`` and plots:
@@ -147,14 +148,20 @@ def merge_overrides(*groups: list[str] | tuple[str, ...]) -> list[str]:
 
 
 def sweeps(suite: Suite, out: Path, extra: list[str] | tuple[str, ...] = ()) -> list[Sweep]:
-    """The multirun commands of the suite (``extra``: overrides for every run, e.g. a launcher)."""
+    """The multirun commands of the suite (``extra``: overrides for every run, e.g. a launcher).
+
+    The source policy depends on the env and the seed, not on the shift: an env's first shift trains it,
+    and the later shifts reuse that run (``source_run``), so a sweep must finish before the next starts.
+    """
     methods = "[" + ",".join(suite.methods) + "]"
     seeds = ",".join(str(seed) for seed in suite.seeds)
     commands = []
     for env in suite.envs:
+        shared_source: list[str] = []
         for shift in env.shifts:
             folder = out / env.env / shift.name
-            overrides = merge_overrides(shift.overrides(), suite.pipeline, env.pipeline, extra)
+            overrides = merge_overrides(shift.overrides(), suite.pipeline, env.pipeline, shared_source, extra)
+            shared_source = shared_source or [f"source_run={folder}/seed${{seed}}/source"]
             argv = [sys.executable, str(PIPELINE_SCRIPT), "-m", f"env={env.env}", f"seed={seeds}", f"methods={methods}",
                     *overrides, f"hydra.sweep.dir={folder}", "hydra.sweep.subdir=seed${seed}"]
             commands.append(Sweep(env.env, shift, folder, argv))

@@ -30,21 +30,31 @@ def test_shipped_suites_load() -> None:
     assert {env.env for env in small.envs} == {"inverted_double_pendulum"}  # the pendulum's shifts are no-ops
     assert "darc" in small.methods and "darc" in full.methods
     kinds = {shift.kind for env in full.envs for shift in env.shifts}
-    assert {"friction", "gravity", "kinematic"} <= kinds
-    assert small.cells == 4
+    assert set(kinds) == {"friction", "gravity", "kinematic", "morphology"}
+    assert {shift.kind for env in small.envs for shift in env.shifts} == {"gravity", "kinematic", "morphology"}
+    assert small.cells == 6
 
 
 def test_sweeps_are_multiruns_in_fixed_folders(tmp_path: Path) -> None:
     suite = load_suite("small")
     commands = sweeps(suite, tmp_path, ["hydra/launcher=slurm"])
-    assert len(commands) == 2
+    assert len(commands) == 3
     first = commands[0].argv
     assert first[2] == "-m" and "seed=0,1" in first and "methods=[finetune,sysid,darc,bc]" in first
     assert "+target.parameters.gravity={op:scale,value:3.0}" in first and "target.name=gravity_x3" in first
     assert f"hydra.sweep.dir={tmp_path / 'inverted_double_pendulum' / 'gravity_x3'}" in first
     assert "hydra.sweep.subdir=seed${seed}" in first and "hydra/launcher=slurm" in first
-    # The env's own overrides replace the suite's (Hydra refuses a key given twice).
-    assert [a for a in first if a.startswith("source.timesteps=")] == ["source.timesteps=60000"]
+    # The first shift trains each seed's source policy; the env's other shifts reuse it.
+    assert not [a for a in first if a.startswith("source_run=")]
+    shared = f"source_run={tmp_path / 'inverted_double_pendulum' / 'gravity_x3'}/seed${{seed}}/source"
+    assert all(shared in command.argv for command in commands[1:])
+
+
+def test_an_envs_own_overrides_replace_the_suites(tmp_path: Path) -> None:
+    path = tmp_path / "bench.yaml"
+    path.write_text(TINY.replace("    inverted_pendulum:\n", "    inverted_pendulum:\n      pipeline: [source.timesteps=5000]\n"))
+    argv = sweeps(load_suite("tiny", path), tmp_path)[0].argv
+    assert [a for a in argv if a.startswith("source.timesteps=")] == ["source.timesteps=5000"]  # Hydra refuses twice
 
 
 @pytest.mark.parametrize(("suite", "message"), [
@@ -87,6 +97,9 @@ def test_tiny_suite_runs_resumes_and_writes_the_leaderboard(tmp_path: Path) -> N
     assert run_suite(suite, out, printer=lines.append) == []
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("report.json")) == [
         "inverted_pendulum/gravity_x2/seed0/report/report.json", "inverted_pendulum/rail_x0.5/seed0/report/report.json"]
+    # the second shift evaluated the first shift's source policy instead of training its own
+    assert (out / "inverted_pendulum" / "gravity_x2" / "seed0" / "source").is_dir()
+    assert not (out / "inverted_pendulum" / "rail_x0.5" / "seed0" / "source").exists()
     report = json.loads((out / "inverted_pendulum" / "gravity_x2" / "seed0" / "report" / "report.json").read_text())
     assert report["target"] == "gravity_x2" and report["reference_scores"]["measured"]
     board = write_leaderboard(out, "tiny")
