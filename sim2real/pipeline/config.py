@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,11 +13,30 @@ from sim2real.policies import RunInfo, read_run_info
 from sim2real.randomization.factory import validate_dynamics
 from sim2real.randomization.spec import DynamicsSpec
 from sim2real.training.checks import check_train_config, check_train_settings
-from sim2real.training.config import TrainConfig, train_config_from_dict
+from sim2real.training.config import PolicyConfig, TrainConfig, train_config_from_dict
+from sim2real.training.distill import DistillSettings
 from sim2real.validation import require_bool, require_int, require_known_keys
 
 # the source-training settings of configs/pipeline.yaml (env, algo, randomization and seed are the pipeline's own)
 SOURCE_KEYS = ("timesteps", "checkpoint_every", "eval_episodes", "eval_targets", "progress_bar", "device")
+# the student block: the teacher's training steps, then DistillSettings (its seed is the pipeline's)
+STUDENT_KEYS = ("teacher_timesteps", *(f for f in DistillSettings.__dataclass_fields__ if f != "seed"))
+
+
+@dataclass(frozen=True)
+class StudentRun:
+    """A privileged teacher trained in the source's randomization, and a history student distilled from it in
+    simulation: a zero-target-step policy evaluated beside the transfer methods.
+
+    Attributes:
+        teacher: The teacher's training (the source's env, algorithm, randomization and seed, privileged actor).
+        settings: The distillation (:mod:`sim2real.training.distill`).
+        raw: The block as configured (for the stage fingerprint).
+    """
+
+    teacher: TrainConfig
+    settings: DistillSettings
+    raw: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -62,6 +82,7 @@ class PipelineConfig:
         export: Export the best policy.
         export_observations: Observations recorded for the export parity check.
         zero_shot_episodes: Episodes of the quick zero-shot check right after source training.
+        student: A teacher and its distilled history student, or None.
     """
 
     source: TrainConfig
@@ -80,6 +101,7 @@ class PipelineConfig:
     export: bool = True
     export_observations: int = 1000
     zero_shot_episodes: int = 5
+    student: StudentRun | None = None
 
     @property
     def env(self) -> EnvSpec:
@@ -145,7 +167,25 @@ def pipeline_config_from_dict(cfg: Mapping[str, Any]) -> PipelineConfig:
         export=require_bool("export", cfg.get("export", True)),
         export_observations=require_int("export_observations", cfg.get("export_observations", 1000), minimum=1000, whole_float=True),
         zero_shot_episodes=require_int("zero_shot_episodes", cfg.get("zero_shot_episodes", 5), minimum=1, whole_float=True),
+        student=_student(cfg.get("student"), source, seed),
     )
+
+
+def _student(block: Mapping[str, Any] | None, source: TrainConfig, seed: int) -> StudentRun | None:
+    """The ``student`` block: None when absent; ``ValueError`` naming a bad key or value."""
+    if block is None:
+        return None
+    if not isinstance(block, Mapping):
+        raise ValueError(f"student={block!r} must be null or a mapping of {', '.join(STUDENT_KEYS)}")
+    raw = dict(block)
+    require_known_keys("student", raw, STUDENT_KEYS)
+    if "teacher_timesteps" not in raw:
+        raise ValueError("student needs teacher_timesteps: the privileged teacher's training steps (e.g. 300000)")
+    timesteps = require_int("student.teacher_timesteps", raw["teacher_timesteps"], minimum=1, whole_float=True)
+    settings = DistillSettings.from_dict({k: v for k, v in raw.items() if k != "teacher_timesteps"} | {"seed": seed})
+    teacher = dataclasses.replace(source, timesteps=timesteps, policy=PolicyConfig(privileged="actor"))
+    check_train_config(teacher)  # e.g. a randomization with no parameters leaves the teacher nothing to see
+    return StudentRun(teacher, settings, raw)
 
 
 def _given_run(key: str, run_dir: Path, env: EnvSpec) -> RunInfo:

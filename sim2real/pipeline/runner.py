@@ -1,4 +1,5 @@
-"""The whole chain: DR source training, zero-shot check, baselines, transfer methods, gap report, export."""
+"""The whole chain: DR source training, zero-shot check, baselines, transfer methods, optionally a privileged
+teacher and its distilled history student, gap report, export."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from sim2real.runs import write_json_atomic
 from sim2real.training.config import TrainConfig, algo_config_from_dict
 
 SOURCE, ZERO_SHOT, ORACLE, REPORT, EXPORT = "source", "zero_shot", "baselines/oracle", "report", "export"
+TEACHER, STUDENT = "teacher", "student"
 POLICY_ARTIFACTS = ("model.zip", "metadata.json")  # what later stages read of a policy stage
 
 
@@ -61,6 +63,16 @@ def build_stages(config: PipelineConfig, out_dir: Path) -> list[Stage]:
         stages.append(Stage(f"transfer/{method.name}", out_dir / "transfer" / method.name, config.budget, fp,
                             _transfer_action(config, source_dir, method, expert), POLICY_ARTIFACTS,
                             source_stage + (oracle_stage if expert and method.wants_expert else ())))
+    if config.student is not None:
+        teacher = config.student.teacher
+        teacher_fp = {**_train_fingerprint(teacher), "policy": asdict(teacher.policy)}
+        stages.append(Stage(TEACHER, out_dir / TEACHER, teacher.timesteps, teacher_fp,
+                            lambda folder: _train(teacher, folder), POLICY_ARTIFACTS))
+        settings = config.student.settings
+        stages.append(Stage(STUDENT, out_dir / STUDENT, settings.iterations * settings.steps_per_iteration,
+                            {"teacher": teacher_fp, "settings": asdict(settings)},
+                            lambda folder: _distill(out_dir / TEACHER, folder, settings), POLICY_ARTIFACTS,
+                            (stages[-1],)))
     report_fp = {"upstream": [s.digest for s in stages], "episodes": config.episodes, "seeds": config.eval_seeds}
     stages.append(Stage(REPORT, out_dir / REPORT, config.episodes * config.eval_seeds * 500 * (len(config.methods) + 4),
                         report_fp, lambda folder: _report(config, source_dir, out_dir, oracle_dir, folder), ("report.json",),
@@ -98,12 +110,27 @@ def _train_fingerprint(config: Any) -> dict[str, Any]:
 
 
 def _train_source(config: PipelineConfig, folder: Path) -> dict[str, Any]:
+    return _train(config.source, folder)
+
+
+def _train(train_config: TrainConfig, folder: Path) -> dict[str, Any]:
+    """Trains (or resumes) a policy in simulation into ``folder``."""
     from sim2real.training import train
 
-    train(config.source, folder, resume=True)
+    train(train_config, folder, resume=True)
     info = read_run_info(folder)
     return {"timesteps": info.timesteps_done, "train_fps": info.train_fps,
             "wall_time_s": info.record.get("wall_time_s")}  # summed over resumed segments
+
+
+def _distill(teacher_dir: Path, folder: Path, settings: Any) -> dict[str, Any]:
+    """Distills the history student from the teacher, in the teacher's randomization (0 target steps)."""
+    from sim2real.seeding import seed_everything
+    from sim2real.training.distill import distill
+
+    seed_everything(settings.seed)
+    metadata = distill(teacher_dir, folder, settings)
+    return {"timesteps": metadata["timesteps_done"], "target_steps_used": 0, "wall_time_s": metadata["wall_time_s"]}
 
 
 def _zero_shot(config: PipelineConfig, source_dir: Path, folder: Path) -> dict[str, Any]:
@@ -158,6 +185,8 @@ def _report(config: PipelineConfig, source_dir: Path, out_dir: Path, oracle_dir:
 
     policies = [PolicyEntry(source_dir, "zero_shot_source")]
     policies += [PolicyEntry(out_dir / "transfer" / m.name, m.name) for m in config.methods]
+    if config.student is not None:
+        policies.append(PolicyEntry(out_dir / STUDENT, STUDENT))
     baselines = Baselines(
         random=config.random_baseline,
         scratch={config.budget: out_dir / scratch_folder(config)} if config.scratch else {},

@@ -41,12 +41,29 @@ def test_default_config_is_valid_and_plans_every_stage(tmp_path: Path) -> None:
         (["source_run=/nonexistent/run"], "run folder '/nonexistent/run' does not exist"),
         (["episodes=0"], "episodes=0 must be an integer >= 1"),
         (["+randomization.parameters.masses={dist:uniform,low:2,high:1}"], "low=2 > high=1"),
+        (["student={history:2}"], "student needs teacher_timesteps"),
+        (["student={teacher_timesteps:1000,hist:2}"], "student: unknown keys ['hist']"),
+        (["student={teacher_timesteps:1000,history:0}"], "history=0 must be an integer >= 1"),
+        (["student={teacher_timesteps:1000}", "randomization=none"], "privileged observations are the randomized"),
     ],
 )
 def test_bad_input_is_rejected_up_front(overrides: list[str], message: str) -> None:
     with pytest.raises(ValueError, match=None) as err:
         pipeline_config_from_dict(config_dict(*overrides))
     assert message in str(err.value)
+
+
+def test_a_student_block_adds_a_teacher_and_its_student_before_the_report(tmp_path: Path) -> None:
+    config = pipeline_config_from_dict(config_dict("student={teacher_timesteps:2000,history:3,iterations:2}", "seed=4"))
+    teacher, settings = config.student.teacher, config.student.settings
+    assert teacher.policy.privileged == "actor" and teacher.timesteps == 2000 and teacher.seed == 4
+    assert teacher.randomization == config.source.randomization and teacher.algo == config.source.algo
+    assert (settings.history, settings.iterations, settings.seed) == (3, 2, 4)
+    stages = build_stages(config, tmp_path)
+    names = [stage.name for stage in stages]
+    assert names[-4:] == ["teacher", "student", "report", "export"]
+    assert stages[names.index("student")].inputs == (stages[names.index("teacher")],)
+    assert pipeline_config_from_dict(config_dict()).student is None
 
 
 def test_methods_that_learn_from_an_expert_get_the_oracle() -> None:

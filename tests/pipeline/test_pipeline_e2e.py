@@ -52,6 +52,19 @@ def test_default_pipeline_end_to_end_and_resume(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_a_distilled_student_is_evaluated_beside_the_methods(tmp_path: Path) -> None:
+    result = pipeline("methods=[finetune]", "oracle_timesteps=0", "export=false",
+                      "student={teacher_timesteps:3000,history:2,iterations:2,steps_per_iteration:500,epochs:2,"
+                      "eval_episodes:0}", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {row["name"]: row for row in json.loads((tmp_path / "report" / "report.json").read_text())["policies"]}
+    student = rows["student"]
+    assert student["role"] == "policy" and student["target_steps_used"] == 0 and student["expert_free"] is not False
+    assert json.loads((tmp_path / "teacher" / "metadata.json").read_text())["policy"]["privileged"] == "actor"
+    assert json.loads((tmp_path / "student" / "metadata.json").read_text())["env"]["history"] == 2
+
+
+@pytest.mark.slow
 def test_multirun_with_local_parallel_launcher_and_aggregate(tmp_path: Path) -> None:
     sweep = pipeline("-m", "seed=0,1", "methods=[finetune]", "oracle_timesteps=2000", "export=false",
                      f"hydra.sweep.dir={tmp_path}")
