@@ -236,7 +236,7 @@ def _geom_length(model: mujoco.MjModel) -> Binding:
                       children, model.body_pos[children].copy(), sites, model.site_pos[sites].copy()))
     nominal_length = 2.0 * model.geom_size[ids, 1].copy()
     nominal_geom_pos, nominal_aabb = model.geom_pos[ids].copy(), model.geom_aabb[ids].copy()
-    nominal_rbound, nominal_size = model.geom_rbound[ids].copy(), model.geom_size[ids].copy()
+    nominal_size = model.geom_size[ids].copy()
     bodies = model.geom_bodyid[ids]
     nominal_ipos = model.body_ipos[bodies].copy()
 
@@ -259,7 +259,9 @@ def _geom_length(model: mujoco.MjModel) -> Binding:
             model.body_inertia[body] *= moments / nominal_shapes[i][1]
             model.body_pos[children] = _along_limb(child_pos, centre, u, half, anchor, scale)
             model.site_pos[sites] = _along_limb(site_pos, centre, u, half, anchor, scale)
-            model.geom_rbound[g] = nominal_rbound[i] + (new_half - half)
+            radius = nominal_size[i, 0]  # bounding sphere about the centre: a capsule's r + h, a cylinder's hypot(r, h)
+            model.geom_rbound[g] = (radius + new_half if model.geom_type[g] == mujoco.mjtGeom.mjGEOM_CAPSULE
+                                    else np.hypot(radius, new_half))
             model.geom_aabb[g] = nominal_aabb[i]
             model.geom_aabb[g, 5] += new_half - half  # the geom frame's z half-extent
 

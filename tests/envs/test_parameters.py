@@ -189,3 +189,23 @@ def test_geom_length_composes_with_mass_without_compounding() -> None:
     params.restore()
     assert model.body_mass[thigh] == mass0
     np.testing.assert_array_equal(params.current(), params.nominal)
+
+
+_ARM = """<mujoco><worldbody><body name="upper"><joint name="shoulder" type="hinge" axis="0 1 0"/>
+  <geom name="bone" type="{type}" fromto="0 0 0 {tip} 0 0" size="0.05"/>
+  <body name="lower" pos="{tip} 0 0"><joint name="elbow" type="hinge" axis="0 1 0"/>
+    <geom name="forearm" type="capsule" fromto="0 0 0 0.3 0 0" size="0.04"/><site name="hand" pos="0.3 0 0"/>
+  </body></body></worldbody></mujoco>"""
+
+
+@pytest.mark.parametrize("geom_type", ["capsule", "cylinder"])
+def test_geom_length_of_a_horizontal_limb_matches_the_compiler(geom_type: str) -> None:
+    model = mujoco.MjModel.from_xml_string(_ARM.format(type=geom_type, tip=0.4))
+    params = ParameterSet(model, mujoco.MjData(model))
+    assert [params.names[i] for i in params.select("lengths")] == ["bone_length", "forearm_length"]
+    values = params.nominal.copy()
+    values[params.select("bone_length")] *= 1.5
+    params.apply(values, frozenset({"length"}))
+    reference = mujoco.MjModel.from_xml_string(_ARM.format(type=geom_type, tip=0.6))
+    for field in _MORPHOLOGY_FIELDS:
+        np.testing.assert_allclose(getattr(model, field), getattr(reference, field), atol=1e-12, err_msg=field)
