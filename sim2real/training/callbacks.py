@@ -130,8 +130,11 @@ class DynamicsLogger(BaseCallback):
         self._episodes = 0
 
     @property
-    def steps_per_second(self) -> float:
-        """Environment steps per second since training started."""
+    def steps_per_second(self) -> float | None:
+        """Environment steps per second since training started; None when no training ran (a resumed run
+        that had already reached its steps)."""
+        if getattr(self, "model", None) is None:
+            return None
         elapsed = time.perf_counter() - self._start
         return float(np.float64(self.model.num_timesteps - self._start_steps) / max(elapsed, 1e-9))
 

@@ -196,9 +196,9 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
             save_checkpoint(model, run_dir, extra() if extra else None)
             record_progress()
             raise
-    final = progress()
+    final, fps = progress(), logger.steps_per_second
     save_final(model, run_dir)
-    update_metadata(run_dir, complete=True, train_fps=round(logger.steps_per_second, 1), **final)
+    update_metadata(run_dir, complete=True, **final, **({"train_fps": round(fps, 1)} if fps is not None else {}))
     if adr is not None:
         from sim2real.evaluation.plots import adr_ranges_plot
 

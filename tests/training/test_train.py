@@ -66,6 +66,13 @@ def test_resume_continues_the_timestep_count(tmp_path: Path) -> None:
     meta = load_metadata(tmp_path)
     assert meta["complete"] and meta["timesteps_done"] == model.num_timesteps
     assert first_segment < meta["wall_time_s"] <= first_segment + second_segment + 0.01  # both segments summed
+    # an interrupted run ended where it stands: resumed with the steps it has done, it completes at once
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path / "cut", callbacks=[StopAt(700)])
+    done = load_metadata(tmp_path / "cut")["timesteps_done"]
+    cut = type(config)(**{**config.__dict__, "timesteps": done})
+    assert train(cut, tmp_path / "cut", resume=True).num_timesteps == done
+    assert load_metadata(tmp_path / "cut")["complete"] and (tmp_path / "cut" / "model.zip").is_file()
 
 
 def test_same_seed_same_weights_different_seed_differs(tmp_path: Path) -> None:
