@@ -31,22 +31,22 @@ def test_shipped_suites_load() -> None:
     assert "darc" in small.methods and "darc" in full.methods
     kinds = {shift.kind for env in full.envs for shift in env.shifts}
     assert set(kinds) == {"friction", "gravity", "kinematic", "morphology"}
-    assert {shift.kind for env in small.envs for shift in env.shifts} == {"gravity", "kinematic", "morphology"}
-    assert small.cells == 6
+    assert {shift.kind for env in small.envs for shift in env.shifts} == {"kinematic", "morphology"}
+    assert small.cells == 4
 
 
 def test_sweeps_are_multiruns_in_fixed_folders(tmp_path: Path) -> None:
     suite = load_suite("small")
     commands = sweeps(suite, tmp_path, ["hydra/launcher=slurm"])
-    assert len(commands) == 3
+    assert len(commands) == 2
     first = commands[0].argv
     assert first[2] == "-m" and "seed=0,1" in first and "methods=[finetune,sysid,darc,bc]" in first
-    assert "+target.parameters.gravity={op:scale,value:3.0}" in first and "target.name=gravity_x3" in first
-    assert f"hydra.sweep.dir={tmp_path / 'inverted_double_pendulum' / 'gravity_x3'}" in first
+    assert "+target.parameters.slider_range={op:scale,value:0.5}" in first and "target.name=rail_x0.5" in first
+    assert f"hydra.sweep.dir={tmp_path / 'inverted_double_pendulum' / 'rail_x0.5'}" in first
     assert "hydra.sweep.subdir=seed${seed}" in first and "hydra/launcher=slurm" in first
     # The first shift trains each seed's source policy; the env's other shifts reuse it.
     assert not [a for a in first if a.startswith("source_run=")]
-    shared = f"source_run={tmp_path / 'inverted_double_pendulum' / 'gravity_x3'}/seed${{seed}}/source"
+    shared = f"source_run={tmp_path / 'inverted_double_pendulum' / 'rail_x0.5'}/seed${{seed}}/source"
     assert all(shared in command.argv for command in commands[1:])
 
 
