@@ -1,6 +1,6 @@
 """Run the benchmark suite (envs x shifts x methods x seeds) and write its leaderboard.
 
-    python scripts/benchmark.py --small                       # about 9 minutes on 2 cores
+    python scripts/benchmark.py --small                       # about 25 minutes on 2 cores
     python scripts/benchmark.py --out runs/bench -- hydra/launcher=slurm   # the full suite on a Slurm cluster
     python scripts/benchmark.py --small --leaderboard-only    # rebuild leaderboard.md / .json / plots only
 
