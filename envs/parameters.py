@@ -204,6 +204,49 @@ def _along_limb(points: np.ndarray, centre: np.ndarray, axis: np.ndarray, half: 
     return points + shift[:, None] * axis
 
 
+@dataclass(frozen=True)
+class _Limb:
+    """A capsule or cylinder geom that alone makes up its body, as compiled (see :func:`_geom_length`)."""
+
+    geom: int
+    body: int
+    axis: np.ndarray          # unit vector along the segment, in the body frame
+    centre: np.ndarray        # the geom's position in the body frame
+    half: float               # half-length of the segment
+    radius: float
+    anchor: float             # axial coordinate (from the centre) that stays put: the body's hinge, clipped
+    to_principal: np.ndarray  # geom frame -> the body's principal inertia frame
+    children: np.ndarray      # child bodies and their positions
+    child_pos: np.ndarray
+    sites: np.ndarray         # the body's sites and their positions
+    site_pos: np.ndarray
+    ipos: np.ndarray          # the body's centre of mass
+    aabb: np.ndarray          # the geom's bounding box (centre, half-extents) in its own frame
+
+    def shape(self, kind: int, half: float) -> tuple[float, np.ndarray]:
+        """Volume and principal moments (in the body's principal frame) at unit density, at half-length ``half``."""
+        volume, moments = _segment_volume_inertia(kind, self.radius, half)
+        return volume, np.diag(self.to_principal @ np.diag(moments) @ self.to_principal.T)
+
+
+def _limb(model: mujoco.MjModel, g: int) -> _Limb:
+    body = int(model.geom_bodyid[g])
+    rotation, principal = np.zeros(9), np.zeros(9)
+    mujoco.mju_quat2Mat(rotation, model.geom_quat[g])
+    mujoco.mju_quat2Mat(principal, model.body_iquat[body])
+    rotation = rotation.reshape(3, 3)
+    axis, centre, half = rotation[:, 2].copy(), model.geom_pos[g].copy(), float(model.geom_size[g, 1])
+    hinges = np.flatnonzero((model.jnt_bodyid == body) & (model.jnt_type != mujoco.mjtJoint.mjJNT_SLIDE)
+                            & (model.jnt_type != mujoco.mjtJoint.mjJNT_FREE))
+    anchor = model.jnt_pos[hinges[0]] if hinges.size else np.zeros(3)  # where the limb turns
+    children = np.flatnonzero((model.body_parentid == body) & (np.arange(model.nbody) != body))
+    sites = np.flatnonzero(model.site_bodyid == body)
+    return _Limb(g, body, axis, centre, half, float(model.geom_size[g, 0]),
+                 float(np.clip((anchor - centre) @ axis, -half, half)), principal.reshape(3, 3).T @ rotation,
+                 children, model.body_pos[children].copy(), sites, model.site_pos[sites].copy(),
+                 model.body_ipos[body].copy(), model.geom_aabb[g].copy())
+
+
 def _geom_length(model: mujoco.MjModel) -> Binding:
     """Binds the length of each capsule or cylinder geom that alone makes up its body's mass (a limb).
 
@@ -211,59 +254,40 @@ def _geom_length(model: mujoco.MjModel) -> Binding:
     body carries beyond the geom's ends (child bodies, sites) moves with the far end, so the limb's children
     stay attached at its tip. Mass scales with the geom's volume (constant density), and the inertia and
     centre of mass follow the new shape; both compose with the ``mass`` kind's scale, which is written first.
+    A limb at its nominal length that the model already holds nominal is skipped: the ``mass`` kind's writes
+    (every reset of a mass randomization) then cost nothing here.
     """
     segment = np.isin(model.geom_type, (mujoco.mjtGeom.mjGEOM_CAPSULE, mujoco.mjtGeom.mjGEOM_CYLINDER))
     geoms_in_body = np.bincount(model.geom_bodyid, minlength=model.nbody)
     ids = np.array([g for g in np.flatnonzero(segment)
                     if geoms_in_body[model.geom_bodyid[g]] == 1 and model.body_mass[model.geom_bodyid[g]] > 0
                     and np.allclose(model.body_ipos[model.geom_bodyid[g]], model.geom_pos[g], atol=1e-9)], dtype=int)
-    limbs = []
-    for g in ids:
-        body = int(model.geom_bodyid[g])
-        axis = np.zeros(9)
-        mujoco.mju_quat2Mat(axis, model.geom_quat[g])
-        rotation = axis.reshape(3, 3)
-        u, centre, half = rotation[:, 2].copy(), model.geom_pos[g].copy(), float(model.geom_size[g, 1])
-        hinges = np.flatnonzero((model.jnt_bodyid == body) & (model.jnt_type != mujoco.mjtJoint.mjJNT_SLIDE)
-                                & (model.jnt_type != mujoco.mjtJoint.mjJNT_FREE))
-        anchor = model.jnt_pos[hinges[0]] if hinges.size else np.zeros(3)  # where the limb turns
-        principal = np.zeros(9)
-        mujoco.mju_quat2Mat(principal, model.body_iquat[body])
-        to_principal = principal.reshape(3, 3).T @ rotation  # geom frame -> the body's principal inertia frame
-        children = np.flatnonzero((model.body_parentid == body) & (np.arange(model.nbody) != body))
-        sites = np.flatnonzero(model.site_bodyid == body)
-        limbs.append((g, body, u, centre, half, float(np.clip((anchor - centre) @ u, -half, half)), to_principal,
-                      children, model.body_pos[children].copy(), sites, model.site_pos[sites].copy()))
-    nominal_length = 2.0 * model.geom_size[ids, 1].copy()
-    nominal_geom_pos, nominal_aabb = model.geom_pos[ids].copy(), model.geom_aabb[ids].copy()
-    nominal_size = model.geom_size[ids].copy()
-    bodies = model.geom_bodyid[ids]
-    nominal_ipos = model.body_ipos[bodies].copy()
-
-    def shape(limb: int, half: float) -> tuple[float, np.ndarray]:
-        g, to_principal = limbs[limb][0], limbs[limb][6]
-        volume, moments = _segment_volume_inertia(int(model.geom_type[g]), float(model.geom_size[g, 0]), half)
-        return volume, np.diag(to_principal @ np.diag(moments) @ to_principal.T)
-
-    nominal_shapes = [shape(i, limb[4]) for i, limb in enumerate(limbs)]
+    limbs = [_limb(model, int(g)) for g in ids]
+    kinds = [int(model.geom_type[limb.geom]) for limb in limbs]
+    nominal_length = np.array([2.0 * limb.half for limb in limbs])
+    nominal_shapes = [limb.shape(kind, limb.half) for limb, kind in zip(limbs, kinds)]
+    at_nominal = np.ones(len(limbs), dtype=bool)  # limbs the model holds at their compiled shape
 
     def write(values: np.ndarray) -> None:
-        for i, (g, body, u, centre, half, anchor, _, children, child_pos, sites, site_pos) in enumerate(limbs):
-            scale = values[i] / nominal_length[i]
-            new_half = half * scale
-            volume, moments = shape(i, new_half)
-            model.geom_size[g, 1] = nominal_size[i, 1] * scale
-            model.geom_pos[g] = _along_limb(nominal_geom_pos[i][None], centre, u, half, anchor, scale)[0]
-            model.body_ipos[body] = nominal_ipos[i] + (model.geom_pos[g] - nominal_geom_pos[i])
+        scales = values / nominal_length
+        for i in np.flatnonzero((scales != 1.0) | ~at_nominal):
+            limb, scale, g, body = limbs[i], scales[i], limbs[i].geom, limbs[i].body
+            new_half = limb.half * scale
+            volume, moments = limb.shape(kinds[i], new_half)
+            model.geom_size[g, 1] = new_half
+            model.geom_pos[g] = _along_limb(limb.centre[None], limb.centre, limb.axis, limb.half, limb.anchor, scale)[0]
+            model.body_ipos[body] = limb.ipos + (model.geom_pos[g] - limb.centre)
             model.body_mass[body] *= volume / nominal_shapes[i][0]
             model.body_inertia[body] *= moments / nominal_shapes[i][1]
-            model.body_pos[children] = _along_limb(child_pos, centre, u, half, anchor, scale)
-            model.site_pos[sites] = _along_limb(site_pos, centre, u, half, anchor, scale)
-            radius = nominal_size[i, 0]  # bounding sphere about the centre: a capsule's r + h, a cylinder's hypot(r, h)
-            model.geom_rbound[g] = (radius + new_half if model.geom_type[g] == mujoco.mjtGeom.mjGEOM_CAPSULE
-                                    else np.hypot(radius, new_half))
-            model.geom_aabb[g] = nominal_aabb[i]
-            model.geom_aabb[g, 5] += new_half - half  # the geom frame's z half-extent
+            model.body_pos[limb.children] = _along_limb(limb.child_pos, limb.centre, limb.axis, limb.half, limb.anchor,
+                                                        scale)
+            model.site_pos[limb.sites] = _along_limb(limb.site_pos, limb.centre, limb.axis, limb.half, limb.anchor, scale)
+            # bounding sphere about the centre: a capsule's r + h, a cylinder's hypot(r, h)
+            model.geom_rbound[g] = (limb.radius + new_half if kinds[i] == mujoco.mjtGeom.mjGEOM_CAPSULE
+                                    else np.hypot(limb.radius, new_half))
+            model.geom_aabb[g] = limb.aabb
+            model.geom_aabb[g, 5] += new_half - limb.half  # the geom frame's z half-extent
+            at_nominal[i] = scale == 1.0
 
     return Binding(_names(model, _OBJ.mjOBJ_GEOM, ids), lambda: 2.0 * model.geom_size[ids, 1], write)
 
