@@ -37,7 +37,7 @@ def build_stages(config: PipelineConfig, out_dir: Path) -> list[Stage]:
     stages: list[Stage] = []
     if config.source_run is None:
         stages.append(Stage(SOURCE, out_dir / SOURCE, config.source.timesteps, source_fp,
-                            lambda folder: _train_source(config, folder), POLICY_ARTIFACTS))
+                            lambda folder: _train(config.source, folder), POLICY_ARTIFACTS))
     source_stage = tuple(stages)  # the stages that read the source policy depend on its files
     stages.append(Stage(ZERO_SHOT, out_dir / ZERO_SHOT, 2 * config.zero_shot_episodes * 1000,
                         {"source": source_fp, "target": config.target.to_dict(), "episodes": config.zero_shot_episodes},
@@ -107,10 +107,6 @@ def run_pipeline(config: PipelineConfig, out_dir: str | Path, printer: Callable[
 def _train_fingerprint(config: Any) -> dict[str, Any]:
     return {"env": config.env.name, "algo": asdict(config.algo) | {"network": asdict(config.algo.network)},
             "randomization": config.randomization.to_dict(), "timesteps": config.timesteps, "seed": config.seed}
-
-
-def _train_source(config: PipelineConfig, folder: Path) -> dict[str, Any]:
-    return _train(config.source, folder)
 
 
 def _train(train_config: TrainConfig, folder: Path) -> dict[str, Any]:
