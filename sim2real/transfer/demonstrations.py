@@ -21,6 +21,7 @@ import copy
 import json
 import os
 import warnings
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,7 +110,7 @@ def action_error(policy: Policy, observations: np.ndarray, actions: np.ndarray) 
     if len(observations) == 0:
         return float("nan")
     obs_t, target_t = _tensors(policy, observations, actions)
-    return _mse(policy, obs_t, target_t)  # type: ignore[return-value]
+    return _mse(policy.network_action, policy.model.policy, obs_t, target_t)  # type: ignore[return-value]
 
 
 def _tensors(policy: Policy, observations: np.ndarray, actions: np.ndarray) -> tuple[th.Tensor, th.Tensor]:
@@ -128,43 +129,67 @@ def fit_actor(learner: Policy, observations: np.ndarray, actions: np.ndarray, se
         settings: Epochs, batch size, learning rate, validation split, keep_best.
         seed: Seeds the mini-batch order.
     """
-    n_val = int(round(len(observations) * settings.validation_split)) if len(observations) > 1 else 0
-    n_train = len(observations) - n_val
     obs_t, target_t = _tensors(learner, observations, actions)
-    train_obs, train_target, val_obs, val_target = obs_t[:n_train], target_t[:n_train], obs_t[n_train:], target_t[n_train:]
-    policy = learner.model.policy
-    optimizer = th.optim.Adam(learner.actor_parameters(), lr=settings.learning_rate)
+    result = fit_regression(learner.network_action, learner.actor_parameters(), learner.model.policy, obs_t, target_t,
+                            settings, seed)
+    learner.sync_target_actor()  # TD3 starts its target actor from the cloned actor, as at construction
+    return result
+
+
+def fit_regression(predict: Callable[[th.Tensor], th.Tensor], parameters: Iterable[th.nn.Parameter],
+                   module: th.nn.Module, inputs: th.Tensor, targets: th.Tensor, settings: DemonstrationSettings,
+                   seed: int) -> dict[str, Any]:
+    """The supervised core: Adam on the mean squared error of ``predict(inputs)`` against ``targets``, in
+    shuffled mini-batches, the last ``validation_split`` of the rows held out (``keep_best``: the epoch
+    with the lowest held-out error is kept).
+
+    Args:
+        predict: Differentiable map from a batch of inputs to predictions.
+        parameters: What is trained (everything else in ``module`` stays as it is).
+        module: The module ``predict`` runs (its train/eval mode is set; its state is what ``keep_best`` keeps).
+        inputs: Network inputs, one row per example.
+        targets: Targets, one row per example.
+        settings: Epochs, batch size, learning rate, validation split, keep_best.
+        seed: Seeds the mini-batch order.
+
+    Returns:
+        Errors before and after, on the training and held-out rows, and the epoch kept.
+    """
+    n_val = int(round(len(inputs) * settings.validation_split)) if len(inputs) > 1 else 0
+    n_train = len(inputs) - n_val
+    train_x, train_y, val_x, val_y = inputs[:n_train], targets[:n_train], inputs[n_train:], targets[n_train:]
+    optimizer = th.optim.Adam(parameters, lr=settings.learning_rate)
     rng = np.random.default_rng(seed)
-    losses = {"train_error_before": _mse(learner, train_obs, train_target),
-              "validation_error_before": _mse(learner, val_obs, val_target)}
-    best_error, best_epoch, best_state = losses["validation_error_before"], 0, copy.deepcopy(policy.state_dict())
+    losses = {"train_error_before": _mse(predict, module, train_x, train_y),
+              "validation_error_before": _mse(predict, module, val_x, val_y)}
+    best_error, best_epoch, best_state = losses["validation_error_before"], 0, copy.deepcopy(module.state_dict())
     for epoch in range(1, settings.epochs + 1):
-        policy.set_training_mode(True)
+        module.train(True)
         for batch in np.array_split(rng.permutation(n_train), max(1, n_train // settings.batch_size)):
-            loss = F.mse_loss(learner.network_action(train_obs[batch]), train_target[batch])
+            loss = F.mse_loss(predict(train_x[batch]), train_y[batch])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-        error = _mse(learner, val_obs, val_target)
+        error = _mse(predict, module, val_x, val_y)
         if n_val and error < best_error:
-            best_error, best_epoch, best_state = error, epoch, copy.deepcopy(policy.state_dict())
+            best_error, best_epoch, best_state = error, epoch, copy.deepcopy(module.state_dict())
     if settings.keep_best and n_val:
-        policy.load_state_dict(best_state)
+        module.load_state_dict(best_state)
     else:
         best_epoch = settings.epochs
-    policy.set_training_mode(False)
-    learner.sync_target_actor()  # TD3 starts its target actor from the cloned actor, as at construction
-    return {**losses, "train_error_after": _mse(learner, train_obs, train_target),
-            "validation_error_after": _mse(learner, val_obs, val_target), "train_steps": n_train,
+    module.train(False)
+    return {**losses, "train_error_after": _mse(predict, module, train_x, train_y),
+            "validation_error_after": _mse(predict, module, val_x, val_y), "train_steps": n_train,
             "validation_steps": n_val, "epochs": settings.epochs, "kept_epoch": best_epoch}
 
 
-def _mse(learner: Policy, obs: th.Tensor, target: th.Tensor) -> float | None:
-    if len(obs) == 0:
+def _mse(predict: Callable[[th.Tensor], th.Tensor], module: th.nn.Module, inputs: th.Tensor,
+         targets: th.Tensor) -> float | None:
+    if len(inputs) == 0:
         return None
-    learner.model.policy.set_training_mode(False)
+    module.train(False)
     with th.no_grad():
-        return float(F.mse_loss(learner.network_action(obs), target))
+        return float(F.mse_loss(predict(inputs), targets))
 
 
 def initial_model(setup: TransferSetup, source: Policy, init: str) -> Policy:
