@@ -32,11 +32,22 @@ class ObservationNoise(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
         self.std = float(std)
         self.bias_std = float(bias_std)
         self._bias = np.zeros(env.observation_space.shape)
+        self.neutral = False
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         obs, info = self.env.reset(seed=seed, options=options)
-        self._bias = self.np_random.normal(0.0, self.bias_std, self._bias.shape) if self.bias_std > 0 else self._bias * 0
+        drawn = self.bias_std > 0 and not self.neutral
+        self._bias = self.np_random.normal(0.0, self.bias_std, self._bias.shape) if drawn else self._bias * 0
         return self.observation(obs), info
+
+    @property
+    def privileged_names(self) -> list[str]:
+        """The per-episode bias, one entry per observation entry (none without a bias)."""
+        return [f"obs_bias[{i}]" for i in range(self._bias.size)] if self.bias_std > 0 else []
+
+    def privileged(self) -> np.ndarray:
+        """The episode's bias in units of three standard deviations (the privileged scale of an unbounded draw)."""
+        return (self._bias / (3.0 * self.bias_std)).ravel() if self.bias_std > 0 else np.zeros(0)
 
     def observation(self, observation: np.ndarray) -> np.ndarray:
         noisy = observation + self._bias
@@ -80,11 +91,14 @@ class ActionLatency(gym.Wrapper, gym.utils.RecordConstructorArgs):
             raise ValueError(f"action latency max_steps={max_steps} < steps={steps}")
         self.delay = self.min_steps
         self.episode_key = episode_key
+        self.neutral = False
         self._queue: deque[np.ndarray] = deque()
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         obs, info = self.env.reset(seed=seed, options=options)
-        if self.episode_key is not None and self.episode_key in info:
+        if self.neutral:
+            self.delay = self.min_steps
+        elif self.episode_key is not None and self.episode_key in info:
             self.delay = int(np.clip(info[self.episode_key], self.min_steps, self.max_steps))
         elif self.max_steps > self.min_steps:
             self.delay = int(self.np_random.integers(self.min_steps, self.max_steps + 1))
@@ -92,6 +106,17 @@ class ActionLatency(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self._queue = deque([zero.astype(self.action_space.dtype)] * self.delay)
         info["action_latency"] = self.delay
         return obs, info
+
+    @property
+    def privileged_names(self) -> list[str]:
+        """``action_latency`` when it is drawn per episode (none for a fixed latency)."""
+        return ["action_latency"] if self.max_steps > self.min_steps else []
+
+    def privileged(self) -> np.ndarray:
+        """The episode's latency mapped from ``[steps, max_steps]`` onto [-1, 1]."""
+        if self.max_steps == self.min_steps:
+            return np.zeros(0)
+        return np.array([2.0 * (self.delay - self.min_steps) / (self.max_steps - self.min_steps) - 1.0])
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
         self._queue.append(np.asarray(action))
@@ -111,12 +136,25 @@ class MotorStrength(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
             raise ValueError(f"motor strength range [{low}, {high}] must satisfy 0 <= low <= high")
         self.low, self.high = float(low), float(high)
         self.factor = 1.0
+        self.neutral = False
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         obs, info = self.env.reset(seed=seed, options=options)
-        self.factor = float(self.np_random.uniform(self.low, self.high)) if self.high > self.low else self.low
+        if self.neutral:
+            self.factor = float(np.clip(1.0, self.low, self.high))
+        else:
+            self.factor = float(self.np_random.uniform(self.low, self.high)) if self.high > self.low else self.low
         info["motor_strength"] = self.factor
         return obs, info
+
+    @property
+    def privileged_names(self) -> list[str]:
+        """``motor_strength`` when it is drawn per episode."""
+        return ["motor_strength"] if self.high > self.low else []
+
+    def privileged(self) -> np.ndarray:
+        """The episode's factor mapped from ``[low, high]`` onto [-1, 1]."""
+        return np.array([2.0 * (self.factor - self.low) / (self.high - self.low) - 1.0]) if self.high > self.low else np.zeros(0)
 
     def action(self, action: np.ndarray) -> np.ndarray:
         return (np.asarray(action) * self.factor).astype(self.action_space.dtype)

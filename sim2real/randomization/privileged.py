@@ -1,6 +1,8 @@
-"""Privileged observation: the episode's randomized parameters appended to the observation.
+"""Privileged observation: what the simulator drew for the episode, appended to the observation.
 
-Only a simulator knows them. A teacher policy (``policy.privileged=actor``) or an asymmetric critic
+The randomized parameters (:meth:`DomainRandomization.privileged`) and the effects drawn per episode
+(an action latency range, a sensor bias, a motor strength range: each effect wrapper's ``privileged()``),
+each normalized to about [-1, 1]. Only a simulator knows them. A teacher policy (``policy.privileged=actor``) or an asymmetric critic
 (``policy.privileged=critic``) reads them during training; a deployed policy never does.
 """
 
@@ -16,11 +18,13 @@ from sim2real.randomization.wrapper import DomainRandomization
 
 
 class PrivilegedObservation(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
-    """Appends :meth:`DomainRandomization.privileged` (the episode's parameters, in [-1, 1]) to every
-    observation: ``[obs, privileged]``.
+    """Appends the episode's privileged values to every observation: ``[obs, privileged]``, the randomized
+    parameters first (:meth:`DomainRandomization.privileged`, in [-1, 1]), then the per-episode effects,
+    innermost wrapper first (:func:`privileged_sources`).
 
     Args:
-        env: An env with a :class:`DomainRandomization` somewhere inside and a 1-D Box observation space.
+        env: An env with a :class:`DomainRandomization` or a per-episode effect inside and a 1-D Box
+            observation space.
 
     Example:
         >>> from sim2real.randomization import DynamicsSpec, make_env
@@ -34,24 +38,35 @@ class PrivilegedObservation(gym.ObservationWrapper, gym.utils.RecordConstructorA
     def __init__(self, env: gym.Env) -> None:
         gym.utils.RecordConstructorArgs.__init__(self)
         super().__init__(env)
-        self.randomization = find_randomization(env)
-        if self.randomization is None:
-            raise ValueError("privileged observations are the randomized parameters, but this env has no domain "
-                             "randomization (give a randomization with parameters)")
+        self.sources = privileged_sources(env)
+        if not self.sources:
+            raise ValueError("privileged observations are the randomized parameters and per-episode effects, but this "
+                             "env has neither (give a randomization with parameters, a latency range or a sensor bias)")
         space = env.observation_space
         if not isinstance(space, spaces.Box) or len(space.shape) != 1:
             raise ValueError(f"privileged observations need a 1-D Box observation space, got {space}")
-        n = len(self.randomization.privileged_names)
+        n = self.privileged_dim
         self.observation_space = spaces.Box(np.concatenate([space.low, np.full(n, -np.inf)]),
                                             np.concatenate([space.high, np.full(n, np.inf)]), dtype=np.float64)
 
     @property
     def privileged_dim(self) -> int:
         """Length of the privileged part."""
-        return len(self.randomization.privileged_names)
+        return sum(len(source.privileged_names) for source in self.sources)
 
     def observation(self, observation: np.ndarray) -> np.ndarray:
-        return np.concatenate([np.asarray(observation, np.float64), self.randomization.privileged()])
+        return np.concatenate([np.asarray(observation, np.float64), *(source.privileged() for source in self.sources)])
+
+
+def privileged_sources(env: gym.Env) -> list[Any]:
+    """The wrappers inside ``env`` with privileged values this episode (non-empty ``privileged_names``),
+    innermost first: the domain randomization, then each per-episode effect."""
+    sources = []
+    while isinstance(env, gym.Wrapper):
+        if hasattr(type(env), "privileged_names") and env.privileged_names:  # its own, never a forwarded one
+            sources.append(env)
+        env = env.env
+    return sources[::-1]
 
 
 def find_randomization(env: gym.Env) -> DomainRandomization | None:
@@ -64,9 +79,8 @@ def find_randomization(env: gym.Env) -> DomainRandomization | None:
 
 
 def privileged_names(env: gym.Env) -> list[str]:
-    """Names of the privileged entries an env with domain randomization would append (empty without one)."""
-    randomization = find_randomization(env)
-    return randomization.privileged_names if randomization is not None else []
+    """Names of the privileged entries :class:`PrivilegedObservation` appends to ``env`` (empty: none)."""
+    return [name for source in privileged_sources(env) for name in source.privileged_names]
 
 
 def split_privileged(obs: np.ndarray, privileged_dim: int) -> tuple[np.ndarray, Any]:

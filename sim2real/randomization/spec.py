@@ -96,6 +96,14 @@ class EffectsSpec:
             _require_int("disabled_actuators entry", index, minimum=0)
 
     @property
+    def per_episode(self) -> bool:
+        """Whether an effect draws a new value every episode (a latency range, a sensor bias, a motor
+        strength range): what a privileged observation can report besides the randomized parameters."""
+        latency = self.action_latency_max is not None and self.action_latency_max > self.action_latency
+        strength = self.motor_strength is not None and self.motor_strength[1] > self.motor_strength[0]
+        return latency or strength or self.obs_bias_std > 0
+
+    @property
     def active(self) -> bool:
         """Whether any effect changes the env."""
         return self != EffectsSpec()

@@ -100,9 +100,10 @@ class TrainConfig:
         require_int("timesteps", self.timesteps, minimum=1)
         require_int("checkpoint_every", self.checkpoint_every, minimum=0)
         require_int("eval_episodes", self.eval_episodes, minimum=0)
-        if self.policy.privileged != "none" and not self.randomization.parameters:
+        if self.policy.privileged != "none" and not (self.randomization.parameters or self.randomization.effects.per_episode):
             raise ValueError(f"policy.privileged={self.policy.privileged}: privileged observations are the randomized "
-                             f"parameters, but randomization '{self.randomization.name}' randomizes none")
+                             f"parameters and per-episode effects (a latency range, a sensor bias, a motor strength "
+                             f"range), but randomization '{self.randomization.name}' has none")
         if self.policy.privileged == "critic" and self.algo.name != "ppo":
             raise ValueError(f"policy.privileged=critic (asymmetric actor-critic) needs algo=ppo, not {self.algo.name}")
         if self.algo.name == "recurrent_ppo" and (self.policy.privileged != "none" or self.env.history):

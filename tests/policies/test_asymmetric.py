@@ -46,7 +46,7 @@ def test_value_reads_the_privileged_part_action_does_not(asymmetric_policy: Poli
 
 
 def test_config_checks() -> None:
-    with pytest.raises(ValueError, match="randomizes none"):
+    with pytest.raises(ValueError, match="has none"):
         replace(tiny_train_config("ppo", randomization="none"), policy=PolicyConfig("critic"))
     with pytest.raises(ValueError, match="needs algo=ppo"):
         replace(tiny_train_config("sac"), policy=PolicyConfig("critic"))
