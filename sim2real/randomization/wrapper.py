@@ -50,11 +50,14 @@ class DomainRandomization(gym.Wrapper, gym.utils.RecordConstructorArgs):
         if not hasattr(base, "model") or not hasattr(base, "data"):
             raise TypeError(f"{base!r} is not a MuJoCo env: it has no 'model' and 'data'")
         self.parameters = ParameterSet(base.model, base.data)
-        self.dynamics = CompiledDynamics(spec, self.parameters, env_name or str(env.spec.id if env.spec else base))
+        self.env_name = env_name or str(env.spec.id if env.spec else base)
+        self.dynamics = CompiledDynamics(spec, self.parameters, self.env_name)
         self.enabled = True
         self.values = self.parameters.nominal.copy()
         self._values_dict = self.parameters.as_dict(self.values)
         self._privileged_index, self._low, self._span = privileged_ranges(spec, self.parameters)
+        self._pinned: np.ndarray | None = None
+        self._kinds = self.dynamics.kinds
 
     @property
     def privileged_names(self) -> list[str]:
@@ -67,6 +70,20 @@ class DomainRandomization(gym.Wrapper, gym.utils.RecordConstructorArgs):
         values = self.values[self._privileged_index]
         scaled = np.divide(values - self._low, self._span, out=np.full_like(values, 0.5), where=self._span > 0)
         return 2.0 * scaled - 1.0
+
+    def pin(self, dynamics: DynamicsSpec | None) -> dict[str, float]:
+        """Makes every reset write ``dynamics``' constant values (from the nominal model, as a target's are)
+        instead of a sample, while :meth:`privileged` keeps this randomization's scale: how a privileged
+        teacher is evaluated on a given robot. None unpins. Returns the pinned ``{name: value}``."""
+        if dynamics is None:
+            self._pinned, self._kinds = None, self.dynamics.kinds
+            self.parameters.restore()
+            return {}
+        compiled = CompiledDynamics(dynamics, self.parameters, self.env_name)
+        values = compiled.sample(np.random.default_rng(0))
+        self.parameters.check_values(values)
+        self._pinned, self._kinds = values, self.dynamics.kinds | compiled.kinds
+        return self.parameters.as_dict(values)
 
     def set_enabled(self, enabled: bool) -> None:
         """Turns randomization on or off; off restores the nominal values exactly."""
@@ -83,7 +100,7 @@ class DomainRandomization(gym.Wrapper, gym.utils.RecordConstructorArgs):
             base._np_random, base._np_random_seed = seeding.np_random(seed)
         if self.enabled:
             self.values = self._sample(base.np_random)
-            self.parameters.apply(self.values, self.dynamics.kinds)
+            self.parameters.apply(self.values, self._kinds)
             self._values_dict = self.parameters.as_dict(self.values)
         obs, info = self.env.reset(seed=None, options=options)
         info["dynamics"] = self._values_dict
@@ -102,7 +119,7 @@ class DomainRandomization(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
     def _sample(self, rng: np.random.Generator) -> np.ndarray:
         """The episode's full parameter vector."""
-        return self.dynamics.sample(rng)
+        return self.dynamics.sample(rng) if self._pinned is None else self._pinned.copy()
 
 
 class AdaptiveRandomization(DomainRandomization):
@@ -152,6 +169,8 @@ class AdaptiveRandomization(DomainRandomization):
     def _sample(self, rng: np.random.Generator) -> np.ndarray:
         n = len(self.adr.dimensions)
         self.boundary = None
+        if self._pinned is not None:
+            return self._pinned.copy()
         if self.boundaries and rng.random() < self.adr.boundary_probability:
             self.boundary = (int(rng.integers(n)), int(rng.integers(2)))
         values = self.parameters.nominal.copy()
