@@ -270,3 +270,62 @@ class AsymmetricActorCriticPolicy(ActorCriticPolicy):
         data = super()._get_constructor_parameters()
         data["actor_obs_dim"] = self.actor_obs_dim
         return data
+
+
+# ----------------------------------------------------------------------------- adaptation module (RMA)
+
+
+class AdaptationExtractor(BaseFeaturesExtractor):
+    """RMA's adaptation module as a student's features extractor (Kumar et al. 2021, "RMA: Rapid Motor
+    Adaptation for Legged Robots").
+
+    It maps the student's normalized history observation onto what its privileged teacher's network reads,
+    ``[teacher's observation, privileged observation]``, both in the teacher's normalized space: the teacher's
+    observation is cut from the history (``teacher_index``) and carried from the student's normalization into
+    the teacher's (``scale``, ``shift``, then the teacher's ``clip``, set by :meth:`set_normalization`); the
+    privileged part, which only a simulator knows, is estimated from the whole history by an MLP
+    (``adaptation``). The teacher's own layers follow, so the student acts as the teacher would on the robot
+    it inferred from how the robot responded.
+
+    Args:
+        observation_space: The student's (history) observation space.
+        teacher_index: Entries of the student's observation that make up the teacher's own observation.
+        privileged_dim: Length of the privileged observation.
+        hidden: Hidden layer sizes of the adaptation MLP.
+        activation: Its activation (a key of ``ACTIVATIONS``).
+    """
+
+    def __init__(self, observation_space: gym.spaces.Box, teacher_index: list[int], privileged_dim: int,
+                 hidden: tuple[int, ...] = (256, 128), activation: str = "elu") -> None:
+        index = [int(i) for i in teacher_index]
+        n_input = int(observation_space.shape[0])
+        if not index or min(index) < 0 or max(index) >= n_input:
+            raise ValueError(f"teacher_index must pick entries of the {n_input}-entry observation, got {index}")
+        if int(privileged_dim) < 1:
+            raise ValueError(f"privileged_dim={privileged_dim} must be >= 1: the adaptation module estimates it")
+        super().__init__(observation_space, len(index) + int(privileged_dim))
+        self.register_buffer("teacher_index", torch.as_tensor(index, dtype=torch.long))
+        self.register_buffer("scale", torch.ones(len(index)))
+        self.register_buffer("shift", torch.zeros(len(index)))
+        self.register_buffer("clip", torch.tensor(torch.finfo(torch.float32).max))
+        sizes = [n_input, *(int(h) for h in hidden)]
+        layers: list[nn.Module] = []
+        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+            layers += [nn.Linear(fan_in, fan_out), ACTIVATIONS[activation]()]
+        self.adaptation = nn.Sequential(*layers, nn.Linear(sizes[-1], int(privileged_dim)))
+
+    def set_normalization(self, scale: Any, shift: Any, clip: float | None) -> None:
+        """How the teacher's observation entries go from the student's normalization to the teacher's:
+        ``clip(x * scale + shift, -clip, clip)`` (``clip`` None: no clipping)."""
+        self.scale.copy_(torch.as_tensor(scale, dtype=torch.float32))
+        self.shift.copy_(torch.as_tensor(shift, dtype=torch.float32))
+        self.clip.fill_(torch.finfo(torch.float32).max if clip is None else float(clip))
+
+    def teacher_observation(self, observations: torch.Tensor) -> torch.Tensor:
+        """The teacher's own observation, in the teacher's normalized space."""
+        picked = torch.index_select(observations, -1, self.teacher_index) * self.scale + self.shift
+        return torch.maximum(torch.minimum(picked, self.clip), -self.clip)
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        """``[teacher's observation, estimated privileged observation]``."""
+        return torch.cat([self.teacher_observation(observations), self.adaptation(observations)], dim=-1)

@@ -12,6 +12,16 @@ act as the teacher would, inferring the robot from how it responded:
 3. retrain the student on everything gathered so far (the supervised core of ``bc``/``dagger``), with
    observation statistics re-estimated on the aggregate.
 
+Two students (``method``):
+
+- ``dagger``: the teacher's architecture, freshly initialized, on the history observation, regressed onto
+  the teacher's actions;
+- ``rma`` (Kumar et al. 2021, "RMA: Rapid Motor Adaptation for Legged Robots"): the teacher's own trained
+  layers behind an adaptation module (:class:`~sim2real.policies.networks.AdaptationExtractor`) that
+  estimates the privileged observation from the history; only the module is trained, by regression onto
+  the privileged observation of every visited state (the teacher's latent: here the normalized
+  parameters themselves). The student then acts exactly as the teacher would on the robot it inferred.
+
 Everything happens in simulation: zero target steps. The student is written as an ordinary run folder
 (``kind: distill``), so the evaluator, the transfer methods and the exporter take it like any policy.
 """
@@ -24,11 +34,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
 from sim2real.envs.registry import EnvSpec
 from sim2real.episodes import run_steps
-from sim2real.evaluation.rollout import rollout_returns
+from sim2real.evaluation.rollout import privileged_rollout_returns, rollout_returns
+from sim2real.policies.networks import AdaptationExtractor
 from sim2real.policies.policy import ObsNormalizer, Policy
 from sim2real.policies.run_info import RunInfo
 from sim2real.randomization.factory import make_env
@@ -39,8 +51,10 @@ from sim2real.runs import MODEL_FILE, VECNORMALIZE_FILE, atomic_path, update_met
 from sim2real.seeding import child_seeds
 from sim2real.training.config import algo_config_from_dict
 from sim2real.training.trainer import build_model
-from sim2real.transfer.demonstrations import DemonstrationSettings, fit_actor
-from sim2real.validation import require_float, require_int, require_known_keys
+from sim2real.transfer.demonstrations import DemonstrationSettings, action_error, fit_actor, fit_regression
+from sim2real.validation import require_choice, require_float, require_int, require_known_keys
+
+DISTILL_METHODS = ("dagger", "rma")
 
 
 @dataclass(frozen=True)
@@ -48,6 +62,8 @@ class DistillSettings:
     """How a student is distilled (``configs/distill.yaml``).
 
     Attributes:
+        method: ``dagger`` (a fresh network regressed onto the teacher's actions) or ``rma`` (the teacher's
+            layers behind an adaptation module regressed onto the privileged observation).
         history: Observations and actions of history the student sees (>= 1).
         iterations: DAgger rounds (collect, label, retrain).
         steps_per_iteration: Simulation steps collected per round.
@@ -59,8 +75,10 @@ class DistillSettings:
         learning_rate: Adam learning rate of the student's actor.
         eval_episodes: Episodes of the final check on the training randomization (student and teacher; 0 skips).
         seed: Seed of the student's initialization, the rollouts and the mini-batches.
+        adaptation_hidden: Hidden layer sizes of ``rma``'s adaptation module.
     """
 
+    method: str = "dagger"
     history: int = 4
     iterations: int = 8
     steps_per_iteration: int = 10_000
@@ -71,8 +89,15 @@ class DistillSettings:
     learning_rate: float = 1e-3
     eval_episodes: int = 10
     seed: int = 0
+    adaptation_hidden: tuple[int, ...] = (256, 128)
 
     def __post_init__(self) -> None:
+        require_choice("distill method", self.method, DISTILL_METHODS)
+        hidden = self.adaptation_hidden
+        if isinstance(hidden, (str, bytes)) or not hasattr(hidden, "__iter__") or not list(hidden):
+            raise ValueError(f"adaptation_hidden={hidden!r} must be a non-empty list of layer sizes, e.g. [256, 128]")
+        object.__setattr__(self, "adaptation_hidden", tuple(
+            require_int("adaptation_hidden entry", size, minimum=1, whole_float=True) for size in hidden))
         for name, minimum in (("history", 1), ("iterations", 1), ("steps_per_iteration", 1), ("epochs", 1),
                               ("batch_size", 1), ("eval_episodes", 0), ("seed", 0)):
             object.__setattr__(self, name, require_int(name, getattr(self, name), minimum=minimum, whole_float=True))
@@ -110,6 +135,11 @@ class Views:
         """What the student sees: the stacked history, without the privileged part."""
         return split_privileged(obs, self.privileged_dim)[0]
 
+    def teacher_index(self) -> list[int]:
+        """Entries of the student's observation that make up the teacher's own observation."""
+        positions = np.arange(self.layout.stacked_dim)
+        return [int(i) for i in self.layout.shorter(positions, self.teacher_history)]
+
     def teacher(self, obs: np.ndarray) -> np.ndarray:
         """What the teacher sees: its own (shorter) history and the privileged observation."""
         stacked, privileged = split_privileged(obs, self.privileged_dim)
@@ -119,7 +149,7 @@ class Views:
 @dataclass
 class Collector:
     """Acts in the privileged env (teacher with probability ``beta``, else student) and records every
-    visited state's student view with the teacher's action."""
+    visited state's student view with the teacher's action and the teacher's normalized input."""
 
     teacher: Policy
     student: Policy
@@ -130,12 +160,15 @@ class Collector:
     def __post_init__(self) -> None:
         self.observations: list[np.ndarray] = []
         self.labels: list[np.ndarray] = []
+        self.teacher_inputs: list[np.ndarray] = []
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         student_obs = self.views.student(obs)
-        label = np.asarray(self.teacher.act(self.views.teacher(obs)), np.float32)
+        teacher_obs = self.views.teacher(obs)
+        label = np.asarray(self.teacher.act(teacher_obs), np.float32)
         self.observations.append(student_obs.copy())
         self.labels.append(label)
+        self.teacher_inputs.append(self.teacher.normalize(teacher_obs))
         return label if self.rng.random() < self.beta else self.student.act(student_obs)
 
     def reset(self) -> None:
@@ -162,15 +195,75 @@ def student_env_spec(teacher: Policy, history: int) -> EnvSpec:
     return replace(teacher.info.env, history=history)
 
 
-def new_student(teacher: Policy, spec: EnvSpec, run_dir: Path, seed: int) -> Policy:
-    """A freshly initialized student: the teacher's algorithm and network, on the student's observation."""
+def new_student(teacher: Policy, spec: EnvSpec, run_dir: Path, seed: int, settings: DistillSettings | None = None,
+                views: Views | None = None) -> Policy:
+    """A new student on the student's observation: the teacher's algorithm and network, freshly initialized
+    (``dagger``), or the teacher's trained layers behind a fresh adaptation module (``rma``, needs ``views``)."""
+    settings = settings or DistillSettings()
     algo = algo_config_from_dict(teacher.info.algo_config or {"name": teacher.info.algo}, spec.name)
+    if settings.method == "rma":
+        if views is None:
+            raise ValueError("an rma student needs the views (history layout, teacher's history, privileged size)")
+        extractor = {"teacher_index": views.teacher_index(), "privileged_dim": views.privileged_dim,
+                     "hidden": list(settings.adaptation_hidden), "activation": algo.network.activation}
+        extra = {**algo.network.extra, "features_extractor_class": AdaptationExtractor,
+                 "features_extractor_kwargs": extractor}
+        algo = replace(algo, network=replace(algo.network, extra=extra))
     venv = DummyVecEnv([lambda: make_env(spec)] * algo.n_envs)  # only gives the spaces: never stepped
     model = build_model(algo, venv, seed=seed, tensorboard_dir=None, device="cpu")
     venv.close()
+    if settings.method == "rma":
+        _adopt_teacher_layers(model.policy, teacher)
     info = RunInfo(run_dir=run_dir, kind="distill", env=spec, algo=teacher.info.algo, algo_config=teacher.info.algo_config,
                    normalize=True, randomization=teacher.info.randomization, target=teacher.info.target, seed=seed)
     return Policy(model, None, info)
+
+
+def _adopt_teacher_layers(policy: Any, teacher: Policy) -> None:
+    """Copies every teacher weight into an rma student's policy: all but the adaptation module match."""
+    result = policy.load_state_dict(teacher.model.policy.state_dict(), strict=False)
+    foreign = [key for key in result.missing_keys if "features_extractor." not in key]
+    if result.unexpected_keys or foreign:
+        raise ValueError(f"the teacher's layers do not fit the rma student (unexpected {result.unexpected_keys}, "
+                         f"missing {foreign}); distill with method=dagger")
+
+
+def adaptation_module(student: Policy) -> AdaptationExtractor:
+    """An rma student's adaptation module (the actor's features extractor)."""
+    policy = student.model.policy
+    extractor = policy.pi_features_extractor if hasattr(policy, "pi_features_extractor") else policy.actor.features_extractor
+    if not isinstance(extractor, AdaptationExtractor):
+        raise ValueError(f"'{student.run_dir}' has no adaptation module (features extractor {type(extractor).__name__})")
+    return extractor
+
+
+def fit_adaptation(student: Policy, teacher: Policy, observations: np.ndarray, teacher_inputs: np.ndarray,
+                   settings: DistillSettings, seed: int) -> dict[str, Any]:
+    """Sets the student's normalization (and the module's map into the teacher's), then regresses the
+    adaptation module's estimate onto the privileged part of the teacher's normalized inputs."""
+    student.normalizer = fitted_normalizer(observations)
+    module = adaptation_module(student)
+    index = module.teacher_index.cpu().numpy()
+    to_teacher = teacher.normalizer
+    student_std = np.sqrt(student.normalizer.var[index] + student.normalizer.epsilon)
+    if to_teacher is None:
+        module.set_normalization(student_std, student.normalizer.mean[index], None)
+    else:
+        n = len(index)
+        teacher_std = np.sqrt(to_teacher.var[:n] + to_teacher.epsilon)
+        module.set_normalization(student_std / teacher_std, (student.normalizer.mean[index] - to_teacher.mean[:n]) / teacher_std,
+                                 to_teacher.clip)
+    targets = torch.as_tensor(teacher_inputs[:, len(index):], dtype=torch.float32)
+    for parameter in student.model.policy.parameters():
+        parameter.requires_grad_(False)
+    for parameter in module.adaptation.parameters():
+        parameter.requires_grad_(True)
+    try:
+        return fit_regression(module.adaptation, list(module.adaptation.parameters()), student.model.policy,
+                              student.obs_tensor(observations), targets, settings.fit_settings(), seed)
+    finally:
+        for parameter in student.model.policy.parameters():
+            parameter.requires_grad_(True)
 
 
 def fitted_normalizer(observations: np.ndarray, clip: float = 10.0, epsilon: float = 1e-8) -> ObsNormalizer:
@@ -197,12 +290,13 @@ def distill(teacher_run: str | Path, run_dir: str | Path, settings: DistillSetti
     run_dir.mkdir(parents=True, exist_ok=True)
     randomization = randomization or teacher.info.randomization
     spec = student_env_spec(teacher, settings.history)
-    student = new_student(teacher, spec, run_dir, settings.seed)
     env = make_env(spec, randomization=randomization, target=teacher.info.target, privileged=True)
     views = Views(history_layout(env), teacher.history, len(teacher.info.privileged_names))
+    student = new_student(teacher, spec, run_dir, settings.seed, settings, views)
     update_metadata(run_dir, **_metadata(teacher, student, settings, randomization), complete=False)
     rng = np.random.default_rng(settings.seed)
     observations, labels, rounds = np.zeros((0, views.layout.stacked_dim)), np.zeros((0, student.model.action_space.shape[0])), []
+    teacher_inputs = np.zeros((0, teacher.obs_dim + views.privileged_dim), np.float32)
     start = time.perf_counter()
     try:
         for i, episode_seed in enumerate(child_seeds(settings.seed, settings.iterations)):
@@ -211,12 +305,19 @@ def distill(teacher_run: str | Path, run_dir: str | Path, settings: DistillSetti
             returns = _collect(env, collector, episode_seed, settings.steps_per_iteration)
             observations = np.concatenate([observations, np.stack(collector.observations)])
             labels = np.concatenate([labels, np.stack(collector.labels)])
-            student.normalizer = fitted_normalizer(observations)
-            fit = fit_actor(student, observations, labels, settings.fit_settings(), seed=episode_seed)
+            teacher_inputs = np.concatenate([teacher_inputs, np.stack(collector.teacher_inputs)])
+            if settings.method == "rma":
+                fit = fit_adaptation(student, teacher, observations, teacher_inputs, settings, seed=episode_seed)
+            else:
+                student.normalizer = fitted_normalizer(observations)
+                fit = fit_actor(student, observations, labels, settings.fit_settings(), seed=episode_seed)
+            error = action_error(student, observations, labels)
             rounds.append({"round": i, "beta": beta, "steps": len(collector.observations), "episode_return_mean":
-                           float(np.mean(returns)) if returns else None, "train_error_after": fit["train_error_after"]})
+                           float(np.mean(returns)) if returns else None, "train_error_before": fit["train_error_before"],
+                           "train_error_after": fit["train_error_after"], "action_error": error})
             print(f"round {i}: beta {beta:.3f}, {len(observations)} labelled steps, rollout return "
-                  f"{rounds[-1]['episode_return_mean']}, fit error {fit['train_error_after']:.4g}")
+                  f"{rounds[-1]['episode_return_mean']}, fit error {fit['train_error_after']:.4g}, "
+                  f"action error {error:.4g}")
     finally:
         env.close()
     wall = time.perf_counter() - start
@@ -258,12 +359,7 @@ def _final_check(teacher: Policy, student: Policy, randomization: DynamicsSpec,
         return {}
     seed = 10_000 + settings.seed
     student_returns = rollout_returns(student, student.info.env, settings.eval_episodes, seed, randomization=randomization)
-    env = make_env(teacher.info.env, randomization=randomization, target=teacher.info.target, privileged=True)
-    try:
-        teacher_returns = [sum(s.reward for s in run_steps(env, teacher, seed + i, episodes=1, reset=teacher.reset))
-                           for i in range(settings.eval_episodes)]
-    finally:
-        env.close()
+    teacher_returns = privileged_rollout_returns(teacher, settings.eval_episodes, seed, randomization=randomization).returns
     result = {"student_return_mean": float(np.mean(student_returns.returns)),
               "teacher_return_mean": float(np.mean(teacher_returns))}
     print(f"on '{randomization.name}' ({settings.eval_episodes} episodes): student {result['student_return_mean']:.1f}, "

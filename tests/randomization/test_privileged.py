@@ -10,7 +10,11 @@ import pytest
 
 from sim2real.envs.registry import resolve_env
 from sim2real.randomization import DomainRandomization, DynamicsSpec, make_env
-from sim2real.randomization.privileged import PrivilegedObservation, privileged_names, split_privileged
+from sim2real.randomization.privileged import (
+    PrivilegedObservation,
+    privileged_names,
+    split_privileged,
+)
 
 WIDE = DynamicsSpec.from_dict({"parameters": {"masses": {"dist": "uniform", "low": 0.5, "high": 2.5},
                                               "gains": {"dist": "uniform", "low": 0.4, "high": 1.2}}})
@@ -61,7 +65,7 @@ def test_the_wrapper_appends_it_after_the_history() -> None:
 
 
 def test_it_needs_a_randomization() -> None:
-    with pytest.raises(ValueError, match="no domain randomization"):
+    with pytest.raises(ValueError, match="has neither"):
         make_env("inverted_pendulum", privileged=True)
 
 
@@ -71,3 +75,51 @@ def test_a_later_term_on_the_same_parameter_decides_its_range() -> None:
     env = DomainRandomization(gym.make("InvertedPendulum-v5"), spec)
     env.set_enabled(False)
     np.testing.assert_allclose(env.privileged(), [0.0, -1.0], atol=1e-12)
+
+
+def test_pinned_dynamics_hold_every_episode_on_the_randomization_scale() -> None:
+    """A teacher is evaluated on a robot by pinning its dynamics: every reset writes them (kinds the
+    randomization does not touch too), the privileged observation reports them on the randomization's scale,
+    and unpinning restores the nominal model and sampling."""
+    env = DomainRandomization(gym.make("InvertedPendulum-v5"), WIDE)
+    nominal = env.nominal_dict()
+    target = DynamicsSpec.from_dict({"parameters": {"masses": {"op": "scale", "dist": "constant", "value": 2.0},
+                                                    "gains": {"op": "scale", "dist": "constant", "value": 0.5},
+                                                    "gravity": {"op": "scale", "dist": "constant", "value": 1.5}}})
+    pinned = env.pin(target)
+    assert pinned["cart_mass"] == pytest.approx(2 * nominal["cart_mass"])
+    for seed in range(3):
+        _, info = env.reset(seed=seed)
+        np.testing.assert_allclose(info["privileged"], [0.5, 0.5, -0.75], atol=1e-12)
+        assert info["dynamics"]["slide_gain"] == pytest.approx(0.5 * nominal["slide_gain"])
+        np.testing.assert_allclose(env.unwrapped.model.opt.gravity, 1.5 * np.array([0, 0, -9.81]), atol=1e-12)
+    env.pin(None)
+    np.testing.assert_allclose(env.unwrapped.model.opt.gravity, [0, 0, -9.81], atol=1e-12)
+    _, info = env.reset(seed=0)
+    assert info["dynamics"]["cart_mass"] != pytest.approx(2 * nominal["cart_mass"])
+    with pytest.raises(ValueError):
+        env.pin(DynamicsSpec.from_dict({"parameters": {"masses": {"op": "scale", "dist": "constant", "value": -1.0}}}))
+
+
+def test_per_episode_effects_join_the_privileged_observation() -> None:
+    """A latency range and a sensor bias are drawn per episode: the privileged observation reports them
+    after the parameters (latency mapped onto [-1, 1], the bias in units of 3 std); fixed effects are not in it."""
+    spec = DynamicsSpec.from_dict({"parameters": {"masses": {"dist": "uniform", "low": 0.5, "high": 2.5}},
+                                   "effects": {"action_latency": 0, "action_latency_max": 2, "obs_bias_std": 0.1}})
+    env = make_env("inverted_pendulum", randomization=spec, privileged=True)
+    assert privileged_names(env.env) == ["cart_mass", "pole_mass", "action_latency"] + [f"obs_bias[{i}]" for i in range(4)]
+    seen = set()
+    for seed in range(12):
+        obs, info = env.reset(seed=seed)
+        latency = info["action_latency"]
+        seen.add(latency)
+        assert obs[6] == pytest.approx(latency - 1.0)  # 0, 1, 2 -> -1, 0, 1
+        bias = obs[7:] * 0.3
+        raw = env.unwrapped._get_obs()
+        np.testing.assert_allclose(obs[:4], raw + bias, atol=1e-12)  # the reported bias is the one added
+        np.testing.assert_allclose(env.step(np.zeros(1))[0][7:], obs[7:])  # constant within the episode
+    assert seen == {0, 1, 2}
+    fixed = DynamicsSpec.from_dict({"parameters": {}, "effects": {"action_latency": 2}})
+    assert not fixed.effects.per_episode
+    with pytest.raises(ValueError, match="neither"):
+        make_env("inverted_pendulum", randomization=fixed, privileged=True)

@@ -9,14 +9,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
+from sim2real.evaluation.rollout import privileged_rollout_returns
+from sim2real.export import export_bundle
 from sim2real.policies import Policy
+from sim2real.policies.deploy import BUNDLE_FILE, DeployedPolicy
+from sim2real.presets import target_spec
 from sim2real.randomization import make_env
 from sim2real.randomization.history import history_layout
 from sim2real.runs import read_json
 from sim2real.training import train
 from sim2real.training.config import PolicyConfig
-from sim2real.training.distill import DistillSettings, Views, distill, load_teacher
+from sim2real.training.distill import DistillSettings, Views, adaptation_module, distill, load_teacher
+from sim2real.training.report import evaluate_run
 from tests.conftest import REPO, tiny_train_config
 
 TINY = DistillSettings(history=3, iterations=2, steps_per_iteration=300, epochs=2, eval_episodes=1)
@@ -89,3 +95,86 @@ def test_script_writes_a_student(teacher_run: Path, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     assert read_json(out / "metadata.json")["env"]["history"] == 2
     assert "0 target steps" in result.stdout
+
+
+@pytest.fixture(scope="module")
+def rma_run(teacher_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run_dir = tmp_path_factory.mktemp("rma_student")
+    distill(teacher_run, run_dir, replace(TINY, method="rma", adaptation_hidden=(32,)))
+    return run_dir
+
+
+def test_rma_student_is_the_teacher_fed_its_estimate(rma_run: Path, teacher_run: Path) -> None:
+    """The rma student is the teacher's own layers: fed the true privileged observation instead of its
+    estimate, it acts exactly as the teacher; only the adaptation module was trained."""
+    teacher, student = load_teacher(teacher_run), Policy.load(rma_run)
+    module = adaptation_module(student)
+    teacher_weights = teacher.model.policy.state_dict()
+    for name, value in student.model.policy.state_dict().items():
+        if "features_extractor." not in name:
+            torch.testing.assert_close(value, teacher_weights[name], rtol=0, atol=0)
+    env = make_env(student.info.env, randomization=teacher.info.randomization, privileged=True)
+    views = Views(history_layout(env), 0, 3)
+    obs, _ = env.reset(seed=3)
+    for _ in range(20):
+        stacked = views.student(obs)
+        teacher_input = torch.as_tensor(teacher.normalize(views.teacher(obs))).unsqueeze(0)
+        with torch.no_grad():
+            seen = module.teacher_observation(student.obs_tensor(stacked).unsqueeze(0))
+            torch.testing.assert_close(seen, teacher_input[:, :4], rtol=0, atol=1e-5)  # its own observation, mapped
+            oracle = teacher.model.policy._predict(torch.cat([seen, teacher_input[:, 4:]], dim=-1), deterministic=True)
+        np.testing.assert_allclose(oracle.numpy()[0], np.clip(teacher.act(views.teacher(obs)), -3, 3), atol=1e-5)
+        obs, *_ = env.step(student.act(stacked))
+    env.close()
+    rounds = student.info.record["metrics"]["rounds"]
+    assert student.info.record["settings"]["method"] == "rma" and len(rounds) == 2
+    assert all(np.isfinite(r["action_error"]) for r in rounds)
+
+
+def test_rma_fit_lowers_the_estimation_error(teacher_run: Path, tmp_path: Path) -> None:
+    """The adaptation module learns: fitting cuts its error on the privileged observation of the data."""
+    distill(teacher_run, tmp_path / "s", replace(TINY, method="rma", iterations=1, steps_per_iteration=1000, epochs=30,
+                                                 eval_episodes=0))
+    (fit,) = Policy.load(tmp_path / "s").info.record["metrics"]["rounds"]
+    assert fit["train_error_after"] < 0.5 * fit["train_error_before"]
+
+
+def test_rma_settings_are_checked() -> None:
+    with pytest.raises(ValueError, match="distill method"):
+        DistillSettings(method="rmaa")
+    with pytest.raises(ValueError, match="adaptation_hidden"):
+        DistillSettings(method="rma", adaptation_hidden=())
+
+
+def test_rma_student_exports_with_its_history(rma_run: Path, tmp_path: Path) -> None:
+    """The adaptation module is part of the exported graph: closed-loop parity over >= 1000 steps."""
+    export_bundle(rma_run, tmp_path / "bundle")
+    manifest = read_json(tmp_path / "bundle" / BUNDLE_FILE)
+    parity = manifest["parity"]
+    assert manifest["state"]["history"]["steps"] == 3 and parity["closed_loop"] is True
+    assert parity["observations"] >= 1000 and parity["episode_resets"] >= 1
+    assert parity["onnx_max_abs_diff"] <= 1e-5 and parity["torchscript_max_abs_diff"] <= 1e-5
+    deployed, student = DeployedPolicy.load(tmp_path / "bundle"), Policy.load(rma_run)
+    env = make_env(student.info.env)
+    obs, _ = env.reset(seed=5)
+    deployed.reset()
+    for _ in range(30):
+        raw = obs[:4]  # the robot's current observation; the runtime keeps the history itself
+        action = deployed.act(raw)
+        np.testing.assert_allclose(action, student.act(obs), atol=1e-5)
+        obs, _, terminated, truncated, _ = env.step(action)
+        if terminated or truncated:
+            break
+    env.close()
+
+
+def test_a_teacher_is_evaluated_on_each_target_with_that_targets_privileged_observation(teacher_run: Path) -> None:
+    """train.py's final evaluation of a teacher: parameter targets with their privileged values; targets with
+    effects (latency) left out, since the privileged observation does not hold them."""
+    results = evaluate_run(teacher_run, (target_spec("heavy"), target_spec("delayed")), episodes=2, seed=0)
+    assert [row["target"] for row in results] == ["nominal", "heavy"]
+    teacher = load_teacher(teacher_run)
+    heavy = privileged_rollout_returns(teacher, 2, 0, target=target_spec("heavy"))
+    assert results[1]["mean"] == pytest.approx(float(heavy.returns.mean()))
+    with pytest.raises(ValueError, match="effects"):
+        privileged_rollout_returns(teacher, 1, 0, target=target_spec("delayed"))
