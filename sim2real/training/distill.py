@@ -55,6 +55,7 @@ from sim2real.transfer.demonstrations import DemonstrationSettings, action_error
 from sim2real.validation import require_choice, require_float, require_int, require_known_keys
 
 DISTILL_METHODS = ("dagger", "rma")
+ADAPTATION_LOSSES = ("privileged", "action")
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,10 @@ class DistillSettings:
         eval_episodes: Episodes of the final check on the training randomization (student and teacher; 0 skips).
         seed: Seed of the student's initialization, the rollouts and the mini-batches.
         adaptation_hidden: Hidden layer sizes of ``rma``'s adaptation module.
+        adaptation_loss: What ``rma``'s module is fitted to: ``privileged`` (RMA's regression onto the
+            privileged observation) or ``action`` (the teacher's action, through the teacher's frozen layers:
+            where history cannot separate parameters, e.g. masses against gains, it need not choose a point
+            on the confounded line, only an estimate the teacher acts on correctly).
     """
 
     method: str = "dagger"
@@ -90,9 +95,11 @@ class DistillSettings:
     eval_episodes: int = 10
     seed: int = 0
     adaptation_hidden: tuple[int, ...] = (256, 128)
+    adaptation_loss: str = "privileged"
 
     def __post_init__(self) -> None:
         require_choice("distill method", self.method, DISTILL_METHODS)
+        require_choice("adaptation_loss", self.adaptation_loss, ADAPTATION_LOSSES)
         hidden = self.adaptation_hidden
         if isinstance(hidden, (str, bytes)) or not hasattr(hidden, "__iter__") or not list(hidden):
             raise ValueError(f"adaptation_hidden={hidden!r} must be a non-empty list of layer sizes, e.g. [256, 128]")
@@ -238,9 +245,10 @@ def adaptation_module(student: Policy) -> AdaptationExtractor:
 
 
 def fit_adaptation(student: Policy, teacher: Policy, observations: np.ndarray, teacher_inputs: np.ndarray,
-                   settings: DistillSettings, seed: int) -> dict[str, Any]:
-    """Sets the student's normalization (and the module's map into the teacher's), then regresses the
-    adaptation module's estimate onto the privileged part of the teacher's normalized inputs."""
+                   labels: np.ndarray, settings: DistillSettings, seed: int) -> dict[str, Any]:
+    """Sets the student's normalization (and the module's map into the teacher's), then fits the adaptation
+    module alone: its estimate onto the privileged part of the teacher's normalized inputs
+    (``adaptation_loss=privileged``), or the student's action onto the teacher's ``labels`` (``action``)."""
     student.normalizer = fitted_normalizer(observations)
     module = adaptation_module(student)
     index = module.teacher_index.cpu().numpy()
@@ -253,13 +261,17 @@ def fit_adaptation(student: Policy, teacher: Policy, observations: np.ndarray, t
         teacher_std = np.sqrt(to_teacher.var[:n] + to_teacher.epsilon)
         module.set_normalization(student_std / teacher_std, (student.normalizer.mean[index] - to_teacher.mean[:n]) / teacher_std,
                                  to_teacher.clip)
-    targets = torch.as_tensor(teacher_inputs[:, len(index):], dtype=torch.float32)
+    if settings.adaptation_loss == "privileged":
+        predict, targets = module.adaptation, torch.as_tensor(teacher_inputs[:, len(index):], dtype=torch.float32)
+    else:
+        predict = student.network_action
+        targets = torch.as_tensor(student.to_network_space(labels).reshape(len(labels), -1), dtype=torch.float32)
     for parameter in student.model.policy.parameters():
         parameter.requires_grad_(False)
     for parameter in module.adaptation.parameters():
         parameter.requires_grad_(True)
     try:
-        return fit_regression(module.adaptation, list(module.adaptation.parameters()), student.model.policy,
+        return fit_regression(predict, list(module.adaptation.parameters()), student.model.policy,
                               student.obs_tensor(observations), targets, settings.fit_settings(), seed)
     finally:
         for parameter in student.model.policy.parameters():
@@ -307,7 +319,7 @@ def distill(teacher_run: str | Path, run_dir: str | Path, settings: DistillSetti
             labels = np.concatenate([labels, np.stack(collector.labels)])
             teacher_inputs = np.concatenate([teacher_inputs, np.stack(collector.teacher_inputs)])
             if settings.method == "rma":
-                fit = fit_adaptation(student, teacher, observations, teacher_inputs, settings, seed=episode_seed)
+                fit = fit_adaptation(student, teacher, observations, teacher_inputs, labels, settings, seed=episode_seed)
             else:
                 student.normalizer = fitted_normalizer(observations)
                 fit = fit_actor(student, observations, labels, settings.fit_settings(), seed=episode_seed)

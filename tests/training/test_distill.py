@@ -131,12 +131,20 @@ def test_rma_student_is_the_teacher_fed_its_estimate(rma_run: Path, teacher_run:
     assert all(np.isfinite(r["action_error"]) for r in rounds)
 
 
-def test_rma_fit_lowers_the_estimation_error(teacher_run: Path, tmp_path: Path) -> None:
-    """The adaptation module learns: fitting cuts its error on the privileged observation of the data."""
+@pytest.mark.parametrize("loss", ["privileged", "action"])
+def test_rma_fit_lowers_the_estimation_error(loss: str, teacher_run: Path, tmp_path: Path) -> None:
+    """The adaptation module learns: fitting cuts its error on the data's privileged observation (RMA) or,
+    through the teacher's frozen layers, on the teacher's actions."""
+    teacher = load_teacher(teacher_run)
     distill(teacher_run, tmp_path / "s", replace(TINY, method="rma", iterations=1, steps_per_iteration=1000, epochs=30,
-                                                 eval_episodes=0))
-    (fit,) = Policy.load(tmp_path / "s").info.record["metrics"]["rounds"]
+                                                 eval_episodes=0, adaptation_loss=loss))
+    student = Policy.load(tmp_path / "s")
+    (fit,) = student.info.record["metrics"]["rounds"]
     assert fit["train_error_after"] < 0.5 * fit["train_error_before"]
+    teacher_weights = teacher.model.policy.state_dict()
+    for name, value in student.model.policy.state_dict().items():  # only the module trained
+        if "features_extractor." not in name:
+            torch.testing.assert_close(value, teacher_weights[name], rtol=0, atol=0)
 
 
 def test_rma_settings_are_checked() -> None:
@@ -144,6 +152,8 @@ def test_rma_settings_are_checked() -> None:
         DistillSettings(method="rmaa")
     with pytest.raises(ValueError, match="adaptation_hidden"):
         DistillSettings(method="rma", adaptation_hidden=())
+    with pytest.raises(ValueError, match="adaptation_loss"):
+        DistillSettings(method="rma", adaptation_loss="latent")
 
 
 def test_rma_student_exports_with_its_history(rma_run: Path, tmp_path: Path) -> None:
