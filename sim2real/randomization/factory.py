@@ -20,6 +20,7 @@ def make_env(
     target: DynamicsSpec | None = None,
     render_mode: str | None = None,
     privileged: bool = False,
+    privileged_noise: float = 0.0,
 ) -> gym.Env:
     """Makes a robot env with the given dynamics.
 
@@ -37,6 +38,8 @@ def make_env(
         target: Fixed target dynamics, or None for nominal.
         render_mode: Passed to the base env.
         privileged: Append the privileged observation (needs a randomization with parameters).
+        privileged_noise: Std of a per-episode Gaussian offset on the privileged observation (a teacher
+            trained to act on rough estimates).
     """
     spec = resolve_env(env)
     base = make_base_env(spec, render_mode=render_mode)
@@ -56,7 +59,7 @@ def make_env(
     if spec.history > 0:
         wrapped = HistoryObservation(wrapped, spec.history)
     if privileged:
-        wrapped = PrivilegedObservation(wrapped)
+        wrapped = PrivilegedObservation(wrapped, privileged_noise)
     return wrapped
 
 

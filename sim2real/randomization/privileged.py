@@ -15,6 +15,7 @@ import numpy as np
 from gymnasium import spaces
 
 from sim2real.randomization.wrapper import DomainRandomization
+from sim2real.validation import require_float
 
 
 class PrivilegedObservation(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
@@ -25,6 +26,9 @@ class PrivilegedObservation(gym.ObservationWrapper, gym.utils.RecordConstructorA
     Args:
         env: An env with a :class:`DomainRandomization` or a per-episode effect inside and a 1-D Box
             observation space.
+        noise_std: Std of a Gaussian offset drawn per episode and added to the privileged part (0: exact).
+            A teacher trained with it learns to act well when told its robot only roughly, as a student's
+            estimate from history will tell it.
 
     Example:
         >>> from sim2real.randomization import DynamicsSpec, make_env
@@ -35,9 +39,10 @@ class PrivilegedObservation(gym.ObservationWrapper, gym.utils.RecordConstructorA
         ((6,), True)
     """
 
-    def __init__(self, env: gym.Env) -> None:
-        gym.utils.RecordConstructorArgs.__init__(self)
+    def __init__(self, env: gym.Env, noise_std: float = 0.0) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, noise_std=noise_std)
         super().__init__(env)
+        self.noise_std = require_float("privileged noise_std", noise_std, low=0.0)
         self.sources = privileged_sources(env)
         if not self.sources:
             raise ValueError("privileged observations are the randomized parameters and per-episode effects, but this "
@@ -48,6 +53,13 @@ class PrivilegedObservation(gym.ObservationWrapper, gym.utils.RecordConstructorA
         n = self.privileged_dim
         self.observation_space = spaces.Box(np.concatenate([space.low, np.full(n, -np.inf)]),
                                             np.concatenate([space.high, np.full(n, np.inf)]), dtype=np.float64)
+        self._offset = np.zeros(n)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+        obs, info = self.env.reset(seed=seed, options=options)
+        if self.noise_std > 0:
+            self._offset = self.np_random.normal(0.0, self.noise_std, self.privileged_dim)
+        return self.observation(obs), info
 
     @property
     def privileged_dim(self) -> int:
@@ -55,7 +67,8 @@ class PrivilegedObservation(gym.ObservationWrapper, gym.utils.RecordConstructorA
         return sum(len(source.privileged_names) for source in self.sources)
 
     def observation(self, observation: np.ndarray) -> np.ndarray:
-        return np.concatenate([np.asarray(observation, np.float64), *(source.privileged() for source in self.sources)])
+        privileged = np.concatenate([source.privileged() for source in self.sources])
+        return np.concatenate([np.asarray(observation, np.float64), privileged + self._offset])
 
 
 def privileged_sources(env: gym.Env) -> list[Any]:

@@ -9,7 +9,7 @@ from typing import Any
 from sim2real.envs.registry import EnvSpec, env_spec_from_dict
 from sim2real.policies.networks import NetworkConfig
 from sim2real.randomization.spec import DynamicsSpec
-from sim2real.validation import require_choice, require_int
+from sim2real.validation import require_choice, require_float, require_int
 
 ALGORITHMS = ("ppo", "sac", "td3", "recurrent_ppo")
 VEC_ENVS = ("dummy", "subproc")
@@ -56,12 +56,20 @@ class PolicyConfig:
             randomized parameters, the actor does not, so the policy deploys like any other; PPO only);
             ``actor`` (a privileged teacher: actor and critic see them; a teacher acts only in simulation,
             a student distilled from it deploys).
+        privileged_noise: ``actor`` only: std of a Gaussian offset drawn per episode and added to the
+            teacher's privileged observation in training (in its [-1, 1] units), so the teacher acts well on
+            rough values, as its student's estimates from history will be (0: exact values).
     """
 
     privileged: str = "none"
+    privileged_noise: float = 0.0
 
     def __post_init__(self) -> None:
         require_choice("policy.privileged", self.privileged, PRIVILEGED_MODES)
+        object.__setattr__(self, "privileged_noise", require_float("policy.privileged_noise", self.privileged_noise, low=0.0))
+        if self.privileged_noise > 0 and self.privileged != "actor":
+            raise ValueError(f"policy.privileged_noise={self.privileged_noise} perturbs a teacher's privileged "
+                             f"observation; it needs policy.privileged=actor, not {self.privileged}")
 
 
 @dataclass(frozen=True)
@@ -114,11 +122,12 @@ class TrainConfig:
 def policy_settings_from_dict(data: Mapping[str, Any] | None) -> tuple[int, PolicyConfig]:
     """The config's ``policy`` block: ``(history, PolicyConfig)``; unknown keys are rejected."""
     data = dict(data or {})
-    unknown = set(data) - {"history", "privileged"}
+    unknown = set(data) - {"history", "privileged", "privileged_noise"}
     if unknown:
-        raise ValueError(f"policy: unknown keys {sorted(unknown)}; valid: history, privileged")
+        raise ValueError(f"policy: unknown keys {sorted(unknown)}; valid: history, privileged, privileged_noise")
     history = require_int("policy.history", data.get("history", 0) or 0, minimum=0, whole_float=True)
-    return history, PolicyConfig(privileged=str(data.get("privileged", "none")))
+    return history, PolicyConfig(privileged=str(data.get("privileged", "none")),
+                                 privileged_noise=data.get("privileged_noise", 0.0) or 0.0)
 
 
 def algo_config_from_dict(data: Mapping[str, Any], env_name: str) -> AlgoConfig:

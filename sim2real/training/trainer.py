@@ -46,11 +46,12 @@ from sim2real.training.config import AlgoConfig, TrainConfig
 
 
 def env_factory(env: EnvSpec, randomization: DynamicsSpec | None, target: DynamicsSpec | None,
-                privileged: bool = False) -> Callable[[], gym.Env]:
+                privileged: bool = False, privileged_noise: float = 0.0) -> Callable[[], gym.Env]:
     """A picklable constructor of one monitored env (for ``SubprocVecEnv`` workers too)."""
 
     def _make() -> gym.Env:
-        return Monitor(make_env(env, randomization=randomization, target=target, privileged=privileged))
+        return Monitor(make_env(env, randomization=randomization, target=target, privileged=privileged,
+                                privileged_noise=privileged_noise))
 
     return _make
 
@@ -63,10 +64,12 @@ def make_vec_env(
     target: DynamicsSpec | None = None,
     vec_env: str = "dummy",
     privileged: bool = False,
+    privileged_noise: float = 0.0,
 ) -> VecEnv:
     """``n_envs`` monitored envs, each seeded ``seed + i`` (each samples dynamics from its own stream);
-    with ``privileged``, observations end with the episode's randomized parameters."""
-    factories = [env_factory(env, randomization, target, privileged) for _ in range(n_envs)]
+    with ``privileged``, observations end with the episode's randomized parameters (plus a per-episode
+    offset of std ``privileged_noise``)."""
+    factories = [env_factory(env, randomization, target, privileged, privileged_noise) for _ in range(n_envs)]
     venv: VecEnv = SubprocVecEnv(factories) if vec_env == "subproc" else DummyVecEnv(factories)
     venv.seed(seed)
     return venv
@@ -150,7 +153,7 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
 
     privileged = config.policy.privileged != "none"
     venv = make_vec_env(config.env, config.algo.n_envs, config.seed, config.randomization, config.target,
-                        config.algo.vec_env, privileged=privileged)
+                        config.algo.vec_env, privileged=privileged, privileged_noise=config.policy.privileged_noise)
     venv = wrap_normalize(venv, config.algo, checkpoint / VECNORMALIZE_FILE if checkpoint else None)
     names = privileged_names_of(config) if privileged else []
     if checkpoint is not None:

@@ -52,3 +52,11 @@ def test_config_checks() -> None:
         replace(tiny_train_config("sac"), policy=PolicyConfig("critic"))
     with pytest.raises(ValueError, match="policy.privileged"):
         PolicyConfig("both")
+
+
+def test_privileged_noise_is_for_teachers_only() -> None:
+    assert PolicyConfig("actor", privileged_noise=0.25).privileged_noise == 0.25
+    with pytest.raises(ValueError, match="needs policy.privileged=actor"):
+        PolicyConfig("critic", privileged_noise=0.1)
+    with pytest.raises(ValueError, match="privileged_noise"):
+        PolicyConfig("actor", privileged_noise=-1.0)

@@ -12,7 +12,9 @@ from sim2real.envs.registry import resolve_env
 from sim2real.randomization import DomainRandomization, DynamicsSpec, make_env
 from sim2real.randomization.privileged import (
     PrivilegedObservation,
+    find_randomization,
     privileged_names,
+    privileged_sources,
     split_privileged,
 )
 
@@ -123,3 +125,38 @@ def test_per_episode_effects_join_the_privileged_observation() -> None:
     assert not fixed.effects.per_episode
     with pytest.raises(ValueError, match="neither"):
         make_env("inverted_pendulum", randomization=fixed, privileged=True)
+
+
+def test_privileged_noise_is_one_offset_per_episode() -> None:
+    """A teacher trained on rough values: the offset holds through an episode, changes at reset, and
+    the values beneath it are the exact ones."""
+    env = make_env("inverted_pendulum", randomization=WIDE, privileged=True, privileged_noise=0.3)
+    exact = find_randomization(env)
+    offsets = []
+    for seed in range(40):
+        obs, _ = env.reset(seed=seed)
+        offset = obs[4:] - exact.privileged()
+        step_obs = env.step(np.zeros(1))[0]
+        np.testing.assert_allclose(step_obs[4:] - exact.privileged(), offset, atol=1e-12)
+        offsets.append(offset)
+    offsets = np.array(offsets)
+    assert 0.2 < offsets.std() < 0.4 and abs(offsets.mean()) < 0.1
+    clean = make_env("inverted_pendulum", randomization=WIDE, privileged=True)
+    obs, _ = clean.reset(seed=0)
+    np.testing.assert_array_equal(obs[4:], find_randomization(clean).privileged())
+    with pytest.raises(ValueError, match="noise_std"):
+        make_env("inverted_pendulum", randomization=WIDE, privileged=True, privileged_noise=-0.1)
+
+
+def test_neutral_effects_hold_their_neutral_value_on_the_same_scale() -> None:
+    """How a teacher trained with per-episode effects is evaluated on a robot without them."""
+    spec = DynamicsSpec.from_dict({"parameters": {}, "effects": {"action_latency": 0, "action_latency_max": 2,
+                                                                 "obs_bias_std": 0.1, "motor_strength": [0.5, 1.5]}})
+    env = make_env("inverted_pendulum", randomization=spec, privileged=True)
+    for source in privileged_sources(env):
+        source.neutral = True
+    for seed in range(5):
+        obs, info = env.reset(seed=seed)
+        assert info["action_latency"] == 0 and info["motor_strength"] == 1.0
+        np.testing.assert_allclose(obs[4:], [0.0, -1.0, 0.0, 0.0, 0.0, 0.0])  # strength 1 of [0.5, 1.5]; latency 0 of [0, 2]
+        np.testing.assert_allclose(obs[:4], env.unwrapped._get_obs())  # no bias
