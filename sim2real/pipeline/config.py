@@ -19,8 +19,9 @@ from sim2real.validation import require_bool, require_int, require_known_keys
 
 # the source-training settings of configs/pipeline.yaml (env, algo, randomization and seed are the pipeline's own)
 SOURCE_KEYS = ("timesteps", "checkpoint_every", "eval_episodes", "eval_targets", "progress_bar", "device")
-# the student block: the teacher's training steps, then DistillSettings (its seed is the pipeline's)
-STUDENT_KEYS = ("teacher_timesteps", *(f for f in DistillSettings.__dataclass_fields__ if f != "seed"))
+# the student block: the teacher's training steps and privileged noise, then DistillSettings (its seed is the pipeline's)
+TEACHER_KEYS = ("teacher_timesteps", "teacher_privileged_noise")
+STUDENT_KEYS = (*TEACHER_KEYS, *(f for f in DistillSettings.__dataclass_fields__ if f != "seed"))
 
 
 @dataclass(frozen=True)
@@ -182,8 +183,9 @@ def _student(block: Mapping[str, Any] | None, source: TrainConfig, seed: int) ->
     if "teacher_timesteps" not in raw:
         raise ValueError("student needs teacher_timesteps: the privileged teacher's training steps (e.g. 300000)")
     timesteps = require_int("student.teacher_timesteps", raw["teacher_timesteps"], minimum=1, whole_float=True)
-    settings = DistillSettings.from_dict({k: v for k, v in raw.items() if k != "teacher_timesteps"} | {"seed": seed})
-    teacher = dataclasses.replace(source, timesteps=timesteps, policy=PolicyConfig(privileged="actor"))
+    settings = DistillSettings.from_dict({k: v for k, v in raw.items() if k not in TEACHER_KEYS} | {"seed": seed})
+    policy = PolicyConfig(privileged="actor", privileged_noise=raw.get("teacher_privileged_noise", 0.0))
+    teacher = dataclasses.replace(source, timesteps=timesteps, policy=policy)
     check_train_config(teacher)  # e.g. a randomization with no parameters leaves the teacher nothing to see
     return StudentRun(teacher, settings, raw)
 

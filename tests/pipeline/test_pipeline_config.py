@@ -45,6 +45,8 @@ def test_default_config_is_valid_and_plans_every_stage(tmp_path: Path) -> None:
         (["student={teacher_timesteps:1000,hist:2}"], "student: unknown keys ['hist']"),
         (["student={teacher_timesteps:1000,history:0}"], "history=0 must be an integer >= 1"),
         (["student={teacher_timesteps:1000}", "randomization=none"], "privileged observations are the randomized"),
+        (["student={teacher_timesteps:1000,teacher_privileged_noise:-0.1}"], "policy.privileged_noise=-0.1"),
+        (["student={teacher_timesteps:1000,method:rmaa}"], "distill method='rmaa'"),
     ],
 )
 def test_bad_input_is_rejected_up_front(overrides: list[str], message: str) -> None:
@@ -64,6 +66,8 @@ def test_a_student_block_adds_a_teacher_and_its_student_before_the_report(tmp_pa
     assert names[-4:] == ["teacher", "student", "report", "export"]
     assert stages[names.index("student")].inputs == (stages[names.index("teacher")],)
     assert pipeline_config_from_dict(config_dict()).student is None
+    noisy = pipeline_config_from_dict(config_dict("student={teacher_timesteps:2000,teacher_privileged_noise:0.3,method:rma}"))
+    assert noisy.student.teacher.policy.privileged_noise == 0.3 and noisy.student.settings.method == "rma"
 
 
 def test_methods_that_learn_from_an_expert_get_the_oracle() -> None:
