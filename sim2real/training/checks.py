@@ -48,6 +48,22 @@ def _auto_or(check: Callable[[str, Any], Any]) -> Callable[[str, Any], Any]:
     return checked
 
 
+def _or_linear(check: Callable[[str, Any], Any]) -> Callable[[str, Any], Any]:
+    """Accepts RL Zoo's ``"lin_<value>"`` (decays linearly from value to 0 over the run) besides numbers."""
+
+    def checked(name: str, value: Any) -> Any:
+        if isinstance(value, str) and value.startswith("lin_"):
+            try:
+                start = float(value[len("lin_"):])
+            except ValueError:
+                raise ValueError(f"{name}={value!r}: write lin_<number>, e.g. lin_3e-4") from None
+            check(name, start)
+            return value
+        return check(name, value)
+
+    return checked
+
+
 def _train_freq(name: str, value: Any) -> Any:
     if isinstance(value, (list, tuple)) and len(value) == 2 and value[1] in ("step", "episode"):
         return (_count(name, value[0]), value[1])
@@ -61,13 +77,13 @@ def _gradient_steps(name: str, value: Any) -> Any:
 
 
 HYPERPARAMETER_CHECKS: dict[str, Callable[[str, Any], Any]] = {
-    "learning_rate": _positive,
+    "learning_rate": _or_linear(_positive),
     "n_steps": _count,
     "batch_size": _count,
     "n_epochs": _count,
     "gamma": _unit,
     "gae_lambda": _unit,
-    "clip_range": _positive,
+    "clip_range": _or_linear(_positive),
     "clip_range_vf": _optional_positive,
     "ent_coef": _auto_or(_non_negative),
     "vf_coef": _non_negative,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +82,8 @@ def build_model(algo: AlgoConfig, venv: VecEnv, seed: int, tensorboard_dir: Path
     ``critic_only_dim`` > 0 builds an asymmetric actor-critic (PPO): the last ``critic_only_dim`` entries
     of the observation (the privileged part) reach the critic only.
     """
-    kwargs: dict[str, Any] = dict(algo.hyperparams)
+    kwargs: dict[str, Any] = {name: linear_schedule(value) if isinstance(value, str) and value.startswith("lin_")
+                              else value for name, value in algo.hyperparams.items()}
     network_kwargs = policy_kwargs(algo.network, algo.name)
     policy: Any = "MlpLstmPolicy" if algo.name == "recurrent_ppo" else "MlpPolicy"
     if critic_only_dim > 0:
@@ -104,6 +105,21 @@ def build_model(algo: AlgoConfig, venv: VecEnv, seed: int, tensorboard_dir: Path
         )
     except TypeError as err:
         raise ValueError(f"algo '{algo.name}': bad hyperparameter ({err})") from None
+
+
+@dataclass(frozen=True)
+class LinearSchedule:
+    """``start`` decaying linearly to 0 over the run (SB3 calls it with the progress remaining, 1 -> 0)."""
+
+    start: float
+
+    def __call__(self, progress_remaining: float) -> float:
+        return self.start * progress_remaining
+
+
+def linear_schedule(spec: str) -> LinearSchedule:
+    """RL Zoo's ``"lin_<value>"`` (``learning_rate``, ``clip_range``) as an SB3 schedule."""
+    return LinearSchedule(float(spec[len("lin_"):]))
 
 
 def wrap_normalize(venv: VecEnv, algo: AlgoConfig, stats_path: Path | None = None) -> VecEnv:

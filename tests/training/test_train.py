@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from sim2real.policies import load_policy
 from sim2real.runs import load_metadata
 from sim2real.training import train
 from sim2real.training.callbacks import latest_checkpoint
+from sim2real.training.checks import check_hyperparams
 from tests.conftest import REPO, tiny_train_config
 
 
@@ -151,3 +153,20 @@ def test_env_spec_from_record_for_registered_and_custom_robots(monkeypatch: pyte
     env.reset(seed=0)
     assert env.spec is None or env.spec.max_episode_steps in (None, 100)
     env.close()
+
+
+def test_linear_schedules_decay_to_zero_and_survive_a_resume(tmp_path: Path) -> None:
+    """RL Zoo's lin_<value> for PPO's learning rate and clip range: value at the start, half way down at
+    mid-run, carried by the checkpoint; a bad schedule is refused before training."""
+    config = tiny_train_config("ppo", timesteps=512)
+    hyperparams = {**config.algo.hyperparams, "learning_rate": "lin_1e-3", "clip_range": "lin_0.2"}
+    config = replace(config, algo=replace(config.algo, hyperparams=hyperparams), checkpoint_every=256)
+    model = train(config, tmp_path)
+    assert model.lr_schedule(1.0) == pytest.approx(1e-3) and model.lr_schedule(0.5) == pytest.approx(5e-4)
+    assert model.clip_range(0.25) == pytest.approx(0.05)
+    assert model.policy.optimizer.param_groups[0]["lr"] < 1e-3  # it decayed during training
+    resumed = train(replace(config, timesteps=1024), tmp_path, resume=True)
+    assert resumed.lr_schedule(0.5) == pytest.approx(5e-4)
+    for bad, message in (("lin_x", "write lin_<number>"), ("lin_-1", "must be a number > 0")):
+        with pytest.raises(ValueError, match=message):
+            check_hyperparams("ppo", {"learning_rate": bad}, 1)
