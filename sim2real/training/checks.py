@@ -48,18 +48,26 @@ def _auto_or(check: Callable[[str, Any], Any]) -> Callable[[str, Any], Any]:
     return checked
 
 
+def linear_start(name: str, value: Any) -> float | None:
+    """The start of RL Zoo's ``"lin_<value>"`` (decays linearly from value to 0 over the run), or None when
+    ``value`` is not written that way; ``ValueError`` for ``lin_`` without a number."""
+    if not (isinstance(value, str) and value.startswith("lin_")):
+        return None
+    try:
+        return float(value[len("lin_"):])
+    except ValueError:
+        raise ValueError(f"{name}={value!r}: write lin_<number>, e.g. lin_3e-4") from None
+
+
 def _or_linear(check: Callable[[str, Any], Any]) -> Callable[[str, Any], Any]:
-    """Accepts RL Zoo's ``"lin_<value>"`` (decays linearly from value to 0 over the run) besides numbers."""
+    """Accepts ``"lin_<value>"`` (:func:`linear_start`) besides numbers, its value checked by ``check``."""
 
     def checked(name: str, value: Any) -> Any:
-        if isinstance(value, str) and value.startswith("lin_"):
-            try:
-                start = float(value[len("lin_"):])
-            except ValueError:
-                raise ValueError(f"{name}={value!r}: write lin_<number>, e.g. lin_3e-4") from None
-            check(name, start)
-            return value
-        return check(name, value)
+        start = linear_start(name, value)
+        if start is None:
+            return check(name, value)
+        check(name, start)
+        return value
 
     return checked
 

@@ -41,7 +41,7 @@ from sim2real.training.callbacks import (
     latest_checkpoint,
     save_checkpoint,
 )
-from sim2real.training.checks import check_train_config
+from sim2real.training.checks import check_train_config, linear_start
 from sim2real.training.config import AlgoConfig, TrainConfig
 
 
@@ -82,8 +82,10 @@ def build_model(algo: AlgoConfig, venv: VecEnv, seed: int, tensorboard_dir: Path
     ``critic_only_dim`` > 0 builds an asymmetric actor-critic (PPO): the last ``critic_only_dim`` entries
     of the observation (the privileged part) reach the critic only.
     """
-    kwargs: dict[str, Any] = {name: linear_schedule(value) if isinstance(value, str) and value.startswith("lin_")
-                              else value for name, value in algo.hyperparams.items()}
+    kwargs: dict[str, Any] = {}
+    for name, value in algo.hyperparams.items():
+        start = linear_start(f"algo.hyperparams.{name}", value)
+        kwargs[name] = value if start is None else LinearSchedule(start)
     network_kwargs = policy_kwargs(algo.network, algo.name)
     policy: Any = "MlpLstmPolicy" if algo.name == "recurrent_ppo" else "MlpPolicy"
     if critic_only_dim > 0:
@@ -109,17 +111,14 @@ def build_model(algo: AlgoConfig, venv: VecEnv, seed: int, tensorboard_dir: Path
 
 @dataclass(frozen=True)
 class LinearSchedule:
-    """``start`` decaying linearly to 0 over the run (SB3 calls it with the progress remaining, 1 -> 0)."""
+    """``start`` decaying linearly to 0 over the run (SB3 calls it with the progress remaining, 1 -> 0): RL
+    Zoo's ``"lin_<value>"`` for ``learning_rate`` and ``clip_range``."""
 
     start: float
 
     def __call__(self, progress_remaining: float) -> float:
         return self.start * progress_remaining
 
-
-def linear_schedule(spec: str) -> LinearSchedule:
-    """RL Zoo's ``"lin_<value>"`` (``learning_rate``, ``clip_range``) as an SB3 schedule."""
-    return LinearSchedule(float(spec[len("lin_"):]))
 
 
 def wrap_normalize(venv: VecEnv, algo: AlgoConfig, stats_path: Path | None = None) -> VecEnv:
