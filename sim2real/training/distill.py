@@ -156,7 +156,8 @@ class Views:
 @dataclass
 class Collector:
     """Acts in the privileged env (teacher with probability ``beta``, else student) and records every
-    visited state's student view with the teacher's action and the teacher's normalized input."""
+    visited state's student view with the teacher's action and the privileged part of the teacher's
+    normalized input (what an ``rma`` module regresses onto)."""
 
     teacher: Policy
     student: Policy
@@ -167,7 +168,7 @@ class Collector:
     def __post_init__(self) -> None:
         self.observations: list[np.ndarray] = []
         self.labels: list[np.ndarray] = []
-        self.teacher_inputs: list[np.ndarray] = []
+        self.privileged: list[np.ndarray] = []
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         student_obs = self.views.student(obs)
@@ -175,7 +176,7 @@ class Collector:
         label = np.asarray(self.teacher.act(teacher_obs), np.float32)
         self.observations.append(student_obs.copy())
         self.labels.append(label)
-        self.teacher_inputs.append(self.teacher.normalize(teacher_obs))
+        self.privileged.append(self.teacher.normalize(teacher_obs)[-self.views.privileged_dim:])
         return label if self.rng.random() < self.beta else self.student.act(student_obs)
 
     def reset(self) -> None:
@@ -244,11 +245,11 @@ def adaptation_module(student: Policy) -> AdaptationExtractor:
     return extractor
 
 
-def fit_adaptation(student: Policy, teacher: Policy, observations: np.ndarray, teacher_inputs: np.ndarray,
+def fit_adaptation(student: Policy, teacher: Policy, observations: np.ndarray, privileged: np.ndarray,
                    labels: np.ndarray, settings: DistillSettings, seed: int) -> dict[str, Any]:
     """Sets the student's normalization (and the module's map into the teacher's), then fits the adaptation
-    module alone: its estimate onto the privileged part of the teacher's normalized inputs
-    (``adaptation_loss=privileged``), or the student's action onto the teacher's ``labels`` (``action``)."""
+    module alone: its estimate onto ``privileged`` (the privileged part of the teacher's normalized inputs,
+    ``adaptation_loss=privileged``), or the student's action onto the teacher's ``labels`` (``action``)."""
     student.normalizer = fitted_normalizer(observations)
     module = adaptation_module(student)
     index = module.teacher_index.cpu().numpy()
@@ -262,7 +263,7 @@ def fit_adaptation(student: Policy, teacher: Policy, observations: np.ndarray, t
         module.set_normalization(student_std / teacher_std, (student.normalizer.mean[index] - to_teacher.mean[:n]) / teacher_std,
                                  to_teacher.clip)
     if settings.adaptation_loss == "privileged":
-        predict, targets = module.adaptation, torch.as_tensor(teacher_inputs[:, len(index):], dtype=torch.float32)
+        predict, targets = module.adaptation, torch.as_tensor(privileged, dtype=torch.float32)
     else:
         predict = student.network_action
         targets = torch.as_tensor(student.to_network_space(labels).reshape(len(labels), -1), dtype=torch.float32)
@@ -308,7 +309,7 @@ def distill(teacher_run: str | Path, run_dir: str | Path, settings: DistillSetti
     update_metadata(run_dir, **_metadata(teacher, student, settings, randomization), complete=False)
     rng = np.random.default_rng(settings.seed)
     observations, labels, rounds = np.zeros((0, views.layout.stacked_dim)), np.zeros((0, student.model.action_space.shape[0])), []
-    teacher_inputs = np.zeros((0, teacher.obs_dim + views.privileged_dim), np.float32)
+    privileged = np.zeros((0, views.privileged_dim), np.float32)
     start = time.perf_counter()
     try:
         for i, episode_seed in enumerate(child_seeds(settings.seed, settings.iterations)):
@@ -317,9 +318,9 @@ def distill(teacher_run: str | Path, run_dir: str | Path, settings: DistillSetti
             returns = _collect(env, collector, episode_seed, settings.steps_per_iteration)
             observations = np.concatenate([observations, np.stack(collector.observations)])
             labels = np.concatenate([labels, np.stack(collector.labels)])
-            teacher_inputs = np.concatenate([teacher_inputs, np.stack(collector.teacher_inputs)])
+            privileged = np.concatenate([privileged, np.stack(collector.privileged)])
             if settings.method == "rma":
-                fit = fit_adaptation(student, teacher, observations, teacher_inputs, labels, settings, seed=episode_seed)
+                fit = fit_adaptation(student, teacher, observations, privileged, labels, settings, seed=episode_seed)
             else:
                 student.normalizer = fitted_normalizer(observations)
                 fit = fit_actor(student, observations, labels, settings.fit_settings(), seed=episode_seed)
