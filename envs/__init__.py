@@ -2,7 +2,7 @@
 
 from sim2real.envs.guard import PhysicsGuard
 from sim2real.envs.parameters import GROUPS, KINDS, Parameter, ParameterSet
-from sim2real.envs.registry import ENVS, EnvSpec, make_base_env, register_env, resolve_env
+from sim2real.envs.registry import ENVS, EnvSpec, episode_limit, make_base_env, register_env, resolve_env
 
 __all__ = [
     "ENVS",
@@ -12,6 +12,7 @@ __all__ = [
     "Parameter",
     "ParameterSet",
     "PhysicsGuard",
+    "episode_limit",
     "make_base_env",
     "register_env",
     "resolve_env",

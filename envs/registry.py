@@ -164,6 +164,15 @@ def env_spec_from_record(record: Mapping[str, Any]) -> EnvSpec:
     return env_spec_from_dict(data)
 
 
+def episode_limit(spec: EnvSpec) -> int:
+    """The robot's episode length: its time limit (the registered one unless ``spec.max_episode_steps``)."""
+    probe = make_base_env(spec)
+    try:
+        return int(probe.spec.max_episode_steps) if probe.spec and probe.spec.max_episode_steps else 1000
+    finally:
+        probe.close()
+
+
 def make_base_env(spec: EnvSpec, render_mode: str | None = None) -> gym.Env:
     """Constructs the un-randomized env (with Gymnasium's time limit)."""
     kwargs = dict(spec.kwargs)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sim2real.envs.registry import EnvSpec
+from sim2real.envs.registry import EnvSpec, episode_limit
 from sim2real.policies import RunInfo, read_run_info
 from sim2real.randomization.factory import validate_dynamics
 from sim2real.randomization.spec import DynamicsSpec
@@ -18,9 +18,11 @@ from sim2real.training.distill import DistillSettings
 from sim2real.validation import require_bool, require_int, require_known_keys
 
 # the source-training settings of configs/pipeline.yaml (env, algo, randomization and seed are the pipeline's own)
-SOURCE_KEYS = ("timesteps", "checkpoint_every", "eval_episodes", "eval_targets", "progress_bar", "device")
-# the student block: the teacher's training steps and privileged noise, then DistillSettings (its seed is the pipeline's)
-TEACHER_KEYS = ("teacher_timesteps", "teacher_privileged_noise")
+SOURCE_KEYS = ("timesteps", "train_episode_steps", "checkpoint_every", "eval_episodes", "eval_targets", "progress_bar",
+               "device")
+# the student block: the teacher's training steps, privileged noise and training episode length, then
+# DistillSettings (its seed is the pipeline's)
+TEACHER_KEYS = ("teacher_timesteps", "teacher_privileged_noise", "teacher_train_episode_steps")
 STUDENT_KEYS = (*TEACHER_KEYS, *(f for f in DistillSettings.__dataclass_fields__ if f != "seed"))
 
 
@@ -114,7 +116,6 @@ def pipeline_config_from_dict(cfg: Mapping[str, Any]) -> PipelineConfig:
     """Builds and validates the whole pipeline config (raises ``ValueError`` naming the bad value)."""
     from sim2real.presets import load_preset, target_spec
     from sim2real.transfer import METHODS
-    from sim2real.transfer.base import episode_limit
 
     cfg = dict(cfg)
     seed = require_int("seed", cfg.get("seed", 0), minimum=0, whole_float=True)
@@ -185,7 +186,9 @@ def _student(block: Mapping[str, Any] | None, source: TrainConfig, seed: int) ->
     timesteps = require_int("student.teacher_timesteps", raw["teacher_timesteps"], minimum=1, whole_float=True)
     settings = DistillSettings.from_dict({k: v for k, v in raw.items() if k not in TEACHER_KEYS} | {"seed": seed})
     policy = PolicyConfig(privileged="actor", privileged_noise=raw.get("teacher_privileged_noise", 0.0))
-    teacher = dataclasses.replace(source, timesteps=timesteps, policy=policy)
+    episode_steps = require_int("student.teacher_train_episode_steps", raw.get("teacher_train_episode_steps"),
+                                minimum=1, whole_float=True, optional=True)
+    teacher = dataclasses.replace(source, timesteps=timesteps, policy=policy, train_episode_steps=episode_steps)
     check_train_config(teacher)  # e.g. a randomization with no parameters leaves the teacher nothing to see
     return StudentRun(teacher, settings, raw)
 

@@ -70,7 +70,7 @@ def build_stages(config: PipelineConfig, out_dir: Path) -> list[Stage]:
                             lambda folder: _train(teacher, folder), POLICY_ARTIFACTS))
         settings = config.student.settings
         stages.append(Stage(STUDENT, out_dir / STUDENT, settings.iterations * settings.steps_per_iteration,
-                            {"teacher": teacher_fp, "settings": asdict(settings)},
+                            {"teacher": teacher_fp, "settings": _unset_dropped(asdict(settings), "train_episode_steps")},
                             lambda folder: _distill(out_dir / TEACHER, folder, settings), POLICY_ARTIFACTS,
                             (stages[-1],)))
     report_fp = {"upstream": [s.digest for s in stages], "episodes": config.episodes, "seeds": config.eval_seeds}
@@ -105,8 +105,15 @@ def run_pipeline(config: PipelineConfig, out_dir: str | Path, printer: Callable[
 
 
 def _train_fingerprint(config: Any) -> dict[str, Any]:
-    return {"env": config.env.name, "algo": asdict(config.algo) | {"network": asdict(config.algo.network)},
-            "randomization": config.randomization.to_dict(), "timesteps": config.timesteps, "seed": config.seed}
+    return _unset_dropped({"env": config.env.name, "algo": asdict(config.algo) | {"network": asdict(config.algo.network)},
+                           "randomization": config.randomization.to_dict(), "timesteps": config.timesteps,
+                           "seed": config.seed, "train_episode_steps": config.train_episode_steps}, "train_episode_steps")
+
+
+def _unset_dropped(fingerprint: dict[str, Any], *names: str) -> dict[str, Any]:
+    """``fingerprint`` without the named settings left at None: stages recorded before those settings
+    existed keep their fingerprints (and resume)."""
+    return {k: v for k, v in fingerprint.items() if not (k in names and v is None)}
 
 
 def _train(train_config: TrainConfig, folder: Path) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from sim2real.envs.registry import episode_limit
 from sim2real.validation import require_bool, require_float, require_int
 
 
@@ -182,3 +183,8 @@ def check_train_config(config: Any) -> None:
     check_hyperparams(config.algo.name, config.algo.hyperparams, config.algo.n_envs)
     require_device("device", config.device)
     require_bool("progress_bar", config.progress_bar)
+    if config.train_episode_steps is not None:
+        limit = episode_limit(config.env)
+        if config.train_episode_steps > limit:
+            raise ValueError(f"train_episode_steps={config.train_episode_steps} exceeds {config.env.name}'s episode "
+                             f"length ({limit} steps); it can only shorten training episodes (1-{limit}, or null)")

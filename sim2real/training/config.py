@@ -83,6 +83,9 @@ class TrainConfig:
         randomization: Domain randomization during training.
         target: Fixed dynamics trained on (nominal for a source policy; a target for an oracle).
         timesteps: Total environment steps.
+        train_episode_steps: Truncate training episodes after this many steps (None: the robot's own
+            length). More, shorter episodes per update mean more draws of the randomization; evaluation,
+            transfer and export keep the robot's own length (the env record is unchanged).
         seed: Seed for the model and the envs.
         checkpoint_every: Save a resumable checkpoint every this many steps (0: only at the end).
         eval_episodes: Episodes of the final nominal-vs-perturbed evaluation (0 to skip).
@@ -97,6 +100,7 @@ class TrainConfig:
     randomization: DynamicsSpec = field(default_factory=DynamicsSpec)
     target: DynamicsSpec = field(default_factory=DynamicsSpec)
     timesteps: int = 50_000
+    train_episode_steps: int | None = None
     seed: int = 0
     checkpoint_every: int = 10_000
     eval_episodes: int = 5
@@ -108,6 +112,11 @@ class TrainConfig:
         require_int("timesteps", self.timesteps, minimum=1)
         require_int("checkpoint_every", self.checkpoint_every, minimum=0)
         require_int("eval_episodes", self.eval_episodes, minimum=0)
+        if self.train_episode_steps is not None:
+            require_int("train_episode_steps", self.train_episode_steps, minimum=1)
+            if self.randomization.adr is not None:
+                raise ValueError(f"train_episode_steps={self.train_episode_steps} with an adr randomization: ADR's "
+                                 "thresholds are returns of whole episodes; leave train_episode_steps null")
         if self.policy.privileged != "none" and not (self.randomization.parameters or self.randomization.effects.per_episode):
             raise ValueError(f"policy.privileged={self.policy.privileged}: privileged observations are the randomized "
                              f"parameters and per-episode effects (a latency range, a sensor bias, a motor strength "
@@ -184,6 +193,8 @@ def train_config_from_dict(cfg: Mapping[str, Any]) -> TrainConfig:
         randomization=DynamicsSpec.from_dict(cfg.get("randomization"), default_name="randomization"),
         target=DynamicsSpec.from_dict(cfg.get("target"), default_name="target"),
         timesteps=require_int("timesteps", cfg.get("timesteps", 50_000), whole_float=True),
+        train_episode_steps=require_int("train_episode_steps", cfg.get("train_episode_steps"), minimum=1,
+                                        whole_float=True, optional=True),
         seed=require_int("seed", cfg.get("seed", 0), minimum=0, whole_float=True),
         checkpoint_every=require_int("checkpoint_every", cfg.get("checkpoint_every", 10_000), whole_float=True),
         eval_episodes=require_int("eval_episodes", cfg.get("eval_episodes", 5), whole_float=True),

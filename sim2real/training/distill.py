@@ -68,6 +68,8 @@ class DistillSettings:
         history: Observations and actions of history the student sees (>= 1).
         iterations: DAgger rounds (collect, label, retrain).
         steps_per_iteration: Simulation steps collected per round.
+        train_episode_steps: Cut collection episodes after this many steps (None: the robot's own length):
+            more episodes per round, hence more draws of the randomization.
         beta: Probability of executing the teacher's action in round 0 (1: the first round follows the
             teacher, so the student first learns where a good policy goes).
         beta_decay: Factor applied to ``beta`` after every round.
@@ -87,6 +89,7 @@ class DistillSettings:
     history: int = 4
     iterations: int = 8
     steps_per_iteration: int = 10_000
+    train_episode_steps: int | None = None
     beta: float = 1.0
     beta_decay: float = 0.5
     epochs: int = 10
@@ -108,6 +111,8 @@ class DistillSettings:
         for name, minimum in (("history", 1), ("iterations", 1), ("steps_per_iteration", 1), ("epochs", 1),
                               ("batch_size", 1), ("eval_episodes", 0), ("seed", 0)):
             object.__setattr__(self, name, require_int(name, getattr(self, name), minimum=minimum, whole_float=True))
+        object.__setattr__(self, "train_episode_steps", require_int(
+            "train_episode_steps", self.train_episode_steps, minimum=1, whole_float=True, optional=True))
         for name in ("beta", "beta_decay"):
             object.__setattr__(self, name, require_float(name, getattr(self, name), low=0.0, high=1.0))
         object.__setattr__(self, "learning_rate", require_float("learning_rate", self.learning_rate, low=0.0, low_open=True))
@@ -315,7 +320,7 @@ def distill(teacher_run: str | Path, run_dir: str | Path, settings: DistillSetti
         for i, episode_seed in enumerate(child_seeds(settings.seed, settings.iterations)):
             beta = settings.beta * settings.beta_decay ** i
             collector = Collector(teacher, student, views, beta, rng)
-            returns = _collect(env, collector, episode_seed, settings.steps_per_iteration)
+            returns = _collect(env, collector, episode_seed, settings.steps_per_iteration, settings.train_episode_steps)
             observations = np.concatenate([observations, np.stack(collector.observations)])
             labels = np.concatenate([labels, np.stack(collector.labels)])
             privileged = np.concatenate([privileged, np.stack(collector.privileged)])
@@ -340,13 +345,16 @@ def distill(teacher_run: str | Path, run_dir: str | Path, settings: DistillSetti
                            wall_time_s=round(wall, 2), metrics={"rounds": rounds, **check})
 
 
-def _collect(env: Any, collector: Collector, seed: int, steps: int) -> list[float]:
-    """Runs ``steps`` steps through the one episode loop; returns the returns of the finished episodes."""
+def _collect(env: Any, collector: Collector, seed: int, steps: int, episode_steps: int | None = None) -> list[float]:
+    """Runs ``steps`` steps through the one episode loop (episodes cut after ``episode_steps``); returns the
+    returns of the episodes that ended."""
     returns: dict[int, float] = {}
+    lengths: dict[int, int] = {}
     finished: list[float] = []
-    for step in run_steps(env, collector, seed, steps=steps, reset=collector.reset):
+    for step in run_steps(env, collector, seed, steps=steps, max_episode_steps=episode_steps, reset=collector.reset):
         returns[step.episode] = returns.get(step.episode, 0.0) + step.reward
-        if step.done:
+        lengths[step.episode] = lengths.get(step.episode, 0) + 1
+        if step.done or lengths[step.episode] == episode_steps:
             finished.append(returns[step.episode])
     return finished
 

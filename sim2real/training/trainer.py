@@ -46,12 +46,18 @@ from sim2real.training.config import AlgoConfig, TrainConfig
 
 
 def env_factory(env: EnvSpec, randomization: DynamicsSpec | None, target: DynamicsSpec | None,
-                privileged: bool = False, privileged_noise: float = 0.0) -> Callable[[], gym.Env]:
-    """A picklable constructor of one monitored env (for ``SubprocVecEnv`` workers too)."""
+                privileged: bool = False, privileged_noise: float = 0.0,
+                episode_steps: int | None = None) -> Callable[[], gym.Env]:
+    """A picklable constructor of one monitored env (for ``SubprocVecEnv`` workers too); with
+    ``episode_steps``, episodes are truncated after that many steps (time-limit truncation: SB3
+    bootstraps the value there, so the return still estimates the robot's whole episode)."""
 
     def _make() -> gym.Env:
-        return Monitor(make_env(env, randomization=randomization, target=target, privileged=privileged,
-                                privileged_noise=privileged_noise))
+        built = make_env(env, randomization=randomization, target=target, privileged=privileged,
+                         privileged_noise=privileged_noise)
+        if episode_steps is not None:
+            built = gym.wrappers.TimeLimit(built, max_episode_steps=episode_steps)
+        return Monitor(built)
 
     return _make
 
@@ -65,11 +71,13 @@ def make_vec_env(
     vec_env: str = "dummy",
     privileged: bool = False,
     privileged_noise: float = 0.0,
+    episode_steps: int | None = None,
 ) -> VecEnv:
     """``n_envs`` monitored envs, each seeded ``seed + i`` (each samples dynamics from its own stream);
     with ``privileged``, observations end with the episode's randomized parameters (plus a per-episode
-    offset of std ``privileged_noise``)."""
-    factories = [env_factory(env, randomization, target, privileged, privileged_noise) for _ in range(n_envs)]
+    offset of std ``privileged_noise``); with ``episode_steps``, training episodes end after that many steps."""
+    factories = [env_factory(env, randomization, target, privileged, privileged_noise, episode_steps)
+                 for _ in range(n_envs)]
     venv: VecEnv = SubprocVecEnv(factories) if vec_env == "subproc" else DummyVecEnv(factories)
     venv.seed(seed)
     return venv
@@ -142,6 +150,7 @@ def run_metadata(config: TrainConfig) -> dict[str, Any]:
         "policy": asdict(config.policy),
         "seed": config.seed,
         "timesteps": config.timesteps,
+        "train_episode_steps": config.train_episode_steps,
         "normalize": config.algo.normalize,
         "randomization": config.randomization.to_dict(),
         "target": config.target.to_dict(),
@@ -168,7 +177,8 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
 
     privileged = config.policy.privileged != "none"
     venv = make_vec_env(config.env, config.algo.n_envs, config.seed, config.randomization, config.target,
-                        config.algo.vec_env, privileged=privileged, privileged_noise=config.policy.privileged_noise)
+                        config.algo.vec_env, privileged=privileged, privileged_noise=config.policy.privileged_noise,
+                        episode_steps=config.train_episode_steps)
     venv = wrap_normalize(venv, config.algo, checkpoint / VECNORMALIZE_FILE if checkpoint else None)
     names = privileged_names_of(config) if privileged else []
     if checkpoint is not None:

@@ -20,7 +20,7 @@ import gymnasium as gym
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecNormalize
 
-from sim2real.envs.registry import EnvSpec
+from sim2real.envs.registry import EnvSpec, episode_limit
 from sim2real.policies.policy import Policy
 from sim2real.policies.run_info import RunInfo, read_run_info
 from sim2real.randomization.factory import make_env, validate_dynamics
@@ -142,15 +142,6 @@ def make_target_env(setup: TransferSetup, budget: TargetBudget, purpose: str = "
 def make_source_env(setup: TransferSetup) -> gym.Env:
     """A source-domain env (the source's randomization; free: simulation is not budgeted)."""
     return make_env(setup.env, randomization=setup.source_randomization)
-
-
-def episode_limit(env: EnvSpec) -> int:
-    """The env's maximum episode length (the minimum sensible budget)."""
-    probe = make_env(env)
-    try:
-        return int(probe.spec.max_episode_steps) if probe.spec and probe.spec.max_episode_steps else 1000
-    finally:
-        probe.close()
 
 
 def load_setup(source_dir: str | Path, target: DynamicsSpec, budget: int, seed: int, device: str = "cpu",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,9 @@ def test_default_config_is_valid_and_plans_every_stage(tmp_path: Path) -> None:
         (["student={teacher_timesteps:1000}", "randomization=none"], "privileged observations are the randomized"),
         (["student={teacher_timesteps:1000,teacher_privileged_noise:-0.1}"], "policy.privileged_noise=-0.1"),
         (["student={teacher_timesteps:1000,method:rmaa}"], "distill method='rmaa'"),
+        (["student={teacher_timesteps:1000,teacher_train_episode_steps:0}"],
+         "student.teacher_train_episode_steps=0 must be an integer >= 1 or null"),
+        (["source.train_episode_steps=5000"], "train_episode_steps=5000 exceeds inverted_double_pendulum's episode length"),
     ],
 )
 def test_bad_input_is_rejected_up_front(overrides: list[str], message: str) -> None:
@@ -68,6 +72,17 @@ def test_a_student_block_adds_a_teacher_and_its_student_before_the_report(tmp_pa
     assert pipeline_config_from_dict(config_dict()).student is None
     noisy = pipeline_config_from_dict(config_dict("student={teacher_timesteps:2000,teacher_privileged_noise:0.3,method:rma}"))
     assert noisy.student.teacher.policy.privileged_noise == 0.3 and noisy.student.settings.method == "rma"
+    short = pipeline_config_from_dict(config_dict(
+        "student={teacher_timesteps:2000,teacher_train_episode_steps:200,train_episode_steps:100}",
+        "source.train_episode_steps=300"))
+    assert short.source.train_episode_steps == 300 and short.student.teacher.train_episode_steps == 200
+    assert short.student.settings.train_episode_steps == 100
+    unset = {stage.name: stage for stage in build_stages(config, tmp_path)}
+    cut = {stage.name: stage for stage in build_stages(replace(config, source=replace(config.source, train_episode_steps=300)), tmp_path)}
+    assert cut["source"].fingerprint["train_episode_steps"] == 300 and cut["source"].digest != unset["source"].digest
+    # left unset, the setting is not in the fingerprint: pipelines recorded before it existed still resume
+    assert "train_episode_steps" not in unset["source"].fingerprint
+    assert "train_episode_steps" not in unset["student"].fingerprint["settings"]
 
 
 def test_methods_that_learn_from_an_expert_get_the_oracle() -> None:

@@ -84,6 +84,16 @@ def test_settings_are_checked() -> None:
         DistillSettings(beta=1.5)
     with pytest.raises(ValueError, match="unknown"):
         DistillSettings.from_dict({"histroy": 4})
+    with pytest.raises(ValueError, match="train_episode_steps=0 must be an integer >= 1 or null"):
+        DistillSettings(train_episode_steps=0)
+
+
+def test_collection_episodes_are_cut_at_train_episode_steps(teacher_run: Path, tmp_path: Path) -> None:
+    settings = replace(TINY, iterations=1, steps_per_iteration=200, train_episode_steps=4, eval_episodes=0)
+    metadata = distill(teacher_run, tmp_path, settings)
+    rounds = metadata["metrics"]["rounds"]
+    assert rounds[0]["steps"] == 200 and metadata["settings"]["train_episode_steps"] == 4
+    assert rounds[0]["episode_return_mean"] <= 4.0  # inverted_pendulum: 1 per step, so no episode ran past 4 steps
 
 
 def test_script_writes_a_student(teacher_run: Path, tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from sim2real.evaluation import rollout_returns
 from sim2real.policies import load_policy
+from sim2real.randomization import make_env
 from sim2real.runs import load_metadata
 from sim2real.training import train
 from sim2real.training.callbacks import latest_checkpoint
@@ -116,6 +117,9 @@ def run_train_script(*overrides: str) -> subprocess.CompletedProcess:
         (["+randomization.effects.action_latency=1.5"], "action_latency=1.5 must be an integer"),
         (["algo.name=a2c"], "algo='a2c' is not valid; valid: ppo, sac, td3"),
         (["timesteps=0"], "timesteps=0 must be an integer >= 1"),
+        (["train_episode_steps=0"], "train_episode_steps=0 must be an integer >= 1"),
+        (["train_episode_steps=5000"], "train_episode_steps=5000 exceeds inverted_double_pendulum's episode length (1000"),
+        (["randomization=adr", "train_episode_steps=200"], "train_episode_steps=200 with an adr randomization"),
         (["eval_targets=[heavvy]"], "unknown target 'heavvy'; known: broken_joint"),
         (["randomization=adr", "randomization.adr.thresholds=[900,100]"], "the lower threshold (narrow below it) must be"),
         (["randomization=adr", "randomization.adr.dimensions.masses.step=0"], "masses.step=0 must be a number > 0"),
@@ -170,3 +174,22 @@ def test_linear_schedules_decay_to_zero_and_survive_a_resume(tmp_path: Path) -> 
     for bad, message in (("lin_x", "write lin_<number>"), ("lin_-1", "must be a number > 0")):
         with pytest.raises(ValueError, match=message):
             check_hyperparams("ppo", {"learning_rate": bad}, 1)
+
+
+def test_train_episode_steps_cut_training_episodes_but_not_the_robot(tmp_path: Path) -> None:
+    """Training episodes end after train_episode_steps (time-limit truncation, so SB3 bootstraps the value);
+    the run's env record keeps the robot's own length, so evaluation and export see whole episodes."""
+    config = replace(tiny_train_config("ppo", timesteps=512), train_episode_steps=5)
+    model = train(config, tmp_path)
+    lengths = [episode["l"] for episode in model.ep_info_buffer]
+    assert lengths and max(lengths) == 5  # the pole stays up >= 5 steps at the start of training
+    venv = model.get_env()
+    venv.reset()
+    for _ in range(5):
+        *_, dones, infos = venv.step(np.zeros((venv.num_envs, 1)))
+    assert all(dones) and all(info["TimeLimit.truncated"] for info in infos)
+    meta = load_metadata(tmp_path)
+    assert meta["train_episode_steps"] == 5 and meta["env"]["max_episode_steps"] is None
+    robot = make_env(load_policy(tmp_path).info.env)
+    assert robot.spec is not None and robot.spec.max_episode_steps == 1000
+    robot.close()
