@@ -39,6 +39,7 @@ class Step:
         info: The step's info dict.
         episode: Index of the episode (0-based).
         episode_start: This is the first step of its episode.
+        cut: The loop ended the episode here (``max_episode_steps``), neither terminated nor truncated.
     """
 
     obs: np.ndarray
@@ -50,11 +51,12 @@ class Step:
     info: dict[str, Any]
     episode: int
     episode_start: bool
+    cut: bool = False
 
     @property
     def done(self) -> bool:
-        """The episode ended with this step."""
-        return self.terminated or self.truncated
+        """The episode ended with this step (a cut included)."""
+        return self.terminated or self.truncated or self.cut
 
 
 def episode_seeds(seeds: int | Iterable[int]) -> Iterator[int]:
@@ -94,8 +96,9 @@ def run_steps(env: gym.Env, act: ActFn, seeds: int | Iterable[int], *, episodes:
             next_obs, reward, terminated, truncated, info = env.step(action)
             length += 1
             taken += 1
-            cut = max_episode_steps is not None and length >= max_episode_steps
+            cut = max_episode_steps is not None and length >= max_episode_steps and not (terminated or truncated)
             done = bool(terminated or truncated) or cut
-            yield Step(obs, action, float(reward), next_obs, bool(terminated), bool(truncated), info, episode, length == 1)
+            yield Step(obs, action, float(reward), next_obs, bool(terminated), bool(truncated), info, episode, length == 1,
+                       cut)
             obs = next_obs
         episode += 1

@@ -349,12 +349,10 @@ def _collect(env: Any, collector: Collector, seed: int, steps: int, episode_step
     """Runs ``steps`` steps through the one episode loop (episodes cut after ``episode_steps``); returns the
     returns of the episodes that ended."""
     returns: dict[int, float] = {}
-    lengths: dict[int, int] = {}
     finished: list[float] = []
     for step in run_steps(env, collector, seed, steps=steps, max_episode_steps=episode_steps, reset=collector.reset):
         returns[step.episode] = returns.get(step.episode, 0.0) + step.reward
-        lengths[step.episode] = lengths.get(step.episode, 0) + 1
-        if step.done or lengths[step.episode] == episode_steps:
+        if step.done:
             finished.append(returns[step.episode])
     return finished
 

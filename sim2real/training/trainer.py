@@ -128,7 +128,6 @@ class LinearSchedule:
         return self.start * progress_remaining
 
 
-
 def wrap_normalize(venv: VecEnv, algo: AlgoConfig, stats_path: Path | None = None) -> VecEnv:
     """Adds ``VecNormalize`` when the algorithm wants it, loading statistics from ``stats_path`` if given."""
     if not algo.normalize:
