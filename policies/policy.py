@@ -36,12 +36,24 @@ import torch
 from sb3_contrib import RecurrentPPO
 from stable_baselines3 import PPO, SAC, TD3
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.logger import Logger
 from torch import nn
 
 from sim2real.policies import networks
 from sim2real.policies.run_info import RunInfo, read_run_info
 
 ALGORITHM_CLASSES: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "sac": SAC, "td3": TD3, "recurrent_ppo": RecurrentPPO}
+
+
+def log_in_memory(model: BaseAlgorithm) -> BaseAlgorithm:
+    """Gives a model without a TensorBoard folder a logger that keeps its values in memory only.
+
+    Left to itself, SB3 configures such a model's logger at every ``learn()`` with an ``SB3-<date>``
+    folder that it creates, empty, in the system's temp directory.
+    """
+    if model.tensorboard_log is None:
+        model.set_logger(Logger(folder=None, output_formats=[]))
+    return model
 
 
 @dataclass(frozen=True)
@@ -228,7 +240,7 @@ class Policy:
         buffer.seek(0)
         device = device or str(self.model.device)
         model = type(self.model).load(buffer, env=env, device=device, **overrides)
-        return Policy(model, self.normalizer, self.info)
+        return Policy(log_in_memory(model), self.normalizer, self.info)
 
 
 def load_policy(run_dir: str | Path, device: str = "cpu") -> Policy:

@@ -20,7 +20,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv,
 
 from sim2real.envs.registry import EnvSpec
 from sim2real.policies.networks import AsymmetricActorCriticPolicy, policy_kwargs
-from sim2real.policies.policy import ALGORITHM_CLASSES
+from sim2real.policies.policy import ALGORITHM_CLASSES, log_in_memory
 from sim2real.randomization.adr import AdrState
 from sim2real.randomization.factory import make_env, validate_dynamics
 from sim2real.randomization.privileged import privileged_names
@@ -103,7 +103,7 @@ def build_model(algo: AlgoConfig, venv: VecEnv, seed: int, tensorboard_dir: Path
         n_actions = venv.action_space.shape[0]
         kwargs["action_noise"] = NormalActionNoise(np.zeros(n_actions), algo.action_noise_sigma * np.ones(n_actions))
     try:
-        return ALGORITHM_CLASSES[algo.name](
+        model = ALGORITHM_CLASSES[algo.name](
             policy,
             venv,
             seed=seed,
@@ -115,6 +115,7 @@ def build_model(algo: AlgoConfig, venv: VecEnv, seed: int, tensorboard_dir: Path
         )
     except TypeError as err:
         raise ValueError(f"algo '{algo.name}': bad hyperparameter ({err})") from None
+    return log_in_memory(model)
 
 
 @dataclass(frozen=True)
