@@ -97,8 +97,8 @@ def run_steps(env: gym.Env, act: ActFn, seeds: int | Iterable[int], *, episodes:
             length += 1
             taken += 1
             cut = max_episode_steps is not None and length >= max_episode_steps and not (terminated or truncated)
-            done = bool(terminated or truncated) or cut
-            yield Step(obs, action, float(reward), next_obs, bool(terminated), bool(truncated), info, episode, length == 1,
-                       cut)
-            obs = next_obs
+            step = Step(obs, action, float(reward), next_obs, bool(terminated), bool(truncated), info, episode,
+                        length == 1, cut)
+            yield step
+            done, obs = step.done, next_obs
         episode += 1

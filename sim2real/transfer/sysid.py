@@ -31,9 +31,8 @@ import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 
 from sim2real.policies import Policy, RunInfo, read_run_info
-from sim2real.policies.policy import log_in_memory
 from sim2real.randomization.spec import DynamicsSpec
-from sim2real.runs import MODEL_FILE, VECNORMALIZE_FILE, update_metadata
+from sim2real.runs import VECNORMALIZE_FILE, update_metadata
 from sim2real.sysid.data import EXCITATIONS, MeasurementSettings, Trajectories, env_record, measure
 from sim2real.sysid.identify import DEFAULT_PARAMETERS, IdentifySettings, check_priors, identify, parse_priors
 from sim2real.sysid.report import summary, write_calibration
@@ -224,8 +223,7 @@ def train_in_simulation(setup: TransferSetup, source: Policy, algo: AlgoConfig, 
     else:
         stats = setup.source_dir / VECNORMALIZE_FILE
         venv = wrap_normalize(venv, algo, stats if stats.is_file() else None)
-        model = log_in_memory(type(source.model).load(setup.source_dir / MODEL_FILE, env=venv, device=setup.device,
-                                                      tensorboard_log=None))
+        model = source.trainable_copy(env=venv, device=setup.device, tensorboard_log=None).model
         model.set_random_seed(setup.seed)
     model.learn(total_timesteps=timesteps, reset_num_timesteps=True)
     return model
