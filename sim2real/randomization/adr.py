@@ -184,10 +184,13 @@ class AdrState:
         ([1.0], [1.1])
     """
 
-    def __init__(self, spec: AdrSpec, env_name: str) -> None:
+    def __init__(self, spec: AdrSpec, env_name: str, episode_fraction: float = 1.0) -> None:
+        """``episode_fraction``: the share of the robot's episode that a training episode lasts (``train_episode_steps``
+        over the robot's episode length); the thresholds, returns of whole episodes, are scaled by it."""
+        require_float("episode_fraction", episode_fraction, low=0.0, high=1.0, low_open=True)
         self.spec = spec
         self.names = [d.target for d in spec.dimensions]
-        self.lower_threshold, self.upper_threshold = spec.thresholds_for(env_name)
+        self.lower_threshold, self.upper_threshold = (t * episode_fraction for t in spec.thresholds_for(env_name))
         self.low, self.high = spec.initial_ranges()
         self._limits = np.array([d.limits for d in spec.dimensions], dtype=float)
         self._init = np.stack(spec.initial_ranges(), axis=1)

@@ -114,9 +114,6 @@ class TrainConfig:
         require_int("eval_episodes", self.eval_episodes, minimum=0)
         if self.train_episode_steps is not None:
             require_int("train_episode_steps", self.train_episode_steps, minimum=1)
-            if self.randomization.adr is not None:
-                raise ValueError(f"train_episode_steps={self.train_episode_steps} with an adr randomization: ADR's "
-                                 "thresholds are returns of whole episodes; leave train_episode_steps null")
         if self.policy.privileged != "none" and not (self.randomization.parameters or self.randomization.effects.per_episode):
             raise ValueError(f"policy.privileged={self.policy.privileged}: privileged observations are the randomized "
                              f"parameters and per-episode effects (a latency range, a sensor bias, a motor strength "

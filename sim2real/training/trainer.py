@@ -18,7 +18,7 @@ from stable_baselines3.common.noise import NormalActionNoise
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
 
-from sim2real.envs.registry import EnvSpec
+from sim2real.envs.registry import EnvSpec, episode_limit
 from sim2real.policies.networks import AsymmetricActorCriticPolicy, policy_kwargs
 from sim2real.policies.policy import ALGORITHM_CLASSES, log_in_memory
 from sim2real.randomization.adr import AdrState
@@ -236,10 +236,12 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
 
 
 def adr_state(config: TrainConfig, checkpoint: Path | None) -> AdrState | None:
-    """The ADR state of a run with an ``adr`` randomization: the checkpoint's when resuming, else the initial one."""
+    """The ADR state of a run with an ``adr`` randomization: the checkpoint's when resuming, else the initial one.
+    With ``train_episode_steps``, the thresholds (returns of whole episodes) scale with the cut episodes' share."""
     if config.randomization.adr is None:
         return None
-    state = AdrState(config.randomization.adr, config.env.name)
+    fraction = 1.0 if config.train_episode_steps is None else config.train_episode_steps / episode_limit(config.env)
+    state = AdrState(config.randomization.adr, config.env.name, episode_fraction=fraction)
     if checkpoint is not None and (checkpoint / ADR_FILE).is_file():
         state.load_dict(read_json(checkpoint / ADR_FILE))
     return state

@@ -62,6 +62,15 @@ def test_ranges_do_not_widen_when_the_policy_fails_at_the_bounds(tmp_path: Path)
     assert not any(adr["buffers"][0]) or max(map(len, adr["buffers"][0])) < 2  # full buffers were decided and emptied
 
 
+def test_cut_training_episodes_scale_the_thresholds(tmp_path: Path) -> None:
+    """Thresholds are returns of whole episodes: cut at 10 of InvertedPendulum's 1000 steps, [100, 300] becomes
+    [1, 3], which 10-step episodes pass (unscaled, none could reach 100 and no bound would move out)."""
+    train(adr_config([100.0, 300.0], train_episode_steps=10), tmp_path)
+    adr = load_metadata(tmp_path)["adr"]
+    assert adr["thresholds"] == pytest.approx([1.0, 3.0])
+    assert adr["ranges"]["masses"][0] < 1.0 < adr["ranges"]["masses"][1]
+
+
 def test_same_seed_same_trajectory_different_seed_differs(tmp_path: Path) -> None:
     def trajectory(seed: int, name: str) -> list:
         train(adr_config(WIDEN, timesteps=512, seed=seed), tmp_path / name)

@@ -119,7 +119,6 @@ def run_train_script(*overrides: str) -> subprocess.CompletedProcess:
         (["timesteps=0"], "timesteps=0 must be an integer >= 1"),
         (["train_episode_steps=0"], "train_episode_steps=0 must be an integer >= 1"),
         (["train_episode_steps=5000"], "train_episode_steps=5000 exceeds inverted_double_pendulum's episode length (1000"),
-        (["randomization=adr", "train_episode_steps=200"], "train_episode_steps=200 with an adr randomization"),
         (["eval_targets=[heavvy]"], "unknown target 'heavvy'; known: broken_joint"),
         (["randomization=adr", "randomization.adr.thresholds=[900,100]"], "the lower threshold (narrow below it) must be"),
         (["randomization=adr", "randomization.adr.dimensions.masses.step=0"], "masses.step=0 must be a number > 0"),
