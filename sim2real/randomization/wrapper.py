@@ -132,8 +132,9 @@ class AdaptiveRandomization(DomainRandomization):
     with that first call, so outside training (evaluation, a later stage's source domain) the env simply
     samples the ranges uniformly. At reset ``info["adr_latency"]`` carries the
     episode's action latency when latency is a dimension (the ``ActionLatency`` wrapper built for this
-    randomization applies it); the episode's last ``info`` carries ``adr_boundary = (dimension, side)``
-    for a boundary evaluation (side 0: low, 1: high).
+    randomization applies it); every step's ``info`` of a boundary evaluation carries
+    ``adr_boundary = (dimension, side)`` (side 0: low, 1: high): the step that ends the episode may be cut
+    by a wrapper outside this one (a time limit shorter than the robot's), which this wrapper does not see.
 
     Example:
         >>> import gymnasium as gym
@@ -195,7 +196,7 @@ class AdaptiveRandomization(DomainRandomization):
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
         obs, reward, terminated, truncated, info = super().step(action)
-        if (terminated or truncated) and self.boundary is not None:
+        if self.boundary is not None:
             info["adr_boundary"] = self.boundary
         return obs, reward, terminated, truncated, info
 

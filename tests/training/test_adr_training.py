@@ -62,13 +62,18 @@ def test_ranges_do_not_widen_when_the_policy_fails_at_the_bounds(tmp_path: Path)
     assert not any(adr["buffers"][0]) or max(map(len, adr["buffers"][0])) < 2  # full buffers were decided and emptied
 
 
-def test_cut_training_episodes_scale_the_thresholds(tmp_path: Path) -> None:
-    """Thresholds are returns of whole episodes: cut at 10 of InvertedPendulum's 1000 steps, [100, 300] becomes
-    [1, 3], which 10-step episodes pass (unscaled, none could reach 100 and no bound would move out)."""
-    train(adr_config([100.0, 300.0], train_episode_steps=10), tmp_path)
+def test_cut_training_episodes_report_their_boundaries_and_scale_the_thresholds(tmp_path: Path) -> None:
+    """Thresholds are returns of whole episodes: cut at 3 of InvertedPendulum's 1000 steps, [300, 900] becomes
+    [0.9, 2.7]. Every cut episode returns 3 (InvertedPendulum cannot fall in 3 steps), so every full buffer
+    widens its bound: the cut episodes' boundaries are reported, and unscaled thresholds could never pass."""
+    config = adr_config([300.0, 900.0], train_episode_steps=3)
+    train(config, tmp_path)
     adr = load_metadata(tmp_path)["adr"]
-    assert adr["thresholds"] == pytest.approx([1.0, 3.0])
-    assert adr["ranges"]["masses"][0] < 1.0 < adr["ranges"]["masses"][1]
+    assert adr["thresholds"] == pytest.approx([0.9, 2.7])
+    widened = sum(1 for before, after in zip(adr["trajectory"], adr["trajectory"][1:])
+                  for lo0, lo1, hi0, hi1 in zip(before["low"], after["low"], before["high"], after["high"])
+                  if lo1 < lo0 or hi1 > hi0)
+    assert widened == len(adr["trajectory"]) - 1 > 20  # every change widened, and a 3-step cut gives many
 
 
 def test_same_seed_same_trajectory_different_seed_differs(tmp_path: Path) -> None:
