@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 import gymnasium as gym
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecNormalize
 
 from sim2real.envs.registry import EnvSpec, episode_limit
@@ -225,6 +226,24 @@ def run_transfer(method: TransferMethod[Any], setup: TransferSetup, source: RunI
         metrics=adapted.metrics,
         complete=True,
     )
+
+
+def continue_off_policy(model: OffPolicyAlgorithm, timesteps: int, warmup: int, callback: Any = None) -> None:
+    """Continues a trained SAC/TD3 model for ``timesteps`` more steps on its (new) env.
+
+    Its step count is kept: counted afresh, SB3's ``learning_starts`` would replace the trained actor by
+    uniform random actions for the first steps and train on them. The first ``warmup`` steps only fill the
+    fresh replay buffer with the policy's own (exploration-noised) actions; gradient updates follow.
+    """
+    warmup = min(warmup, timesteps - 1)
+    gradient_steps = model.gradient_steps
+    if warmup > 0:
+        model.gradient_steps = 0
+        try:
+            model.learn(total_timesteps=warmup, callback=callback, reset_num_timesteps=False)
+        finally:
+            model.gradient_steps = gradient_steps
+    model.learn(total_timesteps=timesteps - max(warmup, 0), callback=callback, reset_num_timesteps=False)
 
 
 def _same_or_inside(path: Path, folder: Path) -> bool:

@@ -27,6 +27,7 @@ from sim2real.transfer.base import (
     AdaptedPolicy,
     TransferMethod,
     TransferSetup,
+    continue_off_policy,
     make_target_env,
     register_method,
     set_checked,
@@ -119,7 +120,7 @@ class Finetune(TransferMethod[FinetuneSettings]):
             if is_ppo:
                 model.learn(total_timesteps=n_steps * n_envs * rollouts, callback=tracker, reset_num_timesteps=True)
             else:
-                self._learn_off_policy(model, budget, tracker)
+                continue_off_policy(model, budget.remaining, self.settings.warmup_steps, tracker)
         finally:
             for hook in hooks:
                 hook.remove()
@@ -140,16 +141,6 @@ class Finetune(TransferMethod[FinetuneSettings]):
         vecnorm = VecNormalize.load(str(stats), venv)
         vecnorm.training = self.settings.normalization == "update"
         return vecnorm
-
-    def _learn_off_policy(self, model: BaseAlgorithm, budget: TargetBudget, tracker: EpisodeTracker) -> None:
-        """Warm-up without gradient updates (policy actions, not uniform ones), then regular training."""
-        warmup = min(self.settings.warmup_steps, budget.remaining - 1)
-        gradient_steps = model.gradient_steps
-        if warmup > 0:
-            model.gradient_steps = 0
-            model.learn(total_timesteps=warmup, callback=tracker, reset_num_timesteps=False)
-            model.gradient_steps = gradient_steps
-        model.learn(total_timesteps=budget.remaining, callback=tracker, reset_num_timesteps=False)
 
 
 def ppo_rollout_plan(budget: int, n_envs: int, n_steps: int, batch_size: int = 1) -> tuple[int, int]:

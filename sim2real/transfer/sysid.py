@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
 from sim2real.policies import Policy, RunInfo, read_run_info
 from sim2real.randomization.spec import DynamicsSpec
@@ -43,6 +44,7 @@ from sim2real.transfer.base import (
     AdaptedPolicy,
     TransferMethod,
     TransferSetup,
+    continue_off_policy,
     make_target_env,
     register_method,
     set_checked,
@@ -162,8 +164,9 @@ class Sysid(TransferMethod[SysidSettings]):
         randomization = calibration.randomization(setup.source_randomization if s.keep_source_randomization else None)
         algo = algo_config_from_dict(read_run_info(setup.source_dir).algo_config or {}, setup.env.name)
         inits = ("scratch", "source") if s.init == "both" else (s.init,)
-        models = {init: train_in_simulation(setup, source, algo, randomization, init, s.sim_timesteps)
-                  for init in inits}
+        trained = {init: train_in_simulation(setup, source, algo, randomization, init, s.sim_timesteps)
+                   for init in inits}
+        models = {init: model for init, (model, _) in trained.items()}
         scores, selection_steps = self.score_in_simulation(setup, models, randomization) if len(models) > 1 else ({}, 0)
         chosen = max(scores, key=scores.__getitem__) if scores else inits[0]
         model = models[chosen]
@@ -173,7 +176,7 @@ class Sysid(TransferMethod[SysidSettings]):
             "measurement": {"steps": len(data), "trajectories": data.n_episodes, "excitation": s.excitation},
             "init": chosen,
             "selection_returns": scores,
-            "sim_steps": {"training": int(sum(m.num_timesteps for m in models.values())), "selection": selection_steps},
+            "sim_steps": {"training": sum(steps for _, steps in trained.values()), "selection": selection_steps},
             "calibrated_randomization": randomization.to_dict(),
         }
         normalizer = model.get_vec_normalize_env()
@@ -213,9 +216,11 @@ class Sysid(TransferMethod[SysidSettings]):
 
 
 def train_in_simulation(setup: TransferSetup, source: Policy, algo: AlgoConfig, randomization: DynamicsSpec,
-                        init: str, timesteps: int) -> BaseAlgorithm:
+                        init: str, timesteps: int) -> tuple[BaseAlgorithm, int]:
     """Trains ``timesteps`` simulation steps under ``randomization``, from scratch or from the source model
-    (then continuing the source's observation statistics)."""
+    (then continuing the source's observation statistics; a SAC/TD3 source collects its first
+    ``learning_starts`` steps with its own noisy actions, not uniform ones: :func:`continue_off_policy`).
+    Returns the model and the simulation steps it took here (whole rollouts: PPO may pass ``timesteps``)."""
     venv = make_vec_env(setup.env, algo.n_envs, setup.seed, randomization=randomization, vec_env=algo.vec_env)
     if init == "scratch":
         venv = wrap_normalize(venv, algo)
@@ -225,8 +230,12 @@ def train_in_simulation(setup: TransferSetup, source: Policy, algo: AlgoConfig, 
         venv = wrap_normalize(venv, algo, stats if stats.is_file() else None)
         model = source.trainable_copy(env=venv, device=setup.device, tensorboard_log=None).model
         model.set_random_seed(setup.seed)
+        if isinstance(model, OffPolicyAlgorithm):
+            start = model.num_timesteps
+            continue_off_policy(model, timesteps, warmup=int(model.learning_starts))
+            return model, int(model.num_timesteps - start)
     model.learn(total_timesteps=timesteps, reset_num_timesteps=True)
-    return model
+    return model, int(model.num_timesteps)
 
 
 def _deterministic(model: BaseAlgorithm) -> Any:

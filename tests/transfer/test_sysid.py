@@ -5,14 +5,22 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv
 
 from sim2real.evaluation.rollout import rollout_returns
-from sim2real.policies import load_policy
+from sim2real.policies import Policy, load_policy
 from sim2real.presets import target_spec
+from sim2real.randomization.factory import make_env
 from sim2real.sysid.report import CALIBRATION_FILE, CALIBRATION_PLOT
+from sim2real.training import train
 from sim2real.transfer import prepare_transfer, run_transfer
+from sim2real.transfer.base import continue_off_policy
 from sim2real.transfer.sysid import Sysid  # registers method=sysid
+from tests.conftest import tiny_train_config
 
 FAST = {"parameters": {"gravity": [0.25, 4.0]}, "latency_max": 0, "measure_steps": 1000, "trajectory_length": 100,
         "evaluations": 40, "search_windows": 150, "bootstrap": 20, "sim_timesteps": 512, "selection_episodes": 2}
@@ -78,3 +86,39 @@ def _adapted(metrics: dict):  # noqa: ANN202
     from sim2real.transfer.base import AdaptedPolicy
 
     return AdaptedPolicy(model=None, normalizer=None, metrics=metrics)  # type: ignore[arg-type]
+
+
+class _ActorCheck(BaseCallback):
+    """Records, for every collected step before the first gradient update, whether the action taken is the
+    actor's own (TD3 without action noise acts deterministically with its actor)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.own_actions: list[bool] = []
+
+    def _on_step(self) -> bool:
+        if self.model.gradient_steps == 0:
+            predicted, _ = self.model.predict(self.model._last_obs, deterministic=True)
+            self.own_actions.append(bool(np.allclose(predicted, self.locals["actions"], atol=1e-6)))
+        return True
+
+
+def test_continuing_an_off_policy_source_collects_with_its_actor_not_uniform_actions(tmp_path: Path) -> None:
+    """A fresh step count would make SB3 draw uniform random actions for the first learning_starts steps and
+    train the trained actor on them; the continuation keeps the count and warms the new buffer up with the
+    actor's own actions."""
+    train(tiny_train_config("td3", timesteps=300), tmp_path / "td3")  # learning_starts 200
+    policy = Policy.load(tmp_path / "td3")
+    model = policy.trainable_copy(env=DummyVecEnv([lambda: Monitor(make_env(policy.info.env))])).model
+    model.action_noise = None
+    start, check = model.num_timesteps, _ActorCheck()
+    continue_off_policy(model, 150, warmup=100, callback=check)
+    assert model.num_timesteps - start == 150 == model.replay_buffer.size()
+    assert len(check.own_actions) == 100 and all(check.own_actions)
+
+
+def test_sysid_continuing_a_td3_source_reports_the_simulation_steps_it_took(tmp_path: Path) -> None:
+    train(tiny_train_config("td3", timesteps=300), tmp_path / "td3")
+    _, metadata = transfer(tmp_path / "td3", tmp_path / "sysid", init="source")
+    assert metadata["metrics"]["sim_steps"]["training"] == FAST["sim_timesteps"]  # not the source's 300 on top
+    assert metadata["target_steps_used"] == 1000
