@@ -235,15 +235,15 @@ def continue_off_policy(model: OffPolicyAlgorithm, timesteps: int, warmup: int, 
     uniform random actions for the first steps and train on them. The first ``warmup`` steps only fill the
     fresh replay buffer with the policy's own (exploration-noised) actions; gradient updates follow.
     """
-    warmup = min(warmup, timesteps - 1)
+    warmup = max(0, min(warmup, timesteps - 1))
     gradient_steps = model.gradient_steps
-    if warmup > 0:
+    if warmup:
         model.gradient_steps = 0
         try:
             model.learn(total_timesteps=warmup, callback=callback, reset_num_timesteps=False)
         finally:
             model.gradient_steps = gradient_steps
-    model.learn(total_timesteps=timesteps - max(warmup, 0), callback=callback, reset_num_timesteps=False)
+    model.learn(total_timesteps=timesteps - warmup, callback=callback, reset_num_timesteps=False)
 
 
 def _same_or_inside(path: Path, folder: Path) -> bool:
