@@ -197,6 +197,11 @@ class AdrState:
         self._steps = np.array([d.step for d in spec.dimensions], dtype=float)
         self._additive = np.array([d.is_latency for d in spec.dimensions])
         self.buffers: list[list[list[float]]] = [[[], []] for _ in spec.dimensions]
+        self.performance: list[list[float | None]] = [[None, None] for _ in spec.dimensions]
+        """The mean return of the last full buffer at each bound (``None`` before the first)."""
+        self.decisions: list[list[list[int]]] = [[[0, 0, 0], [0, 0, 0]] for _ in spec.dimensions]
+        """How many full buffers at each bound moved it ``[in, nowhere, out]`` (a move clipped at a limit or at
+        the starting range counts as nowhere)."""
         self.trajectory: list[dict[str, Any]] = [self._snapshot(0)]
 
     def record(self, dimension: int, side: int, episode_return: float, timesteps: int) -> bool:
@@ -207,12 +212,16 @@ class AdrState:
             return False
         mean = float(np.mean(buffer))
         buffer.clear()
+        self.performance[dimension][side] = mean
         if mean >= self.upper_threshold:
             moved = self._move(dimension, side, outward=True)
+            self.decisions[dimension][side][2 if moved else 1] += 1
         elif mean < self.lower_threshold:
             moved = self._move(dimension, side, outward=False)
+            self.decisions[dimension][side][0 if moved else 1] += 1
         else:
             moved = False
+            self.decisions[dimension][side][1] += 1
         if moved:
             self.trajectory.append(self._snapshot(timesteps))
         return moved
@@ -242,7 +251,8 @@ class AdrState:
     def to_dict(self) -> dict[str, Any]:
         """Everything a resumed run needs (and what ``metadata.json`` records)."""
         return {"dimensions": self.names, "thresholds": [self.lower_threshold, self.upper_threshold],
-                "ranges": self.ranges(), "buffers": self.buffers, "trajectory": self.trajectory}
+                "ranges": self.ranges(), "buffers": self.buffers, "performance": self.performance,
+                "decisions": self.decisions, "trajectory": self.trajectory}
 
     def load_dict(self, data: Mapping[str, Any]) -> None:
         """Restores what :meth:`to_dict` saved (the dimensions must match)."""
@@ -251,6 +261,9 @@ class AdrState:
         self.low = np.array([data["ranges"][n][0] for n in self.names], dtype=float)
         self.high = np.array([data["ranges"][n][1] for n in self.names], dtype=float)
         self.buffers = [[list(map(float, side)) for side in sides] for sides in data["buffers"]]
+        if "performance" in data:  # absent from states saved before they were recorded
+            self.performance = [[None if v is None else float(v) for v in sides] for sides in data["performance"]]
+            self.decisions = [[[int(n) for n in side] for side in sides] for sides in data["decisions"]]
         self.trajectory = [dict(entry) for entry in data["trajectory"]]
 
 

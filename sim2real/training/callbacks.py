@@ -143,7 +143,8 @@ class AdrUpdater(BaseCallback):
     """Automatic domain randomization's outer loop: feeds each boundary episode's return (Monitor's
     ``info["episode"]["r"]``, the unnormalized return) to the :class:`AdrState`, and after every range change
     sends the new ranges to every env (``env_method``, so in-process and subprocess envs alike). Logs the
-    ranges to TensorBoard (``adr/<dimension>_low`` and ``_high``) at the end of every rollout.
+    ranges to TensorBoard (``adr/<dimension>_low`` and ``_high``) at the end of every rollout, with the mean
+    return of the last full buffer at each bound (``adr/<dimension>_low_return``, ``_high_return``).
 
     The ranges reach ``venv`` (the envs the model trains on) already at construction: ``model.learn`` resets
     the envs before it starts callbacks, and a resumed run's first episodes must sample its saved ranges.
@@ -170,6 +171,8 @@ class AdrUpdater(BaseCallback):
         return True
 
     def _on_rollout_end(self) -> None:
-        for name, low, high in zip(self.state.names, self.state.low, self.state.high):
-            for side, value in zip(SIDES, (low, high)):
+        for name, low, high, performance in zip(self.state.names, self.state.low, self.state.high, self.state.performance):
+            for side, value, mean in zip(SIDES, (low, high), performance):
                 self.logger.record(f"adr/{name}_{side}", float(value))
+                if mean is not None:
+                    self.logger.record(f"adr/{name}_{side}_return", mean)

@@ -48,6 +48,8 @@ def test_a_bound_moves_in_below_the_lower_threshold_and_stays_between() -> None:
     adr.record(0, HIGH, 300.0, 8)  # mean 250: between the thresholds, no change
     assert adr.high[0] == 1.0 and len(adr.trajectory) == 4
     assert all(not buffer for sides in adr.buffers for buffer in sides)  # every full buffer was emptied
+    assert adr.performance == [[55.0, 250.0]]  # the last full buffer's mean at each bound
+    assert adr.decisions == [[[1, 0, 2], [0, 1, 0]]]  # [in, nowhere, out] per bound
 
 
 def test_ranges_stay_within_limits_and_never_narrow_past_where_they_started() -> None:
@@ -60,6 +62,8 @@ def test_ranges_stay_within_limits_and_never_narrow_past_where_they_started() ->
         adr.record(0, LOW, 0.0, t)
         adr.record(0, HIGH, 0.0, t)
     assert adr.low[0] == adr.high[0] == 1.0  # narrowed back to the starting range (nominal), not past it
+    # 5 full buffers out (one move to the limit, 4 clipped), 10 in (one move back, 9 clipped): clipped go nowhere
+    assert adr.decisions[0][HIGH] == [1, 13, 1]
     shifted = state(init=(0.8, 1.5))
     for t in range(20):
         shifted.record(0, LOW, 0.0, t)
@@ -81,6 +85,10 @@ def test_state_round_trips_through_its_dict() -> None:
     restored = state()
     restored.load_dict(adr.to_dict())
     assert restored.to_dict() == adr.to_dict()
+    older = {k: v for k, v in adr.to_dict().items() if k not in ("performance", "decisions")}
+    resumed = state()
+    resumed.load_dict(older)  # a checkpoint saved before these were recorded still resumes
+    assert resumed.ranges() == adr.ranges() and resumed.performance == [[None, None]]
 
 
 def test_wrapper_starts_at_nominal_and_samples_within_the_given_ranges() -> None:

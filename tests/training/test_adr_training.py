@@ -41,7 +41,8 @@ def test_ranges_widen_and_are_logged_everywhere(tmp_path: Path) -> None:
     assert (tmp_path / "adr_ranges.png").stat().st_size > 1000
     events = EventAccumulator(str(next((tmp_path / "tb").iterdir())))
     events.Reload()
-    assert {"adr/masses_low", "adr/masses_high", "adr/action_latency_high"} <= set(events.Tags()["scalars"])
+    assert {"adr/masses_low", "adr/masses_high", "adr/action_latency_high", "adr/masses_high_return"} <= set(events.Tags()["scalars"])
+    assert events.Scalars("adr/masses_high_return")[-1].value == pytest.approx(adr["performance"][0][1])
     assert events.Scalars("adr/masses_high")[-1].value == pytest.approx(adr["ranges"]["masses"][1])
 
 
