@@ -3,7 +3,7 @@
 Each randomized dimension (a parameter handle or group scaled from its nominal value, or the action
 latency in control steps) has a range that starts narrow, at the nominal value by default. At every
 reset, with probability ``boundary_probability``, one dimension is pinned to one of its bounds (a
-*boundary evaluation*) while every other dimension is sampled uniformly from its current range. The
+*boundary evaluation*) while every other dimension is sampled from its current range (uniformly, or log-uniformly with ``sampling: log_uniform``). The
 returns of boundary episodes collect in one buffer per (dimension, bound); when a buffer holds
 ``buffer_size`` returns, their mean decides: at or above the upper threshold the bound moves out (the
 range widens), below the lower threshold it moves in (the range narrows, never past its starting range,
@@ -36,6 +36,7 @@ LATENCY_INFO_KEY = "adr_latency"
 
 LOW, HIGH = 0, 1
 SIDES = ("low", "high")
+SAMPLINGS = ("uniform", "log_uniform")
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,10 @@ class AdrSpec:
         env_thresholds: Per-env ``(lower, upper)`` replacing ``thresholds`` (returns differ by robot).
         boundary_probability: Probability that an episode is a boundary evaluation.
         buffer_size: Boundary returns averaged before a bound moves.
+        sampling: How a scale dimension is drawn inside its range outside boundary evaluations: ``uniform``
+            in the factor, or ``log_uniform`` (uniform in its logarithm, as even as the bounds' multiplicative
+            steps: a range x0.5-2 then puts half its draws below the nominal value, not a third). The latency
+            is always drawn uniformly over whole steps.
     """
 
     dimensions: tuple[AdrDimension, ...]
@@ -98,6 +103,7 @@ class AdrSpec:
     env_thresholds: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     boundary_probability: float = 0.5
     buffer_size: int = 5
+    sampling: str = "uniform"
 
     def __post_init__(self) -> None:
         if not self.dimensions:
@@ -107,6 +113,13 @@ class AdrSpec:
             raise ValueError(f"adr.dimensions: {targets} names a dimension twice")
         require_float("adr.boundary_probability", self.boundary_probability, low=0.0, high=1.0, low_open=True)
         require_int("adr.buffer_size", self.buffer_size, minimum=1)
+        if self.sampling not in SAMPLINGS:
+            raise ValueError(f"adr.sampling={self.sampling!r}: choose one of {list(SAMPLINGS)}")
+        if self.sampling == "log_uniform":
+            for d in self.physical:
+                if not d.limits[0] > 0:
+                    raise ValueError(f"adr.dimensions.{d.target}.limits={list(d.limits)}: log_uniform sampling needs "
+                                     "scale factors > 0")
         for where, pair in (("adr.thresholds", self.thresholds),
                             *((f"adr.env_thresholds.{env}", pair) for env, pair in self.env_thresholds.items())):
             _check_thresholds(where, pair)
@@ -114,9 +127,10 @@ class AdrSpec:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AdrSpec:
         """Parses ``{dimensions: {target: {init, limits, step}}, thresholds, env_thresholds, boundary_probability,
-        buffer_size}``."""
+        buffer_size, sampling}``."""
         data = dict(data)
-        require_known_keys("adr", data, ("dimensions", "thresholds", "env_thresholds", "boundary_probability", "buffer_size"))
+        require_known_keys("adr", data, ("dimensions", "thresholds", "env_thresholds", "boundary_probability", "buffer_size",
+                                         "sampling"))
         dimensions = []
         for target, entry in dict(data.pop("dimensions", None) or {}).items():
             if not isinstance(entry, Mapping):
@@ -137,7 +151,8 @@ class AdrSpec:
         """The form :meth:`from_dict` reads."""
         return {"dimensions": {d.target: d.to_dict() for d in self.dimensions}, "thresholds": list(self.thresholds),
                 "env_thresholds": {env: list(pair) for env, pair in self.env_thresholds.items()},
-                "boundary_probability": self.boundary_probability, "buffer_size": self.buffer_size}
+                "boundary_probability": self.boundary_probability, "buffer_size": self.buffer_size,
+                "sampling": self.sampling}
 
     def starting_at(self, ranges: Mapping[str, Sequence[float]]) -> AdrSpec:
         """The same settings with the ranges starting at ``ranges`` (``{dimension: [low, high]}``, e.g. the ranges

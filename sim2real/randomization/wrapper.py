@@ -124,7 +124,7 @@ class DomainRandomization(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
 class AdaptiveRandomization(DomainRandomization):
     """Automatic domain randomization (:mod:`sim2real.randomization.adr`): samples every dimension
-    uniformly from its current range; while training, with probability ``boundary_probability`` one
+    from its current range (uniformly, or log-uniformly with ``sampling: log_uniform``); while training, with probability ``boundary_probability`` one
     dimension sits at one of its bounds instead (a boundary evaluation).
 
     The ranges start at ``spec.adr``'s ``init`` and change only through :meth:`set_adr_ranges`, which the
@@ -180,6 +180,8 @@ class AdaptiveRandomization(DomainRandomization):
                 factors = np.full(1 if members is None else len(members), (self.low[i], self.high[i])[self.boundary[1]])
             elif dimension.is_latency:
                 factors = rng.integers(int(self.low[i]), int(self.high[i]) + 1, size=1)
+            elif self.adr.sampling == "log_uniform":
+                factors = np.exp(rng.uniform(np.log(self.low[i]), np.log(self.high[i]), size=len(members)))
             else:
                 factors = rng.uniform(self.low[i], self.high[i], size=len(members))
             if members is None:

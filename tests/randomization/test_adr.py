@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from stable_baselines3.common.vec_env import SubprocVecEnv
@@ -133,6 +135,22 @@ def test_outside_training_the_ranges_are_sampled_uniformly_without_boundary_eval
     assert not np.any(np.isclose(np.concatenate(factors), 0.5) | np.isclose(np.concatenate(factors), 2.0))
 
 
+@pytest.mark.parametrize(("sampling", "share_below_nominal"), [("uniform", 1 / 3), ("log_uniform", 1 / 2)])
+def test_sampling_inside_a_range_is_uniform_in_the_factor_or_in_its_log(sampling: str, share_below_nominal: float) -> None:
+    spec = adr_spec(masses={"init": [0.5, 2.0], "limits": [0.25, 4.0]})
+    spec = dataclasses.replace(spec, adr=dataclasses.replace(spec.adr, sampling=sampling))
+    env = AdaptiveRandomization(make_env("inverted_pendulum"), spec)
+    masses = env.parameters.select("masses")
+    env.reset(seed=0)
+    factors = []
+    for _ in range(400):
+        env.reset()
+        factors.append(env.values[masses] / env.parameters.nominal[masses])
+    factors = np.concatenate(factors)
+    assert factors.min() >= 0.5 and factors.max() <= 2.0
+    assert np.mean(factors < 1.0) == pytest.approx(share_below_nominal, abs=0.05)  # 800 draws: std ~0.017
+
+
 def test_same_seed_same_samples() -> None:
     def samples(seed: int) -> list[float]:
         env = AdaptiveRandomization(make_env("inverted_pendulum"), adr_spec())
@@ -193,6 +211,9 @@ def test_the_preset_parses_and_validates_on_every_robot() -> None:
         ({"dimensions": {}}, "give at least one dimension"),
         ({"dimensions": {"masses": {"stepp": 1}}}, "unknown keys ['stepp']"),
         ({"dimensions": {"masses": {}}, "buffer_size": 0}, "adr.buffer_size=0 must be an integer >= 1"),
+        ({"dimensions": {"masses": {}}, "sampling": "gaussian"}, "adr.sampling='gaussian': choose one of"),
+        ({"dimensions": {"masses": {"init": [1, 1], "limits": [0.0, 2.0]}}, "sampling": "log_uniform"},
+         "log_uniform sampling needs scale factors > 0"),
     ],
 )
 def test_bad_adr_settings_are_rejected(adr: dict, message: str) -> None:
