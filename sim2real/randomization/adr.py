@@ -3,11 +3,12 @@
 Each randomized dimension (a parameter handle or group scaled from its nominal value, or the action
 latency in control steps) has a range that starts narrow, at the nominal value by default. At every
 reset, with probability ``boundary_probability``, one dimension is pinned to one of its bounds (a
-*boundary evaluation*) while every other dimension is sampled from its current range (uniformly, or log-uniformly with ``sampling: log_uniform``). The
-returns of boundary episodes collect in one buffer per (dimension, bound); when a buffer holds
-``buffer_size`` returns, their mean decides: at or above the upper threshold the bound moves out (the
-range widens), below the lower threshold it moves in (the range narrows, never past its starting range,
-so every range keeps containing where it began: the nominal value by default), in between it stays. A scale
+*boundary evaluation*) while every other dimension is sampled from its current range (uniformly, or
+log-uniformly with ``sampling: log_uniform``). The returns of boundary episodes collect in one buffer
+per (dimension, bound); when a buffer holds ``buffer_size`` returns, their mean decides: at or above
+the upper threshold the bound moves out (the range widens), below the lower threshold it moves in (the
+range narrows, never past its starting range, so every range keeps containing where it began: the
+nominal value by default), in between it stays. A scale
 factor's bound moves by the factor ``1 + step`` (``high x 1.2``, ``low / 1.2`` outward for ``step: 0.2``:
 even steps on a log scale, as perturbations of masses and gains are usually read); the latency's by
 ``step`` control steps. Ranges never leave their ``limits``.

@@ -124,8 +124,9 @@ class DomainRandomization(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
 class AdaptiveRandomization(DomainRandomization):
     """Automatic domain randomization (:mod:`sim2real.randomization.adr`): samples every dimension
-    from its current range (uniformly, or log-uniformly with ``sampling: log_uniform``); while training, with probability ``boundary_probability`` one
-    dimension sits at one of its bounds instead (a boundary evaluation).
+    from its current range (uniformly, or log-uniformly with ``sampling: log_uniform``); while training,
+    with probability ``boundary_probability`` one dimension sits at one of its bounds instead (a boundary
+    evaluation).
 
     The ranges start at ``spec.adr``'s ``init`` and change only through :meth:`set_adr_ranges`, which the
     training loop calls on every env before training and after each update; boundary evaluations start
