@@ -277,9 +277,11 @@ class AdrState:
         self.low = np.array([data["ranges"][n][0] for n in self.names], dtype=float)
         self.high = np.array([data["ranges"][n][1] for n in self.names], dtype=float)
         self.buffers = [[list(map(float, side)) for side in sides] for sides in data["buffers"]]
-        if "performance" in data:  # absent from states saved before they were recorded
-            self.performance = [[None if v is None else float(v) for v in sides] for sides in data["performance"]]
-            self.decisions = [[[int(n) for n in side] for side in sides] for sides in data["decisions"]]
+        # performance and decisions are absent from states saved before they were recorded: start them afresh
+        performance = data.get("performance") or [[None, None] for _ in self.names]
+        decisions = data.get("decisions") or [[[0, 0, 0], [0, 0, 0]] for _ in self.names]
+        self.performance = [[None if v is None else float(v) for v in sides] for sides in performance]
+        self.decisions = [[[int(n) for n in side] for side in sides] for sides in decisions]
         self.trajectory = [dict(entry) for entry in data["trajectory"]]
 
 

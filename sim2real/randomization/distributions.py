@@ -80,7 +80,9 @@ class LogUniform(Distribution):
             raise ValueError(f"log_uniform needs low > 0, got low={self.low:g}")
 
     def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
-        return np.exp(rng.uniform(math.log(self.low), math.log(self.high), size))
+        # exp(log(x)) can miss x by a rounding error: clip so the draws stay inside [low, high] (a collapsed
+        # range gives exactly low).
+        return np.clip(np.exp(rng.uniform(math.log(self.low), math.log(self.high), size)), self.low, self.high)
 
     def support(self) -> tuple[float, float]:
         return (self.low, self.high)

@@ -10,6 +10,7 @@ from gymnasium.utils import seeding
 
 from sim2real.envs.parameters import ParameterSet
 from sim2real.randomization.adr import LATENCY_INFO_KEY
+from sim2real.randomization.distributions import LogUniform
 from sim2real.randomization.operations import operation_range
 from sim2real.randomization.spec import CompiledDynamics, DynamicsSpec
 
@@ -130,8 +131,8 @@ class AdaptiveRandomization(DomainRandomization):
 
     The ranges start at ``spec.adr``'s ``init`` and change only through :meth:`set_adr_ranges`, which the
     training loop calls on every env before training and after each update; boundary evaluations start
-    with that first call, so outside training (evaluation, a later stage's source domain) the env simply
-    samples the ranges uniformly. At reset ``info["adr_latency"]`` carries the
+    with that first call, so outside training (evaluation, a later stage's source domain) the env samples
+    the ranges (per ``sampling``) without boundary evaluations. At reset ``info["adr_latency"]`` carries the
     episode's action latency when latency is a dimension (the ``ActionLatency`` wrapper built for this
     randomization applies it); every step's ``info`` of a boundary evaluation carries
     ``adr_boundary = (dimension, side)`` (side 0: low, 1: high): the step that ends the episode may be cut
@@ -182,7 +183,7 @@ class AdaptiveRandomization(DomainRandomization):
             elif dimension.is_latency:
                 factors = rng.integers(int(self.low[i]), int(self.high[i]) + 1, size=1)
             elif self.adr.sampling == "log_uniform":
-                factors = np.exp(rng.uniform(np.log(self.low[i]), np.log(self.high[i]), size=len(members)))
+                factors = LogUniform(float(self.low[i]), float(self.high[i])).sample(rng, len(members))
             else:
                 factors = rng.uniform(self.low[i], self.high[i], size=len(members))
             if members is None:

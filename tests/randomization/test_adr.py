@@ -89,8 +89,10 @@ def test_state_round_trips_through_its_dict() -> None:
     assert restored.to_dict() == adr.to_dict()
     older = {k: v for k, v in adr.to_dict().items() if k not in ("performance", "decisions")}
     resumed = state()
+    resumed.record(0, HIGH, 900.0, 1)  # counters of its own, which an older state must not leave behind
     resumed.load_dict(older)  # a checkpoint saved before these were recorded still resumes
     assert resumed.ranges() == adr.ranges() and resumed.performance == [[None, None]]
+    assert resumed.decisions == [[[0, 0, 0], [0, 0, 0]]]
 
 
 def test_wrapper_starts_at_nominal_and_samples_within_the_given_ranges() -> None:
@@ -149,6 +151,17 @@ def test_sampling_inside_a_range_is_uniform_in_the_factor_or_in_its_log(sampling
     factors = np.concatenate(factors)
     assert factors.min() >= 0.5 and factors.max() <= 2.0
     assert np.mean(factors < 1.0) == pytest.approx(share_below_nominal, abs=0.05)  # 800 draws: std ~0.017
+
+
+def test_log_uniform_sampling_of_a_collapsed_range_gives_its_value() -> None:
+    spec = adr_spec(masses={"init": [3.0, 3.0], "limits": [0.25, 4.0]})
+    spec = dataclasses.replace(spec, adr=dataclasses.replace(spec.adr, sampling="log_uniform"))
+    env = AdaptiveRandomization(make_env("inverted_pendulum"), spec)
+    masses = env.parameters.select("masses")
+    env.reset(seed=0)
+    for _ in range(20):
+        env.reset()
+        assert np.array_equal(env.values[masses], env.parameters.nominal[masses] * 3.0)  # exp(log 3) is not 3
 
 
 def test_same_seed_same_samples() -> None:

@@ -97,6 +97,9 @@ def test_checkpoints_carry_the_ranges_and_resume_continues_them(tmp_path: Path) 
     final = load_metadata(tmp_path)["adr"]
     assert final["trajectory"][: len(saved["trajectory"])] == saved["trajectory"]  # continued, not restarted
     assert final["ranges"]["masses"][1] >= saved["ranges"]["masses"][1]
+    # the counters carried on, not restarted: every move in or out is one step of the whole trajectory
+    moves = sum(side[0] + side[2] for sides in final["decisions"] for side in sides)
+    assert moves == len(final["trajectory"]) - 1
 
 
 class EnvRanges(BaseCallback):
