@@ -213,9 +213,9 @@ class AdrState:
         self._steps = np.array([d.step for d in spec.dimensions], dtype=float)
         self._additive = np.array([d.is_latency for d in spec.dimensions])
         self.buffers: list[list[list[float]]] = [[[], []] for _ in spec.dimensions]
-        self.performance: list[list[float | None]] = [[None, None] for _ in spec.dimensions]
+        self.performance: list[list[float | None]] = _no_performance(len(self.names))
         """The mean return of the last full buffer at each bound (``None`` before the first)."""
-        self.decisions: list[list[list[int]]] = [[[0, 0, 0], [0, 0, 0]] for _ in spec.dimensions]
+        self.decisions: list[list[list[int]]] = _no_decisions(len(self.names))
         """How many full buffers at each bound moved it ``[in, nowhere, out]`` (a move clipped at a limit or at
         the starting range counts as nowhere)."""
         self.trajectory: list[dict[str, Any]] = [self._snapshot(0)]
@@ -278,11 +278,19 @@ class AdrState:
         self.high = np.array([data["ranges"][n][1] for n in self.names], dtype=float)
         self.buffers = [[list(map(float, side)) for side in sides] for sides in data["buffers"]]
         # performance and decisions are absent from states saved before they were recorded: start them afresh
-        performance = data.get("performance") or [[None, None] for _ in self.names]
-        decisions = data.get("decisions") or [[[0, 0, 0], [0, 0, 0]] for _ in self.names]
+        performance = data.get("performance") or _no_performance(len(self.names))
+        decisions = data.get("decisions") or _no_decisions(len(self.names))
         self.performance = [[None if v is None else float(v) for v in sides] for sides in performance]
         self.decisions = [[[int(n) for n in side] for side in sides] for sides in decisions]
         self.trajectory = [dict(entry) for entry in data["trajectory"]]
+
+
+def _no_performance(dimensions: int) -> list[list[float | None]]:
+    return [[None, None] for _ in range(dimensions)]
+
+
+def _no_decisions(dimensions: int) -> list[list[list[int]]]:
+    return [[[0, 0, 0], [0, 0, 0]] for _ in range(dimensions)]
 
 
 def _pair(name: str, value: Any) -> tuple[float, float]:

@@ -9,6 +9,13 @@ import numpy as np
 from scipy.special import ndtr, ndtri
 
 
+def log_uniform(rng: np.random.Generator, low: float, high: float, size: int) -> np.ndarray:
+    """``size`` draws uniform in the log on ``[low, high]`` (``0 < low <= high``, not checked here)."""
+    # exp(log(x)) can miss x by a rounding error: clip so the draws stay inside [low, high] (a collapsed
+    # range gives exactly low).
+    return np.clip(np.exp(rng.uniform(math.log(low), math.log(high), size)), low, high)
+
+
 def _check_finite(**values: float) -> None:
     for name, value in values.items():
         if not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -80,9 +87,7 @@ class LogUniform(Distribution):
             raise ValueError(f"log_uniform needs low > 0, got low={self.low:g}")
 
     def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
-        # exp(log(x)) can miss x by a rounding error: clip so the draws stay inside [low, high] (a collapsed
-        # range gives exactly low).
-        return np.clip(np.exp(rng.uniform(math.log(self.low), math.log(self.high), size)), self.low, self.high)
+        return log_uniform(rng, self.low, self.high, size)
 
     def support(self) -> tuple[float, float]:
         return (self.low, self.high)

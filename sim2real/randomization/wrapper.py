@@ -10,7 +10,7 @@ from gymnasium.utils import seeding
 
 from sim2real.envs.parameters import ParameterSet
 from sim2real.randomization.adr import LATENCY_INFO_KEY
-from sim2real.randomization.distributions import LogUniform
+from sim2real.randomization.distributions import log_uniform
 from sim2real.randomization.operations import operation_range
 from sim2real.randomization.spec import CompiledDynamics, DynamicsSpec
 
@@ -183,7 +183,7 @@ class AdaptiveRandomization(DomainRandomization):
             elif dimension.is_latency:
                 factors = rng.integers(int(self.low[i]), int(self.high[i]) + 1, size=1)
             elif self.adr.sampling == "log_uniform":
-                factors = LogUniform(float(self.low[i]), float(self.high[i])).sample(rng, len(members))
+                factors = log_uniform(rng, self.low[i], self.high[i], len(members))
             else:
                 factors = rng.uniform(self.low[i], self.high[i], size=len(members))
             if members is None:
