@@ -33,7 +33,9 @@ def calibrate_command(cfg: DictConfig) -> None:
     check_run_dir(run_dir, "calibrate", overwrite=overwrite)
     trusted_code(raw)
     seed = require_int("seed", raw["seed"], minimum=0, whole_float=True)
-    settings = Sysid.settings_from_dict({k: v for k, v in raw["sysid"].items() if k != "name"})
+    sysid = {k: v for k, v in raw["sysid"].items() if k != "name"}
+    # Calibration records `steps` (or reads a dataset): the transfer's measure_steps plays no part here.
+    settings = Sysid.settings_from_dict({**sysid, "measure_steps": sysid.get("trajectory_length")})
     steps = None if raw["steps"] is None else require_int("steps", raw["steps"], minimum=1, whole_float=True)
     measurement = None if steps is None else MeasurementSettings(
         settings.excitation, settings.amplitude, steps, settings.trajectory_length)

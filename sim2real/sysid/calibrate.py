@@ -18,7 +18,7 @@ from sim2real.sysid.data import (
     measure,
     save_trajectories,
 )
-from sim2real.sysid.identify import Calibration, IdentifySettings, check_priors, identify
+from sim2real.sysid.identify import Calibration, IdentifySettings, check_horizon, check_priors, identify
 from sim2real.sysid.report import write_calibration
 
 TRAJECTORIES_FILE = "trajectories.npz"
@@ -49,7 +49,7 @@ def prepare_calibration(env: EnvSpec, settings: IdentifySettings, *, dataset: st
                         measurement: MeasurementSettings | None = None, target: DynamicsSpec | None = None,
                         policy: str | Path | None = None) -> CalibrationInputs:
     """Checks everything before any work: the parameters against the env, the dataset's env, the target,
-    the policy's env, and that exactly one data source is given.
+    the policy's env, that a trajectory can hold a replay window, and that exactly one data source is given.
 
     Raises:
         ValueError: naming the bad value and the valid choices.
@@ -58,8 +58,12 @@ def prepare_calibration(env: EnvSpec, settings: IdentifySettings, *, dataset: st
         raise ValueError("give exactly one of dataset=FILE (recorded trajectories) and steps=N (fresh rollouts)")
     check_priors(env, settings.priors)
     if dataset is not None:
-        return CalibrationInputs(env, settings, dataset=load_trajectories(dataset, env))
+        data = load_trajectories(dataset, env)
+        longest = max((end - start for start, end in data.episode_bounds()), default=0)
+        check_horizon(settings.horizon, longest, f"the longest trajectory in '{dataset}'")
+        return CalibrationInputs(env, settings, dataset=data)
     assert measurement is not None
+    check_horizon(settings.horizon, measurement.trajectory_length, "trajectory_length")
     validate_dynamics(env, target)
     wants_policy = measurement.excitation == "policy"
     if wants_policy != (policy is not None):

@@ -59,6 +59,10 @@ ABSOLUTE_FLATNESS = 1e-12
 """Rise of the mean squared scaled error, for a move of ``identifiable_change``, below which nothing is seen."""
 JACOBIAN_STEP = 1e-3
 """Central-difference step of the Jacobian, in log-scale."""
+MIN_BOOTSTRAP_TRAJECTORIES = 5
+"""With fewer fitting trajectories the bootstrap resamples blocks of consecutive windows instead."""
+BOOTSTRAP_BLOCKS = 10
+"""How many blocks the windows are cut into when the trajectories are too few to resample."""
 
 
 @dataclass(frozen=True)
@@ -143,6 +147,17 @@ def check_priors(env: str | EnvSpec, priors: Sequence[Prior]) -> dict[str, list[
     return members
 
 
+def check_horizon(horizon: int, longest: int, what: str) -> None:
+    """Raises before any work when no trajectory can hold one replay window of ``horizon`` steps.
+
+    ``what`` names where ``longest`` (the longest trajectory) comes from, for the message.
+    """
+    if horizon > longest:
+        raise ValueError(f"horizon={horizon} is longer than {what}={longest}: no trajectory holds a replay window of "
+                         f"{horizon} steps; lower the horizon (1 is one-step prediction error) or record longer "
+                         f"trajectories")
+
+
 @dataclass(frozen=True)
 class IdentifySettings:
     """Settings of system identification.
@@ -183,7 +198,8 @@ class IdentifySettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        parse_priors(self.parameters)
+        # Stored parsed: a handle given as None (dropped) leaves no trace, and to_dict() sees plain ranges.
+        object.__setattr__(self, "parameters", {p.handle: (p.low, p.high) for p in parse_priors(self.parameters)})
         require_int("latency_max", self.latency_max, minimum=0)
         require_int("horizon", self.horizon, minimum=1)
         require_int("report_horizon", self.report_horizon, minimum=1)
@@ -241,7 +257,8 @@ class LatencyEstimate:
     Attributes:
         value: The latency with the lowest error.
         searched: Latencies tried.
-        losses: Fit error (mean squared scaled error) of each latency at its best parameters.
+        losses: Fit error (mean squared scaled error) of each latency at its CMA-ES point, on all fitting
+            windows: what the latencies are compared on (the winner's polished error is ``fit["loss"]``).
         calibrated: ``(low, high)`` latencies the data cannot tell apart from the best (error within x2).
         true_value: The true latency where known.
     """
@@ -333,8 +350,9 @@ class Calibration:
             "data": self.data,
             "randomization": self.randomization().to_dict(),
             "settings": {**asdict(self.settings), "parameters": {k: list(v) for k, v in self.settings.parameters.items()}},
-            "spread_method": f"bootstrap over trajectories ({self.settings.bootstrap} resamples), each refitted by "
-                             f"one Gauss-Newton step from the full-data fit in the identified directions",
+            "spread_method": f"bootstrap over units of one {self.fit.get('bootstrap_unit', 'trajectory')} "
+                             f"({self.settings.bootstrap} resamples), each refitted by one Gauss-Newton step from "
+                             f"the full-data fit in the identified directions",
             "wall_time_s": self.wall_time_s,
         }
 
@@ -430,6 +448,26 @@ def polish(objective: ReplayObjective, x: np.ndarray, loss: float, latency: int,
     return x, loss
 
 
+def bootstrap_units(replay: Replay) -> tuple[np.ndarray, str]:
+    """The resampling unit of each window, and what a unit is.
+
+    Units are the trajectories, so that errors correlated within one stay together. With fewer than
+    :data:`MIN_BOOTSTRAP_TRAJECTORIES` (one long log, say), resampling them would give a spread of ~0, so
+    each trajectory's windows are cut into blocks of consecutive windows instead (about
+    :data:`BOOTSTRAP_BLOCKS` in all, never spanning two trajectories): a block bootstrap.
+    """
+    episode = replay.episode_of
+    if len(np.unique(episode)) >= MIN_BOOTSTRAP_TRAJECTORIES:
+        return episode, "trajectory"
+    block = max(1, math.ceil(len(episode) / BOOTSTRAP_BLOCKS))
+    # Window positions within their trajectory (windows are stored in order, trajectory by trajectory).
+    first = np.searchsorted(episode, episode, side="left")
+    position = np.arange(len(episode)) - first
+    key = episode * (len(episode) + 1) + position // block
+    _, unit = np.unique(key, return_inverse=True)
+    return unit.astype(int), f"block of {block} consecutive windows"
+
+
 def analyse(objective: ReplayObjective, x: np.ndarray, latency: int, settings: IdentifySettings,
             rng: np.random.Generator) -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray]:
     """Eigen-structure of the curvature and the linearized bootstrap.
@@ -444,22 +482,24 @@ def analyse(objective: ReplayObjective, x: np.ndarray, latency: int, settings: I
     eigenvalues, vectors = np.linalg.eigh(hessian)
     change = math.log1p(settings.identifiable_change)
     flat = eigenvalues * change**2 < max(ABSOLUTE_FLATNESS, settings.flat_tolerance * eigenvalues.max() * change**2)
-    # Per-trajectory normal equations, resampled with replacement.
-    episode = objective.replay.episode_of
-    n_episodes = int(episode.max()) + 1
-    grams = np.zeros((n_episodes, len(x), len(x)))
-    grads = np.zeros((n_episodes, len(x)))
-    np.add.at(grams, episode, np.einsum("wmi,wmj->wij", jac, jac))
-    np.add.at(grads, episode, np.einsum("wmi,wm->wi", jac, r))
+    # Per-unit normal equations, resampled with replacement.
+    unit, _ = bootstrap_units(objective.replay)
+    n_units = int(unit.max()) + 1
+    grams = np.zeros((n_units, len(x), len(x)))
+    grads = np.zeros((n_units, len(x)))
+    np.add.at(grams, unit, np.einsum("wmi,wmj->wij", jac, jac))
+    np.add.at(grads, unit, np.einsum("wmi,wm->wi", jac, r))
     kept = vectors[:, ~flat]
     samples = np.zeros((settings.bootstrap, len(x)))
-    if kept.shape[1]:
+    if kept.shape[1] and n_units > 1:
         for b in range(settings.bootstrap):
-            counts = rng.multinomial(n_episodes, np.full(n_episodes, 1.0 / n_episodes))
+            counts = rng.multinomial(n_units, np.full(n_units, 1.0 / n_units))
             gram = kept.T @ np.tensordot(counts, grams, axes=1) @ kept
             grad = kept.T @ (counts @ grads)
             samples[b] = -kept @ np.linalg.lstsq(gram, grad, rcond=None)[0]
-    direction_spread = np.where(flat, np.inf, np.sqrt(np.mean((samples @ vectors) ** 2, axis=0)))
+    # A single unit cannot be resampled: no spread can be estimated, so nothing counts as identified.
+    unseen = flat | (n_units < 2)
+    direction_spread = np.where(unseen, np.inf, np.sqrt(np.mean((samples @ vectors) ** 2, axis=0)))
     bad = flat | (direction_spread > change)
     loading = (vectors[:, bad] ** 2).sum(axis=1)
     # Root mean square about the reported point, not the resamples' mean: an unfinished fit widens it.
@@ -526,28 +566,34 @@ def identify(env: str | EnvSpec, data: Trajectories, settings: IdentifySettings,
     fit_data, held_data = split_episodes(data, settings.holdout_fraction, split_rng)
     replay = Replay(spec, fit_data, settings.horizon)
     if not len(replay):
-        raise ValueError(f"no trajectory of the data is {settings.horizon} steps long (horizon={settings.horizon}); "
-                         f"record longer trajectories or lower the horizon")
+        longest = max((end - start for start, end in data.episode_bounds()), default=0)
+        where = "of the data" if longest < settings.horizon else \
+            f"left for the fit after holding out {held_data.n_episodes} (holdout_fraction={settings.holdout_fraction})"
+        raise ValueError(f"no trajectory {where} is {settings.horizon} steps long (horizon={settings.horizon}; the "
+                         f"longest recorded is {longest}); record longer trajectories or lower the horizon")
     models = ScaledModels(spec)
     chosen = np.sort(search_rng.permutation(len(replay))[: settings.search_windows])
     search = ReplayObjective(replay.subset(chosen), models, priors)
     fits = {d: cma_fit(search, d, settings.evaluations, settings.seed + d) for d in range(settings.latency_max + 1)}
     objective = ReplayObjective(replay, models, priors)
-    losses = {d: objective(x, d) for d, (x, _) in fits.items()}  # every latency scored on all fitting windows
+    # Every latency scored on all fitting windows at its CMA-ES point; the latencies are compared (and ties
+    # found) on these, before the winner alone is polished, so that no latency is favoured by a polish.
+    losses = {d: objective(x, d) for d, (x, _) in fits.items()}
     latency = min(losses, key=losses.__getitem__)
-    x, loss = polish(objective, fits[latency][0], losses[latency], latency, settings.polish_steps)
-    losses[latency] = loss
+    best = losses[latency]
+    tied = [d for d, value in losses.items() if value - best <= max(ABSOLUTE_FLATNESS, best)]
+    x, loss = polish(objective, fits[latency][0], best, latency, settings.polish_steps)
     directions, spread, loading = analyse(objective, x, latency, settings, bootstrap_rng)
     truth_scales = true_scales(spec, truth, priors) if truth is not None else {}
     estimates = _estimates(priors, x, spread, loading, directions, settings, truth_scales)
-    tied = [d for d, value in losses.items() if value - loss <= max(settings.flat_tolerance, loss)]
     latency_estimate = LatencyEstimate(value=latency, searched=tuple(fits), losses=losses,
                                        calibrated=(min(tied), max(tied)), true_value=true_latency(truth))
     heldout = _heldout_errors(spec, held_data, replay, models, objective.scales(x), latency, settings)
     return Calibration(
         env=spec.name, parameters=estimates, latency=latency_estimate, directions=tuple(directions),
         fit={"loss": loss, "rmse": math.sqrt(loss), "evaluations": search.evaluations + objective.evaluations,
-             "windows": len(replay), "search_windows": len(chosen), "horizon": settings.horizon},
+             "windows": len(replay), "search_windows": len(chosen), "horizon": settings.horizon,
+             "bootstrap_unit": bootstrap_units(replay)[1]},
         heldout=heldout,
         data={"steps": len(data), "episodes": data.n_episodes, "fit_steps": len(fit_data),
               "fit_episodes": fit_data.n_episodes, "heldout_steps": len(held_data),

@@ -35,7 +35,14 @@ from sim2real.policies import Policy, RunInfo, read_run_info
 from sim2real.randomization.spec import DynamicsSpec
 from sim2real.runs import VECNORMALIZE_FILE, update_metadata
 from sim2real.sysid.data import EXCITATIONS, MeasurementSettings, Trajectories, env_record, measure
-from sim2real.sysid.identify import DEFAULT_PARAMETERS, IdentifySettings, check_priors, identify, parse_priors
+from sim2real.sysid.identify import (
+    DEFAULT_PARAMETERS,
+    IdentifySettings,
+    check_horizon,
+    check_priors,
+    identify,
+    parse_priors,
+)
 from sim2real.sysid.report import summary, write_calibration
 from sim2real.training.config import AlgoConfig, TrainConfig, algo_config_from_dict
 from sim2real.training.trainer import build_model, make_vec_env, run_metadata, save_final, wrap_normalize
@@ -113,8 +120,8 @@ class SysidSettings:
         set_checked(self, parameters={p.handle: [p.low, p.high] for p in priors},
                     excitation=require_choice("excitation", self.excitation, EXCITATIONS),
                     amplitude=require_float("amplitude", self.amplitude, low=0.0, low_open=True),
-                    measure_steps=require_int("measure_steps", self.measure_steps, minimum=1),
                     trajectory_length=require_int("trajectory_length", self.trajectory_length, minimum=1),
+                    measure_steps=require_int("measure_steps", self.measure_steps, minimum=1),
                     keep_source_randomization=require_bool("keep_source_randomization", self.keep_source_randomization),
                     init=require_choice("init", self.init, INITS),
                     sim_timesteps=require_int("sim_timesteps", self.sim_timesteps, minimum=1),
@@ -149,6 +156,7 @@ class Sysid(TransferMethod[SysidSettings]):
         if steps < s.trajectory_length:
             raise ValueError(f"sysid: budget={setup.budget} is too small for one trajectory of "
                              f"trajectory_length={s.trajectory_length} steps")
+        check_horizon(s.horizon, s.trajectory_length, "trajectory_length")
         if s.finetune_remaining and setup.budget <= steps:
             raise ValueError(f"sysid: finetune_remaining needs budget > measure_steps; budget={setup.budget} "
                              f"leaves nothing after measure_steps={s.measure_steps}")
@@ -269,4 +277,5 @@ def finetune_remaining(setup: TransferSetup, model: BaseAlgorithm, algo: AlgoCon
         adapted = finetune.adapt(replace(setup, source_dir=folder, source_randomization=randomization,
                                          budget=remaining.limit), calibrated, remaining)
     budget.charge(remaining.used, "finetune")
+    budget.physics_blowups += remaining.physics_blowups
     return adapted.model, adapted.normalizer, {**adapted.metrics, "target_steps": remaining.used}

@@ -44,6 +44,27 @@ def test_bad_sources_are_rejected_before_work(tmp_path: Path, high_gravity_data:
         prepare_calibration(ENV_SPEC, SETTINGS, measurement=MeasurementSettings("policy", 0.3, 500, 100))
 
 
+def test_a_horizon_no_trajectory_can_hold_is_rejected_before_work(tmp_path: Path, high_gravity_data: Trajectories) -> None:
+    path = save_trajectories(high_gravity_data, tmp_path / "robot.npz")
+    longest = max(end - start for start, end in high_gravity_data.episode_bounds())
+    long = IdentifySettings(parameters={"gravity": (0.25, 4.0)}, horizon=longest + 1)
+    with pytest.raises(ValueError, match=f"horizon={longest + 1} is longer than the longest trajectory in .*={longest}"):
+        prepare_calibration(ENV_SPEC, long, dataset=path)
+    with pytest.raises(ValueError, match="horizon=101 is longer than trajectory_length=100"):
+        prepare_calibration(ENV_SPEC, IdentifySettings(parameters={"gravity": (0.25, 4.0)}, horizon=101),
+                            measurement=MeasurementSettings("chirp", 0.5, 500, 100), target=target_spec("high_gravity"))
+
+
+def test_script_ignores_the_transfers_measure_steps_and_checks_the_horizon_first(tmp_path: Path) -> None:
+    # steps=3000 holds a trajectory of 2,500 steps; the transfer's measure_steps (2,000) plays no part here.
+    result = subprocess.run([sys.executable, str(REPO / "scripts" / "calibrate.py"), "env=inverted_pendulum",
+                             "target=high_gravity", "steps=3000", "sysid.trajectory_length=2500", "sysid.horizon=2600",
+                             f"hydra.run.dir={tmp_path / 'run'}"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "horizon=2600 is longer than trajectory_length=2500" in result.stderr and "measure_steps" not in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
 def test_script_rejects_a_dataset_of_another_env(tmp_path: Path, high_gravity_data: Trajectories) -> None:
     path = save_trajectories(high_gravity_data, tmp_path / "ip.npz")
     result = subprocess.run([sys.executable, str(REPO / "scripts" / "calibrate.py"), "env=hopper", f"dataset={path}",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
+import numpy as np
 import pytest
 
 from sim2real.presets import target_spec
@@ -33,6 +35,34 @@ def test_recovers_weak_motors_gain() -> None:
     data = record("weak_motors", 1000)
     calibration = identify(ENV, data, settings(gains=(0.25, 4.0)), truth=target_spec("weak_motors"))
     assert calibration.scales["gains"] == pytest.approx(0.7, rel=0.1)
+
+
+def with_encoder_noise(data: Trajectories, std: float, seed: int = 0) -> Trajectories:
+    """``data`` with Gaussian noise on every velocity reading (each reading is both a row's ``next_qvel`` and
+    the next row's ``qvel``, so the trajectories stay consistent)."""
+    rng = np.random.default_rng(seed)
+    qvel, next_qvel = data.qvel.copy(), data.next_qvel.copy()
+    for start, end in data.episode_bounds():
+        noise = rng.normal(0.0, std, (end - start + 1, qvel.shape[1]))
+        qvel[start:end] += noise[:-1]
+        next_qvel[start:end] += noise[1:]
+    return dataclasses.replace(data, qvel=qvel, next_qvel=next_qvel)
+
+
+def test_one_noisy_trajectory_gets_a_block_bootstrap_spread_not_false_precision(high_gravity_data: Trajectories) -> None:
+    noisy = with_encoder_noise(high_gravity_data, 0.05)
+    lengths = [end - start for start, end in noisy.episode_bounds()]
+    one = noisy.select_episodes([int(np.argmax(lengths))])
+    fast = {**FAST, "holdout_fraction": 0.0}
+    single = identify(ENV, one, IdentifySettings(parameters={"gravity": (0.25, 4.0)}, **fast))
+    (gravity,) = single.parameters
+    # Resampling the one trajectory would always draw it again: a spread of ~0 and a range that need not
+    # hold the truth. Blocks of its windows give a real spread instead.
+    assert single.fit["bootstrap_unit"].startswith("block of")
+    assert gravity.log_spread is not None and gravity.log_spread > 0.01
+    assert gravity.calibrated[0] < 2.0 < gravity.calibrated[1]
+    many = identify(ENV, noisy, IdentifySettings(parameters={"gravity": (0.25, 4.0)}, **fast))
+    assert many.fit["bootstrap_unit"] == "trajectory" and many.parameters[0].log_spread < gravity.log_spread
 
 
 def test_same_seed_same_calibration(high_gravity_data: Trajectories) -> None:
@@ -100,5 +130,6 @@ def test_dataset_of_another_env_is_rejected_before_work(high_gravity_data: Traje
 
 def test_a_null_range_leaves_a_default_handle_out() -> None:
     assert [p.handle for p in parse_priors({"masses": None, "gravity": [0.5, 2.0]})] == ["gravity"]
+    assert IdentifySettings(parameters={"masses": None, "gravity": [0.5, 2.0]}).parameters == {"gravity": (0.5, 2.0)}
     with pytest.raises(ValueError, match="give at least one handle"):
         parse_priors({"masses": None})

@@ -66,6 +66,8 @@ def test_both_inits_and_finetuning_the_rest_stay_within_the_budget(ppo_run: Path
     ({"init": "best"}, 1000, "init='best' is not valid; valid: scratch, source, both"),
     ({"excitation": "sine"}, 1000, "excitation='sine' is not valid; valid: policy, random, chirp"),
     ({"measure_steps": 50}, 1000, "measure_steps=50 is less than one trajectory"),
+    ({"trajectory_length": 100, "measure_steps": 500, "horizon": 150}, 1000,
+     "horizon=150 is longer than trajectory_length=100"),
 ])
 def test_bad_input_fails_before_any_work(ppo_run: Path, settings: dict, budget: int, message: str) -> None:
     with pytest.raises(ValueError, match=message):
