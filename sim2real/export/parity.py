@@ -176,8 +176,8 @@ def record_rollouts(policy: Policy, env: EnvSpec, n_observations: int, seed: int
 
 
 def max_abs_diff(reference: np.ndarray, candidate: np.ndarray) -> float:
-    """Largest absolute difference; inf if shapes differ or any value is not finite."""
-    if reference.shape != candidate.shape or not np.isfinite(candidate).all():
+    """Largest absolute difference; inf if shapes differ or any value (of either) is not finite."""
+    if reference.shape != candidate.shape or not (np.isfinite(candidate).all() and np.isfinite(reference).all()):
         return float("inf")
     return float(np.max(np.abs(reference.astype(np.float64) - candidate.astype(np.float64)), initial=0.0))
 

@@ -20,5 +20,10 @@ def format_summary(manifest: Mapping[str, Any]) -> str:
         lines.append(f"parity over {parity['observations']} observations ({parity['episodes']} episodes): "
                      f"onnx max abs diff {parity['onnx_max_abs_diff']:.3g}, "
                      f"torchscript {parity['torchscript_max_abs_diff']:.3g} (tolerance {parity['tolerance']:g}; "
-                     f"SB3 batched vs single: {parity['sb3_batch_vs_single_max_abs_diff']:.3g})")
+                     f"SB3 batched vs single: {_batched(parity['sb3_batch_vs_single_max_abs_diff'])})")
     return "\n".join(lines)
+
+
+def _batched(value: float | None) -> str:
+    """SB3's batched-vs-single noise floor; a recurrent policy has none (its batch is parallel episodes)."""
+    return "n/a (recurrent)" if value is None else f"{value:.3g}"

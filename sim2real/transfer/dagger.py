@@ -23,7 +23,7 @@ import numpy as np
 
 from sim2real.data.demos import collect_demonstrations
 from sim2real.policies.policy import Policy
-from sim2real.policies.run_info import RunInfo
+from sim2real.policies.run_info import RunInfo, read_run_info
 from sim2real.seeding import child_seeds
 from sim2real.transfer.base import (
     AdaptedPolicy,
@@ -91,6 +91,11 @@ class DAgger(TransferMethod[DAggerSettings]):
 
     def validate(self, setup: TransferSetup, source: RunInfo) -> None:
         check_demonstration_settings(self.settings, setup, source, expert_required=True)
+        if read_run_info(str(self.settings.expert)).algo == "recurrent_ppo":
+            # Labels are queried for a batch of unrelated visited states at once: an LSTM has no state for them.
+            raise ValueError(f"DAgger labels visited states in batches, which a recurrent (recurrent_ppo) expert "
+                             f"cannot do without its LSTM state; expert '{self.settings.expert}' is recurrent: give "
+                             f"a ppo, sac or td3 expert (policy.history=k gives it memory)")
         planned = self._initial_steps(setup.budget) + self.settings.iterations * (self.settings.steps_per_iteration or 0)
         if planned > setup.budget:
             raise ValueError(f"demo_steps + iterations x steps_per_iteration = {planned} exceeds the budget of {setup.budget}")

@@ -12,6 +12,7 @@ import torch
 
 from sim2real.export import ExportSettings, ParityError, export_bundle, export_settings_from_dict
 from sim2real.export import bundle as bundle_module
+from sim2real.export.parity import max_abs_diff
 from sim2real.policies import ObsNormalizer, load_policy
 from sim2real.policies.deploy import BUNDLE_FILE, ONNX_FILE, TORCHSCRIPT_FILE, DeployedPolicy, sha256_file
 from sim2real.presets import load_preset
@@ -156,3 +157,11 @@ def test_output_folder_rules(ppo_bundle: Path, trained_ppo_run: Path, tmp_path: 
 def test_settings_are_validated(settings: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         export_settings_from_dict(settings)
+
+
+def test_parity_difference_is_infinite_when_either_side_is_not_finite() -> None:
+    finite = np.array([0.1, -0.2])
+    assert max_abs_diff(finite, finite + 1e-7) == pytest.approx(1e-7)
+    assert max_abs_diff(finite, np.array([0.1, np.nan])) == np.inf
+    assert max_abs_diff(np.array([np.nan, -0.2]), finite) == np.inf  # a NaN reference is no match either
+    assert max_abs_diff(finite, finite[:1]) == np.inf

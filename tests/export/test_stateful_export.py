@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from sim2real.export import export_bundle
+from sim2real.export import export_bundle, format_summary
 from sim2real.policies import Policy
 from sim2real.policies.deploy import (
     BUNDLE_FILE,
@@ -121,6 +121,12 @@ def test_runtime_keeps_state_and_reset_clears_it(kind: str, request: pytest.Fixt
         deployed.act(observations[:3])
     deployed.reset()
     assert deployed.act(observations[:3]).shape == (3, 1)                # a batch: three robots at once
+
+
+def test_recurrent_bundle_summary_says_it_has_no_batched_noise_floor(recurrent_bundle: Path) -> None:
+    manifest = read_json(recurrent_bundle / BUNDLE_FILE)
+    assert manifest["parity"]["sb3_batch_vs_single_max_abs_diff"] is None  # a batch is parallel episodes
+    assert "SB3 batched vs single: n/a (recurrent)" in format_summary(manifest)
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated")

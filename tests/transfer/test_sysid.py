@@ -74,6 +74,15 @@ def test_bad_input_fails_before_any_work(ppo_run: Path, settings: dict, budget: 
         prepare_transfer(ppo_run, target_spec("high_gravity"), "sysid", {**FAST, **settings}, budget, seed=0)
 
 
+def test_recurrent_runs_are_refused_as_sysid_sources_and_dagger_experts(ppo_run: Path, tmp_path: Path) -> None:
+    recurrent = tmp_path / "lstm"
+    train(tiny_train_config("recurrent_ppo", timesteps=256), recurrent)
+    with pytest.raises(ValueError, match="sysid does not support a recurrent"):
+        prepare_transfer(recurrent, target_spec("high_gravity"), "sysid", FAST, 1000, seed=0)
+    with pytest.raises(ValueError, match=f"expert '{recurrent}' is recurrent"):
+        prepare_transfer(ppo_run, target_spec("high_gravity"), "dagger", {"expert": str(recurrent)}, 1000, seed=0)
+
+
 @pytest.mark.slow
 def test_policy_trained_in_the_calibrated_simulator_balances_on_the_target(ppo_run: Path, tmp_path: Path) -> None:
     _, metadata = transfer(ppo_run, tmp_path / "learn", target="weak_motors", parameters={"gains": [0.25, 4.0]},
