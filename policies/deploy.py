@@ -250,9 +250,31 @@ class DeployedPolicy:
         """The state the next call starts from, ``(N, state_dim)`` (None after :meth:`reset`: zeros)."""
         return self._state
 
-    def reset(self) -> None:
-        """Starts a new episode: the next call starts from the zero state (nothing to do if memoryless)."""
-        self._state = None
+    def reset(self, episodes: np.ndarray | list[int] | None = None) -> None:
+        """Starts new episodes from the zero state (nothing to do if memoryless).
+
+        Args:
+            episodes: Which episodes of the batch being stepped restart (robots whose episode ended while
+                the others go on): a boolean mask of the batch size, or row indices. None (the default)
+                restarts all of them, and the next call may then have any batch size.
+
+        Raises:
+            ValueError: a mask of another size than the batch, or an index outside it.
+        """
+        if episodes is None:
+            self._state = None
+            return
+        if self._state is None:  # every episode already starts from zeros
+            return
+        rows, n = np.asarray(episodes), self._state.shape[0]
+        if rows.dtype == bool:
+            if rows.shape != (n,):
+                raise ValueError(f"reset mask of shape {rows.shape} does not match the {n} episode(s) being stepped")
+        elif rows.size and (rows.dtype.kind not in "iu" or rows.min() < -n or rows.max() >= n):
+            raise ValueError(f"reset indices {rows.tolist()} are not rows of the {n} episode(s) being stepped")
+        state = self._state.copy()
+        state[rows] = 0
+        self._state = state
 
     @classmethod
     def load(cls, path: str | Path, threads: int = 1) -> DeployedPolicy:

@@ -129,6 +129,27 @@ def test_recurrent_bundle_summary_says_it_has_no_batched_noise_floor(recurrent_b
     assert "SB3 batched vs single: n/a (recurrent)" in format_summary(manifest)
 
 
+@pytest.mark.parametrize("kind", ["history", "recurrent"])
+def test_reset_of_some_episodes_in_a_batch_leaves_the_others(kind: str, request: pytest.FixtureRequest) -> None:
+    bundle = request.getfixturevalue(f"{kind}_bundle")
+    batch, alone = DeployedPolicy.load(bundle), DeployedPolicy.load(bundle)
+    observations = np.random.default_rng(2).normal(0, 0.5, size=(5, 3, batch.obs_dim))
+    for obs in observations[:4]:
+        batch.act(obs)
+    carried = batch.state.copy()
+    batch.reset([1])                                      # robot 1's episode ended; 0 and 2 go on
+    np.testing.assert_array_equal(batch.state[[0, 2]], carried[[0, 2]])
+    assert not batch.state[1].any() and carried[1].any()
+    action = batch.act(observations[4])
+    np.testing.assert_allclose(action[1], alone.act(observations[4][1]), rtol=0, atol=1e-6)  # a fresh episode
+    batch.reset(np.array([True, False, False]))
+    assert not batch.state[0].any() and batch.state[2].any()
+    with pytest.raises(ValueError, match="reset mask of shape \\(2,\\) does not match the 3 episode"):
+        batch.reset(np.array([True, False]))
+    with pytest.raises(ValueError, match="reset indices \\[3\\] are not rows of the 3 episode"):
+        batch.reset([3])
+
+
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated")
 def test_torchscript_takes_and_returns_the_state(recurrent_run: Path, recurrent_bundle: Path) -> None:
     policy = Policy.load(recurrent_run)
