@@ -158,7 +158,7 @@ class RunKind:
     """A kind of folder the toolkit writes.
 
     Attributes:
-        name: ``train``, ``transfer``, ``pipeline``, ``evaluate``, ``demos``, ``export``, ``calibrate``.
+        name: ``train``, ``distill``, ``transfer``, ``pipeline``, ``evaluate``, ``demos``, ``export``, ``calibrate``.
         what: How messages name it (``a training run``).
         script: The script that makes it, for messages.
         files: Glob patterns of the top-level entries this kind writes; ``overwrite=true`` removes these
@@ -174,7 +174,8 @@ class RunKind:
 _COMMON = (RUN_FILE, CONFIG_FILE, OVERRIDES_FILE)
 _POLICY = (METADATA_FILE, MODEL_FILE, VECNORMALIZE_FILE, "checkpoints", "tb", "stage.json")
 RUN_KINDS: dict[str, RunKind] = {kind.name: kind for kind in (
-    RunKind("train", "a training run", "scripts/train.py", (*_COMMON, *_POLICY, "eval.json")),
+    RunKind("train", "a training run", "scripts/train.py", (*_COMMON, *_POLICY, "eval.json", "adr_ranges.png")),
+    RunKind("distill", "a distilled student", "scripts/distill.py", (*_COMMON, *_POLICY)),
     RunKind("transfer", "a transfer run", "scripts/transfer.py",
             (*_COMMON, *_POLICY, "calibration.json", "calibration.png")),
     RunKind("pipeline", "a pipeline run", "scripts/pipeline.py",
@@ -200,7 +201,7 @@ def run_kind(folder: str | os.PathLike[str]) -> str | None:
     if marker.get("kind") in RUN_KINDS:
         return str(marker["kind"])
     metadata = _read_object(folder / METADATA_FILE)
-    if metadata.get("kind") in ("train", "transfer"):
+    if metadata.get("kind") in ("train", "transfer", "distill"):
         return str(metadata["kind"])
     if "env" in metadata and "algo" in metadata:
         return "train"

@@ -107,6 +107,25 @@ def test_script_writes_a_student(teacher_run: Path, tmp_path: Path) -> None:
     assert "0 target steps" in result.stdout
 
 
+def test_script_never_writes_into_a_run_it_did_not_make(teacher_run: Path, tmp_path: Path) -> None:
+    before = {p.relative_to(teacher_run): p.stat().st_mtime_ns for p in teacher_run.rglob("*")}
+    command = [sys.executable, str(REPO / "scripts" / "distill.py"), f"teacher={teacher_run}", "history=2",
+               "iterations=1", "steps_per_iteration=200", "epochs=1", "eval_episodes=0"]
+    result = subprocess.run([*command, f"hydra.run.dir={teacher_run}"], capture_output=True, text=True, cwd=REPO,
+                            timeout=300)
+    assert result.returncode == 2 and "holds a training run" in result.stderr, result.stderr[-2000:]
+    assert {p.relative_to(teacher_run): p.stat().st_mtime_ns for p in teacher_run.rglob("*")} == before
+    student = tmp_path / "student"
+    assert subprocess.run([*command, f"hydra.run.dir={student}"], capture_output=True, cwd=REPO, timeout=300).returncode == 0
+    model = (student / "model.zip").stat().st_mtime_ns
+    again = subprocess.run([*command, f"hydra.run.dir={student}"], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert again.returncode == 2 and "overwrite=true" in again.stderr, again.stderr[-2000:]
+    assert (student / "model.zip").stat().st_mtime_ns == model
+    bad = subprocess.run([*command, "history=0", f"hydra.run.dir={tmp_path / 'short'}"], capture_output=True, text=True,
+                         cwd=REPO, timeout=300)
+    assert bad.returncode == 2 and "history=0" in bad.stderr and not (tmp_path / "short").exists()
+
+
 @pytest.fixture(scope="module")
 def rma_run(teacher_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_dir = tmp_path_factory.mktemp("rma_student")
