@@ -117,14 +117,34 @@ HYPERPARAMETER_CHECKS: dict[str, Callable[[str, Any], Any]] = {
 ON_POLICY = ("ppo", "recurrent_ppo")
 
 
-def check_hyperparams(algo: str, hyperparams: Mapping[str, Any], n_envs: int) -> None:
-    """Refuses hyperparameter values SB3 would take without complaint but cannot train with.
+SET_BY_THE_TRAINER = frozenset({"policy", "env", "seed", "device", "verbose", "tensorboard_log", "policy_kwargs",
+                                "action_noise", "_init_setup_model"})
+"""Constructor arguments the trainer sets itself (the network goes in ``algo.network``)."""
 
-    Names without a check here pass through (SB3 refuses unknown names itself).
+
+def hyperparameter_names(algo: str) -> set[str]:
+    """The keyword arguments of ``algo``'s SB3 constructor that ``algo.hyperparams`` may set."""
+    import inspect
+
+    from sim2real.policies.policy import ALGORITHM_CLASSES  # SB3: imported only when a config is checked
+
+    return set(inspect.signature(ALGORITHM_CLASSES[algo].__init__).parameters) - SET_BY_THE_TRAINER - {"self"}
+
+
+def check_hyperparams(algo: str, hyperparams: Mapping[str, Any], n_envs: int) -> None:
+    """Refuses hyperparameter names the algorithm's constructor does not take, and values SB3 would take
+    without complaint but cannot train with, before anything is written.
 
     Raises:
-        ValueError: ``algo.hyperparams.learning_rate=-1 must be a number > 0``, or a PPO rollout of one step.
+        ValueError: ``algo.hyperparams.n_stepz: not a hyperparameter of ppo; valid: ...``,
+            ``algo.hyperparams.learning_rate=-1 must be a number > 0``, or a PPO rollout of one step.
     """
+    valid = hyperparameter_names(algo)
+    for name in hyperparams:
+        if name not in valid:
+            where = "is set by the trainer (the network: algo.network)" if name in SET_BY_THE_TRAINER else \
+                f"is not a hyperparameter of {algo}"
+            raise ValueError(f"algo.hyperparams.{name} {where}; valid: {', '.join(sorted(valid))}")
     for name, value in hyperparams.items():
         check = HYPERPARAMETER_CHECKS.get(name)
         if check is not None:

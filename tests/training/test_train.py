@@ -134,6 +134,19 @@ def test_train_script_rejects_bad_input_before_training(tmp_path: Path, override
     assert not (tmp_path / "metadata.json").exists()
 
 
+def test_overwrite_with_an_unknown_hyperparameter_keeps_the_old_run(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    train(tiny_train_config("ppo", timesteps=256), run)
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    result = run_train_script("env=inverted_pendulum", "overwrite=true", "+algo.hyperparams.n_stepz=512",
+                              f"hydra.run.dir={run}")
+    assert result.returncode == 2
+    assert "algo.hyperparams.n_stepz is not a hyperparameter of ppo; valid: batch_size" in result.stderr
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before  # nothing removed or rewritten
+    with pytest.raises(ValueError, match="algo.hyperparams.seed is set by the trainer"):
+        check_hyperparams("td3", {"seed": 3}, 1)
+
+
 def test_env_spec_from_record_for_registered_and_custom_robots(monkeypatch: pytest.MonkeyPatch) -> None:
     from sim2real.envs import registry
     from sim2real.envs.registry import env_spec_from_record, trust_entry_points
