@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -13,6 +14,10 @@ from typing import Any
 from sim2real.runs import read_json, write_json_atomic
 
 MARKER = "stage.json"
+STARTED = ".stage_started.json"
+"""Written when a stage starts: the settings its folder's (partial) files were made with."""
+EXTENDABLE = ("timesteps",)
+"""Fingerprint entries a rerun may raise and still continue the files there (a training stage trains on)."""
 
 
 @dataclass
@@ -75,8 +80,17 @@ class Stage:
         return True
 
     def run(self) -> None:
-        """Runs the action and writes the completion marker (atomically, last)."""
+        """Runs the action and writes the completion marker (atomically, last).
+
+        The folder's files are continued (a training stage resumes its checkpoint) only when they were made
+        with the same settings, or with fewer timesteps; files made with other settings (another seed,
+        algorithm, randomization, ...) are removed first, so that no stage finishes on another's work.
+        """
         self.folder.mkdir(parents=True, exist_ok=True)
+        previous = self.recorded_fingerprint()
+        if previous is not None and not _continues(previous, _plain(self.fingerprint)):
+            _empty(self.folder)
+        write_json_atomic(self.folder / STARTED, {"stage": self.name, "fingerprint": self.fingerprint})
         marker = self.folder / MARKER
         if marker.exists():
             marker.unlink()  # an outdated marker must not vouch for a half-rewritten folder
@@ -86,6 +100,40 @@ class Stage:
             self.summary["wall_time_s"] = round(time.perf_counter() - start, 2)
         write_json_atomic(marker, {"stage": self.name, "digest": self.digest, "fingerprint": self.fingerprint,
                                    "outputs": self.outputs(), "inputs": self.input_outputs(), "summary": self.summary})
+
+
+    def recorded_fingerprint(self) -> dict[str, Any] | None:
+        """The settings the folder's files were made with (its marker's, else its start record's), or None."""
+        for name in (MARKER, STARTED):
+            try:
+                data = read_json(self.folder / name)
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+                continue
+            if isinstance(data, dict) and isinstance(data.get("fingerprint"), dict):
+                return _plain(data["fingerprint"])
+        return None
+
+
+def _plain(fingerprint: dict[str, Any]) -> dict[str, Any]:
+    """The fingerprint as it reads back from JSON (paths and other objects as strings)."""
+    return json.loads(json.dumps(fingerprint, sort_keys=True, default=str))
+
+
+def _continues(previous: dict[str, Any], current: dict[str, Any]) -> bool:
+    """Whether files made with ``previous`` may be continued under ``current``."""
+    if {k: v for k, v in previous.items() if k not in EXTENDABLE} != {k: v for k, v in current.items() if k not in EXTENDABLE}:
+        return False
+    return all(not isinstance(previous.get(k), (int, float)) or not isinstance(current.get(k), (int, float))
+               or current[k] >= previous[k] for k in EXTENDABLE)
+
+
+def _empty(folder: Path) -> None:
+    """Removes everything in a stage's folder (made under other settings)."""
+    for entry in folder.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
 
 
 def _file_digest(path: Path) -> str | None:

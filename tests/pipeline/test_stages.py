@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -53,3 +54,33 @@ def test_missing_artifact_reruns(tmp_path: Path) -> None:
     (tmp_path / "s" / "result.txt").unlink()
     run_stages([counting_stage(tmp_path / "s", calls)], lambda _: None)
     assert calls == ["s", "s"]
+
+
+def files_seen_by_stage(folder: Path, fingerprint: dict, fail: bool = False) -> list[str]:
+    """Runs a stage that records which files its folder held when it started (like a resumed checkpoint)."""
+    seen: list[str] = []
+
+    def action(out: Path) -> dict:
+        seen.extend(sorted(p.name for p in out.iterdir() if not p.name.startswith(".")))
+        (out / "checkpoint.txt").write_text(str(fingerprint))
+        if fail:
+            raise RuntimeError("interrupted")
+        return {}
+
+    stage = Stage("train", folder, 1.0, fingerprint, action, ("checkpoint.txt",))
+    with contextlib.suppress(RuntimeError):
+        run_stages([stage], lambda _: None)
+    return seen
+
+
+@pytest.mark.parametrize("interrupted", [False, True])
+def test_files_made_with_other_settings_are_not_continued(tmp_path: Path, interrupted: bool) -> None:
+    folder = tmp_path / "s"
+    files_seen_by_stage(folder, {"seed": 0, "timesteps": 100}, fail=interrupted)
+    # Other settings: the old checkpoint is removed before the stage runs, so nothing resumes from it.
+    assert files_seen_by_stage(folder, {"seed": 1, "timesteps": 100}) == []
+    assert (folder / "checkpoint.txt").read_text() == str({"seed": 1, "timesteps": 100})
+    # More timesteps with the same settings: the files stay and the stage continues them.
+    assert files_seen_by_stage(folder, {"seed": 1, "timesteps": 200}) == ["checkpoint.txt"]
+    # Fewer timesteps than the files hold is not a continuation.
+    assert files_seen_by_stage(folder, {"seed": 1, "timesteps": 50}) == []
