@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -285,7 +286,7 @@ class RunLock:
                   "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         for _ in range(3):
             try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                self._create(record)
             except FileExistsError:
                 holder = _read_object(self.path)
                 if _holder_alive(holder):
@@ -296,11 +297,32 @@ class RunLock:
                 with contextlib.suppress(FileNotFoundError):
                     self.path.unlink()  # left by a process that died
                 continue
-            with os.fdopen(fd, "w") as handle:
-                json.dump(record, handle)
             self.held = True
             return self
         raise RunFolderError(f"could not take the lock '{self.path}': other processes keep replacing it")
+
+    def _create(self, record: dict[str, Any]) -> None:
+        """Creates the lock file with its record already in it (``FileExistsError`` if there is one).
+
+        The record is written to a private file first and hard-linked into place, so the lock never exists
+        empty: a second process cannot read a lock being created as one left by a dead process.
+        """
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w") as handle:
+                json.dump(record, handle)
+            try:
+                os.link(tmp, self.path)
+            except OSError as err:
+                if isinstance(err, FileExistsError) or err.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV):
+                    raise
+                # A file system without hard links: exclusive create, then the record (briefly empty).
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                with os.fdopen(fd, "w") as handle:
+                    json.dump(record, handle)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
 
     def release(self) -> None:
         """Gives the lock back (removes the file if it is still ours)."""

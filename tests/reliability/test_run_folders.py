@@ -113,6 +113,26 @@ def test_a_second_process_is_refused_and_a_dead_owners_lock_is_taken_over(tmp_pa
         RunLock(folder / LOCK_FILE).acquire()
 
 
+def test_a_lock_is_never_seen_empty_while_it_is_created(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lock appears with its owner already in it: a process checking it meanwhile sees a live holder,
+    never an empty record it would take for a dead process's lock."""
+    seen: list[dict] = []
+    real_link = os.link
+
+    def link_and_look(src: str, dst: str) -> None:
+        real_link(src, dst)
+        seen.append(json.loads(Path(dst).read_text()))  # what another process reads the instant it exists
+
+    monkeypatch.setattr(os, "link", link_and_look)
+    lock = RunLock(tmp_path / LOCK_FILE).acquire()
+    assert seen and seen[0]["pid"] == os.getpid()
+    assert [p.name for p in tmp_path.iterdir()] == [LOCK_FILE]  # the private record file is gone
+    with pytest.raises(RunFolderError, match=f"in use by process {os.getpid()}"):
+        RunLock(tmp_path / LOCK_FILE).acquire()
+    lock.release()
+    assert not (tmp_path / LOCK_FILE).exists()
+
+
 def test_a_refused_command_inside_a_new_claim_leaves_nothing(tmp_path: Path) -> None:
     folder = tmp_path / "run"
     with pytest.raises(ValueError, match="bad"), claim_run_dir(folder, "evaluate"):
