@@ -35,7 +35,9 @@ def save_checkpoint(model, run_dir: Path, extra: Mapping[str, Any] | None = None
     name = f"step_{model.num_timesteps}"
     final = root / name
     if final.exists():
-        return final
+        if latest_checkpoint(run_dir) == final:
+            return final  # this state is already the latest checkpoint
+        shutil.rmtree(final)  # left by an earlier segment (a crash before latest.json moved): not this state
     tmp = root / f".{name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
@@ -53,6 +55,11 @@ def save_checkpoint(model, run_dir: Path, extra: Mapping[str, Any] | None = None
         if old.name != name:
             shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def checkpoint_steps(checkpoint: Path) -> int:
+    """The environment steps a checkpoint folder (``step_N``) holds."""
+    return int(checkpoint.name.removeprefix("step_"))
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:

@@ -26,6 +26,7 @@ from sim2real.randomization.factory import make_env, validate_dynamics
 from sim2real.randomization.privileged import privileged_names
 from sim2real.randomization.spec import DynamicsSpec
 from sim2real.runs import (
+    METADATA_FILE,
     MODEL_FILE,
     VECNORMALIZE_FILE,
     atomic_path,
@@ -38,6 +39,7 @@ from sim2real.training.callbacks import (
     AdrUpdater,
     CheckpointEvery,
     DynamicsLogger,
+    checkpoint_steps,
     latest_checkpoint,
     save_checkpoint,
 )
@@ -171,9 +173,14 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     checkpoint = latest_checkpoint(run_dir) if resume else None
-    if resume and (run_dir / "metadata.json").is_file() and load_metadata(run_dir).get("complete") \
-            and load_metadata(run_dir).get("timesteps_done", 0) >= config.timesteps:
-        return ALGORITHM_CLASSES[config.algo.name].load(run_dir / MODEL_FILE, device=config.device)
+    if resume and (run_dir / "metadata.json").is_file() and load_metadata(run_dir).get("complete"):
+        done = int(load_metadata(run_dir).get("timesteps_done", 0))
+        if done >= config.timesteps:
+            return ALGORITHM_CLASSES[config.algo.name].load(run_dir / MODEL_FILE, device=config.device)
+        if checkpoint is None or checkpoint_steps(checkpoint) < done:
+            # Extending a finished run that kept no checkpoint of its end (checkpoint_every=0): continue from its
+            # final model and statistics (an off-policy replay buffer was not kept and starts empty).
+            checkpoint = run_dir
 
     privileged = config.policy.privileged != "none"
     venv = make_vec_env(config.env, config.algo.n_envs, config.seed, config.randomization, config.target,
@@ -225,6 +232,8 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
             record_progress()
             raise
     final, fps = progress(), logger.steps_per_second
+    if config.checkpoint_every > 0:  # the end state too, so that extending the run continues it exactly
+        save_checkpoint(model, run_dir, extra() if extra else None)
     save_final(model, run_dir)
     update_metadata(run_dir, complete=True, **final, **({"train_fps": round(fps, 1)} if fps is not None else {}))
     if adr is not None:
@@ -244,6 +253,8 @@ def adr_state(config: TrainConfig, checkpoint: Path | None) -> AdrState | None:
     state = AdrState(config.randomization.adr, config.env.name, episode_fraction=fraction)
     if checkpoint is not None and (checkpoint / ADR_FILE).is_file():
         state.load_dict(read_json(checkpoint / ADR_FILE))
+    elif checkpoint is not None and (checkpoint / METADATA_FILE).is_file() and load_metadata(checkpoint).get("adr"):
+        state.load_dict(load_metadata(checkpoint)["adr"])  # a finished run's folder: its metadata holds the end state
     return state
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
 from sim2real.evaluation import rollout_returns
@@ -132,6 +133,38 @@ def test_train_script_rejects_bad_input_before_training(tmp_path: Path, override
     assert message in result.stderr + result.stdout
     assert not (tmp_path / "model.zip").exists()
     assert not (tmp_path / "metadata.json").exists()
+
+
+@pytest.mark.parametrize("checkpoint_every", [0, 128])
+def test_extending_a_finished_run_continues_its_end_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         checkpoint_every: int) -> None:
+    from sim2real.training import trainer
+
+    config = replace(tiny_train_config("td3", timesteps=300), checkpoint_every=checkpoint_every)
+    first = train(config, tmp_path)
+    done = int(first.num_timesteps)
+    if checkpoint_every:
+        assert latest_checkpoint(tmp_path).name == f"step_{done}"  # the end state is the latest checkpoint
+    end_weights = {k: v.clone() for k, v in first.policy.state_dict().items()}
+
+    def fresh_model(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an extension must not start a new model")
+
+    monkeypatch.setattr(trainer, "build_model", fresh_model)
+    resumed: dict = {}
+    real_learn = type(first).learn
+
+    def learn(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        resumed.update(steps=self.num_timesteps, weights={k: v.clone() for k, v in self.policy.state_dict().items()},
+                       buffer=self.replay_buffer.size())
+        return real_learn(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(first), "learn", learn)
+    extended = train(replace(config, timesteps=600), tmp_path, resume=True)
+    assert resumed["steps"] == done and extended.num_timesteps >= 600
+    for name, value in end_weights.items():
+        torch.testing.assert_close(resumed["weights"][name], value, rtol=0, atol=0)
+    assert resumed["buffer"] == (done if checkpoint_every else 0)  # kept with a checkpoint, else starts empty
 
 
 def test_overwrite_with_an_unknown_hyperparameter_keeps_the_old_run(tmp_path: Path) -> None:
