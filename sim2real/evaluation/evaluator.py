@@ -287,7 +287,7 @@ def evaluate_policies(
         jobs |= sweep_jobs(candidate.policy, candidate.name, candidate.env_or(env), settings.sweep, settings.eval_seed)  # type: ignore[arg-type]
     results = run_keyed(jobs, workers)
 
-    report = build_report(_evaluated(candidates, results, seeds, target), env=env.name, target=target.name,
+    report = build_report(_evaluated(candidates, results, seeds, target), env=env, target=target.name,
                           target_spec=target.to_dict(), confidence=settings.confidence, resamples=settings.resamples,
                           seed=settings.bootstrap_seed)
     report.context.update(eval_seed=settings.eval_seed, episode_seed_bases=bases,

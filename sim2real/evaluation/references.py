@@ -128,11 +128,32 @@ def published_shift(target_spec: Mapping[str, Any] | None) -> tuple[str, float] 
     return _SHIFT_KINDS[handle], float(value)
 
 
-def reference_scores(env: str, target_spec: Mapping[str, Any] | None = None) -> ReferenceScores | None:
-    """The reference pair for ``env`` on a target (None when the env has none).
+def differs_from_registered(env: Any) -> str | None:
+    """Why an env spec is not the registered robot its name says (None when it is): another model, other
+    constructor arguments or another episode length change what a return means, so the published pair no
+    longer applies. Observation history does not (the robot and its reward are the same)."""
+    from sim2real.envs.registry import ENVS
+
+    registered = ENVS.get(env.name) if env.name in ENVS else None
+    if registered is None:
+        return f"'{env.name}' is not a registered robot"
+    for name in ("id", "entry_point", "kwargs"):
+        if getattr(env, name) != getattr(registered, name):
+            return f"its {name} ({getattr(env, name)!r}) is not the registered {env.name}'s ({getattr(registered, name)!r})"
+    if env.max_episode_steps not in (None, registered.max_episode_steps):
+        from sim2real.envs.registry import episode_limit
+
+        if env.max_episode_steps != episode_limit(registered):
+            return f"its episodes last {env.max_episode_steps} steps, not the registered {episode_limit(registered)}"
+    return None
+
+
+def reference_scores(env: Any, target_spec: Mapping[str, Any] | None = None) -> ReferenceScores | None:
+    """The reference pair for ``env`` (a name, or an env spec) on a target (None when the env has none).
 
     ODRL's pair where the target is exactly one of its shifts, else the env's nominal pair (D4RL's or
-    this project's).
+    this project's). An env spec that differs from the registered robot of its name (another episode
+    length, model or constructor arguments: :func:`differs_from_registered`) has none.
 
     Example:
         >>> reference_scores("hopper", {"parameters": {"gravity": {"op": "scale", "value": 2.0}}}).expert
@@ -142,6 +163,10 @@ def reference_scores(env: str, target_spec: Mapping[str, Any] | None = None) -> 
         >>> reference_scores("reacher") is None
         True
     """
+    if not isinstance(env, str):
+        if differs_from_registered(env) is not None:
+            return None
+        env = env.name
     shift = published_shift(target_spec)
     if shift is not None and (env, *shift) in _ODRL_EXPERT:
         kind, factor = shift

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from sim2real.evaluation.provenance import ExpertUse
-from sim2real.evaluation.references import ReferenceScores, reference_scores
+from sim2real.evaluation.references import ReferenceScores, differs_from_registered, reference_scores
 from sim2real.evaluation.stats import (
     DEFAULT_CONFIDENCE,
     DEFAULT_RESAMPLES,
@@ -278,13 +278,14 @@ def _steps_incl_expert(entry: EvaluatedPolicy) -> int | None:
     return None if entry.expert.target_steps is None else entry.target_steps_used + entry.expert.target_steps
 
 
-def build_report(evaluated: list[EvaluatedPolicy], env: str, target: str, target_spec: dict[str, Any] | None = None,
+def build_report(evaluated: list[EvaluatedPolicy], env: Any, target: str, target_spec: dict[str, Any] | None = None,
                  confidence: float = DEFAULT_CONFIDENCE, resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> Report:
     """Computes every statistic of the report from raw returns.
 
     Args:
         evaluated: Every evaluated policy, baselines included (at most one ``random`` and one ``oracle``).
-        env: Env name (also picks the fixed reference returns).
+        env: The env spec, or its name (also picks the fixed reference returns; a spec that differs from
+            the registered robot of its name gets none).
         target: Target name.
         target_spec: The target's dynamics as a dict (for the record, and to pick a published reference pair).
         confidence: Coverage of the intervals.
@@ -304,6 +305,8 @@ def build_report(evaluated: list[EvaluatedPolicy], env: str, target: str, target
     random, oracle = _single(evaluated, "random"), _single(evaluated, "oracle")
     scratch = _by_role(evaluated, "scratch")
     reference = reference_scores(env, target_spec)
+    differs = None if isinstance(env, str) else differs_from_registered(env)
+    env = env if isinstance(env, str) else env.name
     margins = None if oracle is None else _OracleMargins(oracle, confidence, resamples, seed)
     score_shortfall = None
     if margins is not None and random is not None:
@@ -338,7 +341,7 @@ def build_report(evaluated: list[EvaluatedPolicy], env: str, target: str, target
     report.context["reference_scores"] = None if reference is None else reference.to_dict()
     report.context["oracle_margins"] = {} if margins is None else margins.to_dict()
     report.warnings.extend(_metric_warnings(rows))
-    report.warnings.extend(_baseline_warnings(evaluated, reference, env))
+    report.warnings.extend(_baseline_warnings(evaluated, reference, env, differs))
     report.context["headline"] = headline(report)
     report.context["sample_efficiency"] = sample_efficiency(report)
     return report
@@ -383,7 +386,8 @@ def _metric_warnings(rows: list[PolicyResult]) -> list[str]:
             for reason, metrics in reasons.items()]
 
 
-def _baseline_warnings(evaluated: list[EvaluatedPolicy], reference: ReferenceScores | None, env: str) -> list[str]:
+def _baseline_warnings(evaluated: list[EvaluatedPolicy], reference: ReferenceScores | None, env: str,
+                       differs: str | None = None) -> list[str]:
     warnings = []
     transfers = [e for e in evaluated if e.role == "policy" and e.budget is not None]
     if transfers and not _by_role(evaluated, "scratch"):
@@ -392,7 +396,10 @@ def _baseline_warnings(evaluated: list[EvaluatedPolicy], reference: ReferenceSco
     if unknown:
         warnings.append(f"the expert cost of {', '.join(unknown)} is unknown (see the expert column): "
                         "'target steps incl. expert' is left out for them")
-    if reference is None:
+    if reference is None and differs is not None and reference_scores(env) is not None:
+        warnings.append(f"the reference score is left out: the published (random, expert) pair of '{env}' is for "
+                        f"the registered robot, and {differs}")
+    elif reference is None:
         warnings.append(f"no fixed reference returns for env '{env}': the reference score is left out "
                         "(add a (random, expert) pair in sim2real/evaluation/references.py)")
     return warnings

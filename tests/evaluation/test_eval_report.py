@@ -117,3 +117,13 @@ def test_scratch_run_is_matched_by_budget() -> None:
     row = build_report(entries, env="e", target="t").policy("adapted")
     assert row.versus["scratch"].mean == pytest.approx(500.0 - 700.0, abs=20.0)  # the 20k one, not the 5k one
     assert row.negative_transfer is True
+
+
+def test_a_robot_changed_from_the_registered_one_gets_no_published_reference() -> None:
+    from sim2real.envs.registry import resolve_env
+
+    standard = build_report(planted(adapted_target=700.0), env=resolve_env("hopper"), target="t")
+    assert standard.env == "hopper" and all(row.reference_score is not None for row in standard.policies)
+    short = build_report(planted(adapted_target=700.0), env=resolve_env("hopper", max_episode_steps=200), target="t")
+    assert all(row.reference_score is None for row in short.policies)  # 200-step returns against a 1000-step expert
+    assert any("episodes last 200 steps, not the registered 1000" in w for w in short.warnings)
