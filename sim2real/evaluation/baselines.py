@@ -52,10 +52,16 @@ class Baselines:
 
 
 def scratch_runs(value: Any) -> dict[int, Path]:
-    """``{budget: run folder}`` from a folder, a list of folders, or a mapping; budgets of bare folders from metadata."""
+    """``{budget: run folder}`` from a folder, a list of folders, or a mapping; the budget of a bare folder is
+    the training steps it was asked for (its metadata's ``timesteps``: SB3 may run a few more to finish a
+    rollout, which must not make it another budget than the adapted policies' it is compared with)."""
     if not value:
         return {}
     if isinstance(value, dict):
         return {int(budget): Path(run) for budget, run in value.items()}
     folders = [value] if isinstance(value, (str, Path)) else list(value)
-    return {read_run_info(folder).steps_spent: Path(folder) for folder in folders}
+    budgets = {}
+    for folder in folders:
+        info = read_run_info(folder)
+        budgets[int(info.timesteps) if info.timesteps and not info.is_transfer else info.steps_spent] = Path(folder)
+    return budgets

@@ -212,13 +212,12 @@ def _by_role(evaluated: list[EvaluatedPolicy], role: str) -> list[EvaluatedPolic
 
 
 def _scratch_for(entry: EvaluatedPolicy, scratch: list[EvaluatedPolicy]) -> EvaluatedPolicy | None:
-    """The scratch run with the entry's budget; the only scratch run if there is just one."""
+    """The scratch run with the entry's budget (None if there is none: a scratch run trained with another
+    budget says nothing about whether transfer was worth this one's)."""
     if entry.budget is None or entry.role != "policy" or not scratch:
         return None
     matching = [run for run in scratch if run.budget == entry.budget]
-    if matching:
-        return matching[0]
-    return scratch[0] if len(scratch) == 1 else None
+    return matching[0] if matching else None
 
 
 def _comparisons(entry: EvaluatedPolicy, by_name: dict[str, EvaluatedPolicy], scratch: list[EvaluatedPolicy],
@@ -390,8 +389,14 @@ def _baseline_warnings(evaluated: list[EvaluatedPolicy], reference: ReferenceSco
                        differs: str | None = None) -> list[str]:
     warnings = []
     transfers = [e for e in evaluated if e.role == "policy" and e.budget is not None]
-    if transfers and not _by_role(evaluated, "scratch"):
+    scratch = _by_role(evaluated, "scratch")
+    if transfers and not scratch:
         warnings.append("no from-scratch baseline: negative transfer is checked against the zero-shot policy only")
+    unmatched = [e for e in transfers if scratch and _scratch_for(e, scratch) is None]
+    if unmatched:
+        warnings.append(f"no from-scratch baseline with the budget of {', '.join(f'{e.name} ({e.budget})' for e in unmatched)} "
+                        f"(scratch budgets: {', '.join(str(s.budget) for s in scratch)}): negative transfer is checked "
+                        "against the zero-shot policy only for them")
     unknown = [e.name for e in evaluated if e.expert is not None and e.expert.target_steps is None]
     if unknown:
         warnings.append(f"the expert cost of {', '.join(unknown)} is unknown (see the expert column): "

@@ -127,3 +127,13 @@ def test_a_robot_changed_from_the_registered_one_gets_no_published_reference() -
     short = build_report(planted(adapted_target=700.0), env=resolve_env("hopper", max_episode_steps=200), target="t")
     assert all(row.reference_score is None for row in short.policies)  # 200-step returns against a 1000-step expert
     assert any("episodes last 200 steps, not the registered 1000" in w for w in short.warnings)
+
+
+def test_a_scratch_run_of_another_budget_is_not_the_bar() -> None:
+    evaluated = planted(adapted_target=250.0)
+    evaluated[3] = EvaluatedPolicy("scratch_50000", "scratch", returns(250, seed=7), returns(400, seed=8),
+                                   target_steps_used=50_000, budget=50_000)
+    report = build_report(evaluated, env="e", target="t")
+    adapted = report.policy("adapted")
+    assert "scratch" not in adapted.versus  # 50,000 steps from scratch say nothing about a 20,000-step budget
+    assert any("no from-scratch baseline with the budget of adapted (20000)" in w for w in report.warnings)
