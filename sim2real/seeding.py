@@ -22,6 +22,14 @@ def child_seeds(seed: int, n: int) -> list[int]:
     return [int(child.generate_state(1)[0]) for child in children]
 
 
+def segment_seed(seed: int, steps: int) -> int:
+    """The seed of a run's segment that resumes after ``steps`` environment steps: its own stream (a resumed
+    segment must not draw the first segment's dynamics and noise again), the same for the same resume point."""
+    if steps == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, steps]).generate_state(1)[0] % (2**31 - 1))
+
+
 def set_torch_threads(threads: int | None) -> None:
     """Sets torch's intra-op threads (scripts only). Small MLPs train fastest on one thread on a CPU,
     and two threads on a busy 2-core machine can be an order of magnitude slower."""

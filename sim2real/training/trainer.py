@@ -34,6 +34,7 @@ from sim2real.runs import (
     read_json,
     update_metadata,
 )
+from sim2real.seeding import segment_seed
 from sim2real.training.callbacks import (
     ADR_FILE,
     AdrUpdater,
@@ -183,7 +184,10 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
             checkpoint = run_dir
 
     privileged = config.policy.privileged != "none"
-    venv = make_vec_env(config.env, config.algo.n_envs, config.seed, config.randomization, config.target,
+    resumed_at = 0 if checkpoint is None else \
+        int(load_metadata(run_dir).get("timesteps_done", 0)) if checkpoint == run_dir else checkpoint_steps(checkpoint)
+    seed = segment_seed(config.seed, resumed_at)
+    venv = make_vec_env(config.env, config.algo.n_envs, seed, config.randomization, config.target,
                         config.algo.vec_env, privileged=privileged, privileged_noise=config.policy.privileged_noise,
                         episode_steps=config.train_episode_steps)
     venv = wrap_normalize(venv, config.algo, checkpoint / VECNORMALIZE_FILE if checkpoint else None)
@@ -193,6 +197,7 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
             checkpoint / "model.zip", env=venv, device=config.device, tensorboard_log=str(run_dir / "tb"))
         if isinstance(model, OffPolicyAlgorithm) and (checkpoint / "replay_buffer.pkl").is_file():
             model.load_replay_buffer(checkpoint / "replay_buffer.pkl")
+        model.set_random_seed(seed)  # loading reseeds with the run's seed: this segment draws its own stream
     else:
         critic_only = len(names) if config.policy.privileged == "critic" else 0
         model = build_model(config.algo, venv, config.seed, run_dir / "tb", config.device, critic_only_dim=critic_only)

@@ -49,6 +49,38 @@ class StopAt(BaseCallback):
         return True
 
 
+class FirstObservation(BaseCallback):
+    """Records the raw observations the segment starts from (the envs' first reset)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.observations: np.ndarray | None = None
+
+    def _on_training_start(self) -> None:
+        env = self.model.get_env()
+        self.observations = env.get_original_obs().copy() if hasattr(env, "get_original_obs") else self.model._last_obs.copy()
+
+    def _on_step(self) -> bool:
+        return True
+
+
+def test_a_resumed_segment_draws_its_own_stream_reproducibly(tmp_path: Path) -> None:
+    import shutil
+
+    config = replace(tiny_train_config("ppo", timesteps=1024), checkpoint_every=256)
+    first = FirstObservation()
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path / "run", callbacks=[first, StopAt(300)])
+    starts = []
+    for copy in ("a", "b"):
+        shutil.copytree(tmp_path / "run", tmp_path / copy)
+        resumed = FirstObservation()
+        train(config, tmp_path / copy, resume=True, callbacks=[resumed])
+        starts.append(resumed.observations)
+    np.testing.assert_array_equal(starts[0], starts[1])  # the same resume point: the same stream
+    assert not np.allclose(starts[0], first.observations)  # not the first segment's resets replayed
+
+
 def test_resume_continues_the_timestep_count(tmp_path: Path) -> None:
     config = tiny_train_config("ppo", timesteps=1536)
     config = type(config)(**{**config.__dict__, "checkpoint_every": 256})
