@@ -259,14 +259,16 @@ class DeployedPolicy:
                 restarts all of them, and the next call may then have any batch size.
 
         Raises:
-            ValueError: a mask of another size than the batch, or an index outside it.
+            ValueError: a mask of another size than the batch, or an index outside it (checked against the
+                batch being stepped: before the first call every episode starts from zeros anyway).
         """
         if episodes is None:
             self._state = None
             return
-        if self._state is None:  # every episode already starts from zeros
+        rows = np.asarray(episodes)
+        if self._state is None or rows.size == 0:  # every episode already starts from zeros, or none restarts
             return
-        rows, n = np.asarray(episodes), self._state.shape[0]
+        n = self._state.shape[0]
         if rows.dtype == bool:
             if rows.shape != (n,):
                 raise ValueError(f"reset mask of shape {rows.shape} does not match the {n} episode(s) being stepped")

@@ -147,6 +147,7 @@ RUN_FILE = "run.json"
 OVERRIDES_FILE = "overrides.yaml"
 LOCK_FILE = ".sim2real.lock"
 TEMPORARY_PATTERN = ".*.tmp"  # what atomic_path and checkpoint saving leave behind when killed mid-write
+LOCK_RECORD_SUFFIX = ".record"  # a lock's record before it is linked into place (gone a moment later)
 
 
 class RunFolderError(ValueError):
@@ -272,8 +273,9 @@ class RunLock:
     """An exclusive claim on a run folder, held for the life of a run: a file holding the owner's PID and host.
 
     A second process is refused with the owner's PID. A lock left by a process that died (kill -9, a crash)
-    on this host is recognized by its PID and taken over. The file is created with ``O_EXCL``, which works on
-    local and network file systems alike (``flock`` does not on every NFS setup).
+    on this host is recognized by its PID and taken over. The file is created whole: its record is written to
+    a private file and hard-linked into place, which fails if the lock exists and works on local and network
+    file systems alike (``flock`` does not on every NFS setup); without hard links, ``O_EXCL`` creation.
     """
 
     def __init__(self, path: Path) -> None:
@@ -307,14 +309,16 @@ class RunLock:
         The record is written to a private file first and hard-linked into place, so the lock never exists
         empty: a second process cannot read a lock being created as one left by a dead process.
         """
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f"{self.path.name}.", suffix=LOCK_RECORD_SUFFIX, dir=self.path.parent)
         try:
+            os.fchmod(fd, 0o644)  # readable by others, like the lock itself, so they can tell whose it is
             with os.fdopen(fd, "w") as handle:
                 json.dump(record, handle)
             try:
                 os.link(tmp, self.path)
             except OSError as err:
-                if isinstance(err, FileExistsError) or err.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV):
+                no_links = (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EXDEV)
+                if isinstance(err, FileExistsError) or err.errno not in no_links:
                     raise
                 # A file system without hard links: exclusive create, then the record (briefly empty).
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -541,7 +545,8 @@ def _contents(folder: Path) -> list[str]:
     """Entries of ``folder`` other than the lock file (an absent folder has none)."""
     if not folder.is_dir():
         return []
-    return sorted(p.name for p in folder.iterdir() if p.name != LOCK_FILE)
+    return sorted(p.name for p in folder.iterdir()
+                  if p.name != LOCK_FILE and not (p.name.startswith(LOCK_FILE) and p.name.endswith(LOCK_RECORD_SUFFIX)))
 
 
 def _wrong_kind_message(folder: Path, spec: RunKind, found: str | None, contents: list[str]) -> str:

@@ -119,12 +119,22 @@ def _plain(fingerprint: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(fingerprint, sort_keys=True, default=str))
 
 
-def _continues(previous: dict[str, Any], current: dict[str, Any]) -> bool:
-    """Whether files made with ``previous`` may be continued under ``current``."""
-    if {k: v for k, v in previous.items() if k not in EXTENDABLE} != {k: v for k, v in current.items() if k not in EXTENDABLE}:
-        return False
-    return all(not isinstance(previous.get(k), (int, float)) or not isinstance(current.get(k), (int, float))
-               or current[k] >= previous[k] for k in EXTENDABLE)
+def _continues(previous: Any, current: Any) -> bool:
+    """Whether files made with ``previous`` may be continued under ``current``: equal but for
+    :data:`EXTENDABLE` entries (at any depth: a baseline's fingerprint holds the source's), which may grow."""
+    if isinstance(previous, dict) and isinstance(current, dict):
+        if previous.keys() != current.keys():
+            return False
+        for key, value in previous.items():
+            if key in EXTENDABLE and isinstance(value, (int, float)) and isinstance(current[key], (int, float)):
+                if current[key] < value:
+                    return False
+            elif not _continues(value, current[key]):
+                return False
+        return True
+    if isinstance(previous, list) and isinstance(current, list):
+        return len(previous) == len(current) and all(_continues(a, b) for a, b in zip(previous, current))
+    return previous == current
 
 
 def _empty(folder: Path) -> None:

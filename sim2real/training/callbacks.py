@@ -58,8 +58,16 @@ def save_checkpoint(model, run_dir: Path, extra: Mapping[str, Any] | None = None
 
 
 def checkpoint_steps(checkpoint: Path) -> int:
-    """The environment steps a checkpoint folder (``step_N``) holds."""
-    return int(checkpoint.name.removeprefix("step_"))
+    """The environment steps a checkpoint folder holds (``latest.json`` records them; else its name, ``step_N``)."""
+    pointer = checkpoint.parent / LATEST_FILE
+    record = read_json(pointer) if pointer.is_file() else {}
+    if record.get("checkpoint") == checkpoint.name and isinstance(record.get("timesteps"), int):
+        return int(record["timesteps"])
+    digits = checkpoint.name.removeprefix("step_")
+    if not digits.isdigit():
+        raise ValueError(f"checkpoint '{checkpoint}': cannot tell how many steps it holds (no step_N name, "
+                         f"no record in {LATEST_FILE})")
+    return int(digits)
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:

@@ -180,7 +180,7 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
             return ALGORITHM_CLASSES[config.algo.name].load(run_dir / MODEL_FILE, device=config.device)
         if checkpoint is None or checkpoint_steps(checkpoint) < done:
             # Extending a finished run that kept no checkpoint of its end (checkpoint_every=0): continue from its
-            # final model and statistics (an off-policy replay buffer was not kept and starts empty).
+            # final model and statistics (an off-policy replay buffer was not kept: it is refilled first).
             checkpoint = run_dir
 
     privileged = config.policy.privileged != "none"
@@ -197,6 +197,10 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
             checkpoint / "model.zip", env=venv, device=config.device, tensorboard_log=str(run_dir / "tb"))
         if isinstance(model, OffPolicyAlgorithm) and (checkpoint / "replay_buffer.pkl").is_file():
             model.load_replay_buffer(checkpoint / "replay_buffer.pkl")
+        elif isinstance(model, OffPolicyAlgorithm):
+            # No replay buffer was kept: refill it for learning_starts steps before updating again, as at the
+            # start (without this, updates would sample batches from a handful of transitions).
+            model.learning_starts = int(model.num_timesteps) + int(config.algo.hyperparams.get("learning_starts", 100))
         model.set_random_seed(seed)  # loading reseeds with the run's seed: this segment draws its own stream
     else:
         critic_only = len(names) if config.policy.privileged == "critic" else 0

@@ -142,6 +142,7 @@ def test_reset_of_some_episodes_in_a_batch_leaves_the_others(kind: str, request:
     assert not batch.state[1].any() and carried[1].any()
     action = batch.act(observations[4])
     np.testing.assert_allclose(action[1], alone.act(observations[4][1]), rtol=0, atol=1e-6)  # a fresh episode
+    batch.reset([])                                       # no episode ended this step
     batch.reset(np.array([True, False, False]))
     assert not batch.state[0].any() and batch.state[2].any()
     with pytest.raises(ValueError, match="reset mask of shape \\(2,\\) does not match the 3 episode"):

@@ -84,3 +84,11 @@ def test_files_made_with_other_settings_are_not_continued(tmp_path: Path, interr
     assert files_seen_by_stage(folder, {"seed": 1, "timesteps": 200}) == ["checkpoint.txt"]
     # Fewer timesteps than the files hold is not a continuation.
     assert files_seen_by_stage(folder, {"seed": 1, "timesteps": 50}) == []
+
+
+def test_a_baseline_continues_when_only_the_source_it_names_trains_longer(tmp_path: Path) -> None:
+    folder = tmp_path / "oracle"
+    source = {"seed": 0, "timesteps": 100}
+    files_seen_by_stage(folder, {"timesteps": 500, "source": source})
+    assert files_seen_by_stage(folder, {"timesteps": 500, "source": {**source, "timesteps": 200}}) == ["checkpoint.txt"]
+    assert files_seen_by_stage(folder, {"timesteps": 500, "source": {**source, "seed": 1}}) == []

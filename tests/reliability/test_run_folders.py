@@ -127,6 +127,7 @@ def test_a_lock_is_never_seen_empty_while_it_is_created(tmp_path: Path, monkeypa
     lock = RunLock(tmp_path / LOCK_FILE).acquire()
     assert seen and seen[0]["pid"] == os.getpid()
     assert [p.name for p in tmp_path.iterdir()] == [LOCK_FILE]  # the private record file is gone
+    assert (tmp_path / LOCK_FILE).stat().st_mode & 0o777 == 0o644  # others can read whose it is
     with pytest.raises(RunFolderError, match=f"in use by process {os.getpid()}"):
         RunLock(tmp_path / LOCK_FILE).acquire()
     lock.release()

@@ -188,7 +188,7 @@ def test_extending_a_finished_run_continues_its_end_state(tmp_path: Path, monkey
 
     def learn(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
         resumed.update(steps=self.num_timesteps, weights={k: v.clone() for k, v in self.policy.state_dict().items()},
-                       buffer=self.replay_buffer.size())
+                       buffer=self.replay_buffer.size(), learning_starts=self.learning_starts)
         return real_learn(self, *args, **kwargs)
 
     monkeypatch.setattr(type(first), "learn", learn)
@@ -196,7 +196,9 @@ def test_extending_a_finished_run_continues_its_end_state(tmp_path: Path, monkey
     assert resumed["steps"] == done and extended.num_timesteps >= 600
     for name, value in end_weights.items():
         torch.testing.assert_close(resumed["weights"][name], value, rtol=0, atol=0)
-    assert resumed["buffer"] == (done if checkpoint_every else 0)  # kept with a checkpoint, else starts empty
+    assert resumed["buffer"] == (done if checkpoint_every else 0)  # kept with a checkpoint, else starts empty ...
+    if not checkpoint_every:  # ... and is refilled before the next update, as at the start of training
+        assert resumed["learning_starts"] == done + config.algo.hyperparams.get("learning_starts", 100)
 
 
 def test_overwrite_with_an_unknown_hyperparameter_keeps_the_old_run(tmp_path: Path) -> None:
