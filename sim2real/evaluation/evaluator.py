@@ -29,7 +29,7 @@ from sim2real.evaluation.parallel import (
     load_actor,
     run_keyed,
 )
-from sim2real.evaluation.provenance import expert_use
+from sim2real.evaluation.provenance import expert_use, trained_on_target
 from sim2real.evaluation.report import EvaluatedPolicy, Report, build_report, write_report
 from sim2real.evaluation.similarity import SimilaritySettings, domain_similarity
 from sim2real.evaluation.stats import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES
@@ -201,10 +201,14 @@ def _baseline_candidates(baselines: Baselines, candidates: list[_Candidate], env
     return added
 
 
-def _steps_used(candidate: _Candidate) -> int:
-    """Target steps the policy consumed: an adaptation's, or a baseline's training on the target."""
+def _steps_used(candidate: _Candidate, target: DynamicsSpec) -> int:
+    """Target steps the policy consumed: an adaptation's, a baseline's training on the target, or the
+    training of any policy that was trained on the target itself (an oracle given as a policy is no free lunch)."""
     info = candidate.info
-    if info is None or (info.target_steps_used is None and candidate.role not in ("scratch", "oracle")):
+    if info is None:
+        return 0
+    if info.target_steps_used is None and candidate.role not in ("scratch", "oracle") \
+            and not (info.kind != "scripted" and trained_on_target(info, target)):
         return 0
     return info.steps_spent
 
@@ -328,7 +332,7 @@ def _evaluated(candidates: list[_Candidate], results: Results, seeds: int, targe
     return [EvaluatedPolicy(
         name=c.name, role=c.role,
         source_returns=_returns(results, c.name, SOURCE, seeds), target_returns=_returns(results, c.name, TARGET, seeds),
-        run_dir=None if c.policy == RANDOM_POLICY else c.policy, target_steps_used=_steps_used(c),
+        run_dir=None if c.policy == RANDOM_POLICY else c.policy, target_steps_used=_steps_used(c, target),
         budget=c.budget if c.budget is not None else c.info.budget if c.info else None,
         method=c.info.method if c.info else None, zero_shot=c.zero_shot,
         expert=expert_use(c.info, target) if c.info is not None else None,

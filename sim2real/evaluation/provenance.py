@@ -125,6 +125,12 @@ def _dataset_use(dataset: str, target: Any, depth: int) -> ExpertUse:
     return ExpertUse("dataset", str(recorded_by), dataset, steps, privileged, f"recorded by '{Path(recorded_by).name}': {note}")
 
 
+def trained_on_target(info: Any, target: Any) -> bool:
+    """Whether a training run (not an adaptation) was trained on ``target`` itself: its training steps were then
+    target steps (an oracle's are)."""
+    return not info.is_transfer and _dynamics_key(info.target) == _dynamics_key(target) and not _is_identity(target)
+
+
 def expert_cost(run_dir: Path, target: Any, depth: int = 1) -> tuple[int | None, bool, str]:
     """``(target steps, privileged, note)`` of an expert run folder (steps None when unknown)."""
     if depth > MAX_CHAIN:
@@ -144,7 +150,7 @@ def expert_cost(run_dir: Path, target: Any, depth: int = 1) -> tuple[int | None,
             return None, nested.privileged, f"adapted with {own} target steps, its own expert's cost unknown"
         return own + nested.target_steps, nested.privileged, (f"adapted with {own} target steps, plus its expert's "
                                                               f"{nested.target_steps}")
-    if _dynamics_key(info.target) == _dynamics_key(target) and not _is_identity(target):
+    if trained_on_target(info, target):
         return info.steps_spent, False, f"trained {info.steps_spent} steps on the target"
     where = "nominal" if _is_identity(info.target) else f"'{info.target.name}'"
     return 0, False, f"trained in simulation ({where} dynamics), no target steps"

@@ -81,6 +81,17 @@ def test_transfer_run_finds_its_zero_shot_source(ppo_run: Path, tmp_path: Path) 
     assert row.versus["zero_shot"].mean == 0.0 and row.negative_transfer is False
 
 
+def test_a_policy_trained_on_the_target_counts_its_training_as_target_steps(ppo_run: Path, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    on_target = tmp_path / "on_target"
+    train(replace(tiny_train_config("ppo", timesteps=128), target=target_spec("heavy")), on_target)
+    report = evaluate_policies([PolicyEntry(ppo_run, "dr"), PolicyEntry(on_target, "on_target")], target_spec("heavy"),
+                               episodes=1, seeds=1, out_dir=tmp_path / "r", workers=1, settings=FAST)
+    assert report.policy("dr").target_steps_used == 0                     # trained on nominal dynamics
+    assert report.policy("on_target").target_steps_used >= 128           # every step was a target step
+
+
 def test_results_do_not_depend_on_the_worker_count(ppo_run: Path) -> None:
     env = env_spec_from_dict({"name": "inverted_pendulum"})
     heavy = target_spec("heavy")
