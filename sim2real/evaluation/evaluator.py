@@ -208,7 +208,7 @@ def _steps_used(candidate: _Candidate, target: DynamicsSpec) -> int:
     if info is None:
         return 0
     if info.target_steps_used is None and candidate.role not in ("scratch", "oracle") \
-            and not (info.kind != "scripted" and trained_on_target(info, target)):
+            and not trained_on_target(info, target):
         return 0
     return info.steps_spent
 

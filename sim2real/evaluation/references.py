@@ -143,17 +143,18 @@ def differs_from_registered(env: Any) -> str | None:
     if env.max_episode_steps not in (None, registered.max_episode_steps):
         from sim2real.envs.registry import episode_limit
 
-        if env.max_episode_steps != episode_limit(registered):
-            return f"its episodes last {env.max_episode_steps} steps, not the registered {episode_limit(registered)}"
+        limit = episode_limit(registered)
+        if env.max_episode_steps != limit:
+            return f"its episodes last {env.max_episode_steps} steps, not the registered {limit}"
     return None
 
 
-def reference_scores(env: Any, target_spec: Mapping[str, Any] | None = None) -> ReferenceScores | None:
-    """The reference pair for ``env`` (a name, or an env spec) on a target (None when the env has none).
+def reference_scores(env: str, target_spec: Mapping[str, Any] | None = None) -> ReferenceScores | None:
+    """The reference pair for the registered robot ``env`` on a target (None when the env has none; a robot
+    changed from the registered one has none either: :func:`differs_from_registered`).
 
     ODRL's pair where the target is exactly one of its shifts, else the env's nominal pair (D4RL's or
-    this project's). An env spec that differs from the registered robot of its name (another episode
-    length, model or constructor arguments: :func:`differs_from_registered`) has none.
+    this project's).
 
     Example:
         >>> reference_scores("hopper", {"parameters": {"gravity": {"op": "scale", "value": 2.0}}}).expert
@@ -163,10 +164,6 @@ def reference_scores(env: Any, target_spec: Mapping[str, Any] | None = None) -> 
         >>> reference_scores("reacher") is None
         True
     """
-    if not isinstance(env, str):
-        if differs_from_registered(env) is not None:
-            return None
-        env = env.name
     shift = published_shift(target_spec)
     if shift is not None and (env, *shift) in _ODRL_EXPERT:
         kind, factor = shift

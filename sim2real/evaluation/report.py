@@ -303,9 +303,10 @@ def build_report(evaluated: list[EvaluatedPolicy], env: Any, target: str, target
     by_name = {entry.name: entry for entry in evaluated}
     random, oracle = _single(evaluated, "random"), _single(evaluated, "oracle")
     scratch = _by_role(evaluated, "scratch")
-    reference = reference_scores(env, target_spec)
     differs = None if isinstance(env, str) else differs_from_registered(env)
     env = env if isinstance(env, str) else env.name
+    published = reference_scores(env, target_spec)
+    reference = None if differs else published
     margins = None if oracle is None else _OracleMargins(oracle, confidence, resamples, seed)
     score_shortfall = None
     if margins is not None and random is not None:
@@ -340,7 +341,7 @@ def build_report(evaluated: list[EvaluatedPolicy], env: Any, target: str, target
     report.context["reference_scores"] = None if reference is None else reference.to_dict()
     report.context["oracle_margins"] = {} if margins is None else margins.to_dict()
     report.warnings.extend(_metric_warnings(rows))
-    report.warnings.extend(_baseline_warnings(evaluated, reference, env, differs))
+    report.warnings.extend(_baseline_warnings(evaluated, reference, env, differs if published else None))
     report.context["headline"] = headline(report)
     report.context["sample_efficiency"] = sample_efficiency(report)
     return report
@@ -386,7 +387,9 @@ def _metric_warnings(rows: list[PolicyResult]) -> list[str]:
 
 
 def _baseline_warnings(evaluated: list[EvaluatedPolicy], reference: ReferenceScores | None, env: str,
-                       differs: str | None = None) -> list[str]:
+                       withheld: str | None = None) -> list[str]:
+    """``withheld``: why the env's published reference pair does not apply to this robot (None if it does or
+    there is none)."""
     warnings = []
     transfers = [e for e in evaluated if e.role == "policy" and e.budget is not None]
     scratch = _by_role(evaluated, "scratch")
@@ -401,9 +404,9 @@ def _baseline_warnings(evaluated: list[EvaluatedPolicy], reference: ReferenceSco
     if unknown:
         warnings.append(f"the expert cost of {', '.join(unknown)} is unknown (see the expert column): "
                         "'target steps incl. expert' is left out for them")
-    if reference is None and differs is not None and reference_scores(env) is not None:
+    if withheld is not None:
         warnings.append(f"the reference score is left out: the published (random, expert) pair of '{env}' is for "
-                        f"the registered robot, and {differs}")
+                        f"the registered robot, and {withheld}")
     elif reference is None:
         warnings.append(f"no fixed reference returns for env '{env}': the reference score is left out "
                         "(add a (random, expert) pair in sim2real/evaluation/references.py)")

@@ -101,7 +101,6 @@ class Stage:
         write_json_atomic(marker, {"stage": self.name, "digest": self.digest, "fingerprint": self.fingerprint,
                                    "outputs": self.outputs(), "inputs": self.input_outputs(), "summary": self.summary})
 
-
     def recorded_fingerprint(self) -> dict[str, Any] | None:
         """The settings the folder's files were made with (its marker's, else its start record's), or None."""
         for name in (MARKER, STARTED):

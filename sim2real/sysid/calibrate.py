@@ -59,8 +59,7 @@ def prepare_calibration(env: EnvSpec, settings: IdentifySettings, *, dataset: st
     check_priors(env, settings.priors)
     if dataset is not None:
         data = load_trajectories(dataset, env)
-        longest = max((end - start for start, end in data.episode_bounds()), default=0)
-        check_horizon(settings.horizon, longest, f"the longest trajectory in '{dataset}'")
+        check_horizon(settings.horizon, data.longest_episode, f"the longest trajectory in '{dataset}'")
         return CalibrationInputs(env, settings, dataset=data)
     assert measurement is not None
     check_horizon(settings.horizon, measurement.trajectory_length, "trajectory_length")

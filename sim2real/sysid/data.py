@@ -115,6 +115,11 @@ class Trajectories:
         """Trajectories in the data."""
         return int(np.sum(self.episode_starts))
 
+    @property
+    def longest_episode(self) -> int:
+        """Steps of the longest trajectory (0 without data)."""
+        return max((end - start for start, end in self.episode_bounds()), default=0)
+
     def episode_bounds(self) -> list[tuple[int, int]]:
         """``(start, end)`` row ranges of the trajectories, in order."""
         starts = np.flatnonzero(self.episode_starts)

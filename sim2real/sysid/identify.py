@@ -469,7 +469,7 @@ def bootstrap_units(replay: Replay) -> tuple[np.ndarray, str]:
 
 
 def analyse(objective: ReplayObjective, x: np.ndarray, latency: int, settings: IdentifySettings,
-            rng: np.random.Generator) -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray]:
+            rng: np.random.Generator, unit: np.ndarray) -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray]:
     """Eigen-structure of the curvature and the linearized bootstrap.
 
     Returns ``(directions, log_spread per parameter, flagged loading per parameter)``; the spread is NaN
@@ -482,8 +482,8 @@ def analyse(objective: ReplayObjective, x: np.ndarray, latency: int, settings: I
     eigenvalues, vectors = np.linalg.eigh(hessian)
     change = math.log1p(settings.identifiable_change)
     flat = eigenvalues * change**2 < max(ABSOLUTE_FLATNESS, settings.flat_tolerance * eigenvalues.max() * change**2)
-    # Per-unit normal equations, resampled with replacement.
-    unit, _ = bootstrap_units(objective.replay)
+    # Per-unit normal equations (``unit``: each window's resampling unit, :func:`bootstrap_units`), resampled
+    # with replacement.
     n_units = int(unit.max()) + 1
     grams = np.zeros((n_units, len(x), len(x)))
     grads = np.zeros((n_units, len(x)))
@@ -566,7 +566,7 @@ def identify(env: str | EnvSpec, data: Trajectories, settings: IdentifySettings,
     fit_data, held_data = split_episodes(data, settings.holdout_fraction, split_rng)
     replay = Replay(spec, fit_data, settings.horizon)
     if not len(replay):
-        longest = max((end - start for start, end in data.episode_bounds()), default=0)
+        longest = data.longest_episode
         where = "of the data" if longest < settings.horizon else \
             f"left for the fit after holding out {held_data.n_episodes} (holdout_fraction={settings.holdout_fraction})"
         raise ValueError(f"no trajectory {where} is {settings.horizon} steps long (horizon={settings.horizon}; the "
@@ -583,7 +583,8 @@ def identify(env: str | EnvSpec, data: Trajectories, settings: IdentifySettings,
     best = losses[latency]
     tied = [d for d, value in losses.items() if value - best <= max(ABSOLUTE_FLATNESS, best)]
     x, loss = polish(objective, fits[latency][0], best, latency, settings.polish_steps)
-    directions, spread, loading = analyse(objective, x, latency, settings, bootstrap_rng)
+    unit, unit_kind = bootstrap_units(replay)
+    directions, spread, loading = analyse(objective, x, latency, settings, bootstrap_rng, unit)
     truth_scales = true_scales(spec, truth, priors) if truth is not None else {}
     estimates = _estimates(priors, x, spread, loading, directions, settings, truth_scales)
     latency_estimate = LatencyEstimate(value=latency, searched=tuple(fits), losses=losses,
@@ -593,7 +594,7 @@ def identify(env: str | EnvSpec, data: Trajectories, settings: IdentifySettings,
         env=spec.name, parameters=estimates, latency=latency_estimate, directions=tuple(directions),
         fit={"loss": loss, "rmse": math.sqrt(loss), "evaluations": search.evaluations + objective.evaluations,
              "windows": len(replay), "search_windows": len(chosen), "horizon": settings.horizon,
-             "bootstrap_unit": bootstrap_units(replay)[1]},
+             "bootstrap_unit": unit_kind},
         heldout=heldout,
         data={"steps": len(data), "episodes": data.n_episodes, "fit_steps": len(fit_data),
               "fit_episodes": fit_data.n_episodes, "heldout_steps": len(held_data),

@@ -174,18 +174,17 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     checkpoint = latest_checkpoint(run_dir) if resume else None
-    if resume and (run_dir / "metadata.json").is_file() and load_metadata(run_dir).get("complete"):
-        done = int(load_metadata(run_dir).get("timesteps_done", 0))
+    resumed_at = 0 if checkpoint is None else checkpoint_steps(checkpoint)
+    if resume and (run_dir / METADATA_FILE).is_file() and (record := load_metadata(run_dir)).get("complete"):
+        done = int(record.get("timesteps_done", 0))
         if done >= config.timesteps:
             return ALGORITHM_CLASSES[config.algo.name].load(run_dir / MODEL_FILE, device=config.device)
-        if checkpoint is None or checkpoint_steps(checkpoint) < done:
+        if resumed_at < done:
             # Extending a finished run that kept no checkpoint of its end (checkpoint_every=0): continue from its
             # final model and statistics (an off-policy replay buffer was not kept: it is refilled first).
-            checkpoint = run_dir
+            checkpoint, resumed_at = run_dir, done
 
     privileged = config.policy.privileged != "none"
-    resumed_at = 0 if checkpoint is None else \
-        int(load_metadata(run_dir).get("timesteps_done", 0)) if checkpoint == run_dir else checkpoint_steps(checkpoint)
     seed = segment_seed(config.seed, resumed_at)
     venv = make_vec_env(config.env, config.algo.n_envs, seed, config.randomization, config.target,
                         config.algo.vec_env, privileged=privileged, privileged_noise=config.policy.privileged_noise,
