@@ -7,8 +7,9 @@ domain randomization, evaluated on nominal dynamics.
 Each (robot, seed) trains with ``scripts/train.py`` into ``<out>/<env>/seed_<k>`` (an interrupted run is
 resumed, a finished one is reused), then its deterministic policy plays ``--episodes`` episodes on nominal
 dynamics. Prints, and writes to ``<out>/returns.json`` and ``returns.md``: steps, the mean nominal return
-with a 95% stratified-bootstrap interval over seeds x episodes, the stated target, and the mean wall time
-and training speed of one run.
+with a 95% interval (over seeds: a Student-t interval of the seeds' means, since training seeds, not
+episodes, carry most of the variation; with one seed: a bootstrap over its episodes, which says nothing
+about another seed), the stated target, and the mean wall time and training speed of one run.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 import torch
 
 from sim2real.evaluation.rollout import rollout_returns
-from sim2real.evaluation.stats import summarize
+from sim2real.evaluation.stats import summarize, t_interval
 from sim2real.policies import Policy
 from sim2real.runs import load_metadata, write_json_atomic, write_text_atomic
 
@@ -56,7 +57,7 @@ def evaluate(env: str, runs: list[Path], episodes: int, timesteps: int, target: 
     """The row of one robot: its nominal returns over every seed, wall time and speed."""
     policies = [Policy.load(run) for run in runs]
     returns = np.stack([rollout_returns(policy, policy.info.env, episodes, seed=10_000).returns for policy in policies])
-    summary = summarize(returns, seed=0)
+    summary = t_interval(returns.mean(axis=1)) if len(runs) > 1 else summarize(returns, seed=0)
     metadata = [load_metadata(run) for run in runs]
     return {"env": env, "algo": metadata[0]["algo"], "timesteps": timesteps, "seeds": len(runs), "episodes": episodes,
             "mean": summary.mean, "ci_low": summary.ci_low, "ci_high": summary.ci_high,

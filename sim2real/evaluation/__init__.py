@@ -29,6 +29,7 @@ from sim2real.evaluation.stats import (
     interquartile_mean,
     paired_difference,
     summarize,
+    t_interval,
 )
 from sim2real.evaluation.sweep import SweepResult, SweepSpec, robustness_sweep
 
@@ -65,5 +66,6 @@ __all__ = [
     "run_jobs",
     "run_keyed",
     "summarize",
+    "t_interval",
     "write_report",
 ]

@@ -525,7 +525,7 @@ def format_markdown(report: Report) -> str:
     lines = [
         f"# Transfer report: {report.env} on target '{report.target}'",
         "",
-        f"{report.seeds} seeds x {report.episodes} episodes per policy and dynamics; intervals: {level} stratified bootstrap.",
+        f"{report.seeds} seeds x {report.episodes} episodes per policy and dynamics; intervals: {level} expanded-percentile bootstrap over all episodes.",
         "",
         f"| policy | role | expert-free | expert | target steps | target steps incl. expert "
         f"| source return ({level} CI) | target return ({level} CI) | gap ({level} CI) "

@@ -1,11 +1,21 @@
-"""Statistics of evaluation returns: interquartile mean and seeded, stratified bootstrap intervals.
+"""Statistics of evaluation returns: interquartile mean and seeded bootstrap intervals.
 
-Returns are held as a ``(seeds, episodes)`` array: one row per evaluation seed (a stratum), one column
-per episode. The bootstrap resamples episodes with replacement *within* each seed, keeping every
-stratum's size (the stratified bootstrap of Agarwal et al., 2021, with seeds as strata), and
-evaluates the statistic on the pooled resample; the interval is the percentile interval. Differences
-between two policies evaluated on the same episode seeds are bootstrapped *paired* (the same indices
-for both), which keeps the benefit of the common random numbers.
+Returns are held as a ``(seeds, episodes)`` array: one row per evaluation seed, one column per episode.
+Evaluation seeds are blocks of episode reset seeds for the same policy on the same dynamics, so every
+episode is a draw from one distribution: the bootstrap resamples all ``seeds * episodes`` episodes
+together, with replacement. (Resampling within each seed instead, as a stratified bootstrap does, treats
+the seeds' differences as fixed and gives too narrow an interval: zero width with one episode per seed.)
+
+The interval is Hesterberg's *expanded percentile* interval (Hesterberg 2015, "What teachers should know
+about the bootstrap"): the percentile interval undercovers with few episodes (its width is that of a
+normal interval with the population standard deviation), so its tail probability is taken at
+``sqrt(n / (n - 1)) * t[n - 1]`` instead of the normal quantile; for the mean of normal returns this is the
+Student interval, and it tends to the percentile interval as ``n`` grows. A bootstrap cannot reach
+beyond the data, so with very few values (two or three runs) use :func:`t_interval`. One value has no
+interval: it is the value itself, and a difference of one pair is never called reliable.
+
+Differences between two policies evaluated on the same episode seeds are bootstrapped *paired* (the same
+indices for both), which keeps the benefit of the common random numbers.
 """
 
 from __future__ import annotations
@@ -72,13 +82,13 @@ class Difference:
 
     @property
     def reliably_negative(self) -> bool:
-        """True when the whole interval lies below zero."""
-        return self.ci_high < 0.0
+        """True when the whole interval lies below zero (never from a single pair)."""
+        return self.n >= 2 and self.ci_high < 0.0
 
     @property
     def reliably_positive(self) -> bool:
-        """True when the whole interval lies above zero."""
-        return self.ci_low > 0.0
+        """True when the whole interval lies above zero (never from a single pair)."""
+        return self.n >= 2 and self.ci_low > 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form ``{mean, ci_low, ci_high, n}``."""
@@ -102,21 +112,21 @@ def as_strata(returns: np.ndarray | list[list[float]]) -> np.ndarray:
     return array
 
 
-def stratified_indices(shape: tuple[int, int], resamples: int, rng: np.random.Generator) -> np.ndarray:
-    """Bootstrap indices ``(resamples, seeds, episodes)``: episodes drawn with replacement within each seed."""
-    seeds, episodes = shape
-    return rng.integers(0, episodes, size=(resamples, seeds, episodes))
+def bootstrap_indices(n: int, resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """Bootstrap indices ``(resamples, n)``: ``n`` values drawn with replacement from ``n``."""
+    return rng.integers(0, n, size=(resamples, n))
 
 
-def _resample(strata: np.ndarray, indices: np.ndarray) -> np.ndarray:
-    """Pooled resamples ``(resamples, seeds * episodes)`` of ``strata`` at ``indices``."""
-    rows = np.arange(strata.shape[0])[None, :, None]
-    picked = strata[rows, indices]
-    return picked.reshape(indices.shape[0], -1)
+def expanded_tail(n: int, confidence: float) -> float:
+    """Probability in each tail of the expanded percentile interval of ``n`` values (see the module docstring)."""
+    if n < 2:
+        return (1.0 - confidence) / 2.0
+    quantile = np.sqrt(n / (n - 1.0)) * scipy_stats.t.ppf(0.5 + confidence / 2.0, df=n - 1)
+    return float(scipy_stats.norm.sf(quantile))
 
 
-def _percentile_interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
-    tail = 100.0 * (1.0 - confidence) / 2.0
+def _percentile_interval(values: np.ndarray, n: int, confidence: float) -> tuple[float, float]:
+    tail = 100.0 * expanded_tail(n, confidence)
     low, high = np.percentile(values, [tail, 100.0 - tail])
     return float(low), float(high)
 
@@ -135,34 +145,33 @@ def bootstrap_interval(
     confidence: float = DEFAULT_CONFIDENCE,
     resamples: int = DEFAULT_RESAMPLES,
 ) -> tuple[float, float]:
-    """Percentile interval of ``statistic`` under the stratified bootstrap (seeded: same seed, same interval).
+    """Expanded percentile interval of ``statistic`` over all episodes (seeded: same seed, same interval).
 
     Args:
-        returns: ``(seeds, episodes)`` returns.
+        returns: ``(seeds, episodes)`` returns, resampled together (see the module docstring).
         seed: Seed of the resampling generator.
         statistic: Vectorized statistic over the last axis (default: the mean).
         confidence: Coverage of the interval.
         resamples: Bootstrap resamples.
     """
     _check_confidence(confidence, resamples)
-    strata = as_strata(returns)
-    indices = stratified_indices(strata.shape, resamples, np.random.default_rng(seed))
-    return _percentile_interval(statistic(_resample(strata, indices)), confidence)
+    flat = as_strata(returns).ravel()
+    indices = bootstrap_indices(flat.size, resamples, np.random.default_rng(seed))
+    return _percentile_interval(statistic(flat[indices]), flat.size, confidence)
 
 
 def summarize(returns: np.ndarray | list[list[float]], seed: int, confidence: float = DEFAULT_CONFIDENCE,
               resamples: int = DEFAULT_RESAMPLES) -> Summary:
-    """Mean, std, IQM and the stratified-bootstrap interval of the mean of ``(seeds, episodes)`` returns."""
-    strata = as_strata(returns)
-    flat = strata.ravel()
-    low, high = bootstrap_interval(strata, seed, confidence=confidence, resamples=resamples)
+    """Mean, std, IQM and the bootstrap interval of the mean of ``(seeds, episodes)`` returns."""
+    flat = as_strata(returns).ravel()
+    low, high = bootstrap_interval(flat, seed, confidence=confidence, resamples=resamples)
     return Summary(mean=float(flat.mean()), std=float(flat.std()), iqm=float(interquartile_mean(flat)),
                    ci_low=low, ci_high=high, n=int(flat.size))
 
 
 def paired_difference(a: np.ndarray | list[list[float]], b: np.ndarray | list[list[float]], seed: int,
                       confidence: float = DEFAULT_CONFIDENCE, resamples: int = DEFAULT_RESAMPLES) -> Difference:
-    """``mean(a) - mean(b)`` with a paired stratified-bootstrap interval.
+    """``mean(a) - mean(b)`` with a paired bootstrap interval.
 
     ``a`` and ``b`` must have the same ``(seeds, episodes)`` shape, episode ``(k, i)`` of both run with the
     same episode seed (the evaluator guarantees it), so the same resampled indices are used for both.
@@ -171,7 +180,24 @@ def paired_difference(a: np.ndarray | list[list[float]], b: np.ndarray | list[li
     first, second = as_strata(a), as_strata(b)
     if first.shape != second.shape:
         raise ValueError(f"paired difference needs equal shapes, got {first.shape} and {second.shape}")
-    indices = stratified_indices(first.shape, resamples, np.random.default_rng(seed))
-    diffs = _resample(first, indices).mean(axis=-1) - _resample(second, indices).mean(axis=-1)
-    low, high = _percentile_interval(diffs, confidence)
-    return Difference(mean=float(first.mean() - second.mean()), ci_low=low, ci_high=high, n=int(first.size))
+    pairs = (first - second).ravel()
+    indices = bootstrap_indices(pairs.size, resamples, np.random.default_rng(seed))
+    low, high = _percentile_interval(pairs[indices].mean(axis=-1), pairs.size, confidence)
+    return Difference(mean=float(first.mean() - second.mean()), ci_low=low, ci_high=high, n=int(pairs.size))
+
+
+def t_interval(values: np.ndarray | list[float], confidence: float = DEFAULT_CONFIDENCE) -> Summary:
+    """Mean with the Student-t interval ``mean +- t[n-1] * s / sqrt(n)``: for a handful of values (runs).
+
+    A percentile bootstrap of two or three values cannot reach beyond them (its "95%" interval of three
+    runs covers the mean about 75% of the time); the t interval assumes normal values and keeps its level.
+    One value has no interval (``ci_low == ci_high == value``).
+    """
+    _check_confidence(confidence, 1)
+    flat = as_strata(values).ravel()
+    mean = float(flat.mean())
+    half = 0.0
+    if flat.size > 1:
+        half = float(scipy_stats.t.ppf(0.5 + confidence / 2.0, df=flat.size - 1) * flat.std(ddof=1) / np.sqrt(flat.size))
+    return Summary(mean=mean, std=float(flat.std()), iqm=float(interquartile_mean(flat)),
+                   ci_low=mean - half, ci_high=mean + half, n=int(flat.size))

@@ -1,7 +1,9 @@
 """Merges the reports of a sweep (a Hydra multirun folder) into one: per policy across runs, and across tasks.
 
 * Per (env, target, policy): every run (one ``report.json``) contributes its means; intervals are
-  bootstrap intervals over runs, so they reflect seed-to-seed variation of training and adaptation.
+  Student-t intervals of the mean over runs (:func:`~sim2real.evaluation.stats.t_interval`: a bootstrap
+  of two or three runs cannot reach beyond them), so they reflect seed-to-seed variation of training and
+  adaptation.
 * Across tasks (envs x targets x seeds, the rliable protocol, :mod:`sim2real.evaluation.cross_task`): each
   run's reference-normalized score (0 = random, 1 = the env's fixed expert reference) per method; IQM,
   median, mean and optimality gap with stratified-bootstrap intervals; the probability that each method
@@ -25,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from sim2real.evaluation import cross_task
-from sim2real.evaluation.stats import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, summarize
+from sim2real.evaluation.stats import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, t_interval
 from sim2real.runs import write_json_atomic, write_text_atomic
 
 GROUP_KEYS = ("env", "target", "name", "role", "method", "budget")
@@ -123,7 +125,7 @@ def aggregate_reports(paths: list[Path], seed: int = 0, confidence: float = DEFA
     for report in reports:
         for row in report.data["policies"]:
             groups[_group_key(report.data, row)].append(row)
-    rows = [_summarize_group(dict(zip(GROUP_KEYS, key)), members, seed)
+    rows = [_summarize_group(dict(zip(GROUP_KEYS, key)), members, confidence)
             for key, members in sorted(groups.items(), key=_order)]
     warnings = [f"'{d['path']}' is a copy of '{d['same_as']}': counted once" for d in duplicates]
     across = cross_task_aggregate(reports, seed, confidence, resamples)
@@ -142,13 +144,12 @@ def _order(item: tuple[tuple[Any, ...], list[dict[str, Any]]]) -> tuple[str, ...
     return tuple("" if v is None else str(v).zfill(12) if isinstance(v, int) else str(v) for v in item[0])
 
 
-def _summarize_group(key: dict[str, Any], members: list[dict[str, Any]], seed: int) -> dict[str, Any]:
+def _summarize_group(key: dict[str, Any], members: list[dict[str, Any]], confidence: float) -> dict[str, Any]:
     out = dict(key)
     out["n_runs"] = len(members)
     for field in (*SUMMARY_FIELDS, "reference_score"):
         values = np.array([_mean_of(m.get(field)) for m in members if _mean_of(m.get(field)) is not None], dtype=float)
-        out[field] = None if values.size == 0 else (
-            summarize(values[None, :], seed=seed).to_dict() if values.size > 1 else _single(values))
+        out[field] = None if values.size == 0 else t_interval(values, confidence).to_dict()
     for field in ("normalized_score", "gap_closed"):
         values = [m[field] for m in members if m.get(field) is not None]
         out[field] = float(np.mean(values)) if values else None
@@ -168,11 +169,6 @@ def _mean_of(value: Any) -> float | None:
     if isinstance(value, dict):
         return value.get("mean")
     return value
-
-
-def _single(values: np.ndarray) -> dict[str, Any]:
-    value = float(values[0])
-    return {"mean": value, "std": 0.0, "iqm": value, "ci_low": value, "ci_high": value, "n": 1}
 
 
 def method_labels(reports: list[LoadedReport]) -> dict[tuple[int, str], str]:
@@ -262,7 +258,8 @@ def _improvements(label: str, scores: dict[str, dict[str, list[float]]], seed: i
 
 def format_markdown(aggregate: dict[str, Any]) -> str:
     """The aggregate as Markdown: the per-policy table, the cross-task table, the warnings."""
-    lines = [f"Aggregated over {aggregate['n_runs']} runs (95% bootstrap intervals across runs).", "",
+    level = 100 * aggregate["cross_task"].get("confidence", DEFAULT_CONFIDENCE)
+    lines = [f"Aggregated over {aggregate['n_runs']} runs ({level:g}% Student-t intervals of the mean across runs).", "",
              "| env | target | policy | budget | runs | expert-free | target steps incl. expert | source return "
              "| target return | gap | normalized | reference score | gap closed | neg. transfer |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]

@@ -1,11 +1,18 @@
-"""Statistics on known inputs: IQM, the stratified bootstrap, paired differences."""
+"""Statistics on known inputs: IQM, the bootstrap over all episodes, paired differences, t intervals."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from sim2real.evaluation.stats import bootstrap_interval, interquartile_mean, paired_difference, summarize
+from sim2real.evaluation.stats import (
+    bootstrap_interval,
+    expanded_tail,
+    interquartile_mean,
+    paired_difference,
+    summarize,
+    t_interval,
+)
 
 
 def test_constant_sample_has_zero_width_interval() -> None:
@@ -38,10 +45,44 @@ def test_interval_covers_the_mean_and_narrows_with_more_episodes() -> None:
     assert large.ci_low < 0.0 < large.ci_high
 
 
-def test_stratified_resampling_keeps_each_seed_s_episodes() -> None:
-    # Seed 0 always scores 0 and seed 1 always 10: resampling within seeds keeps the mean at exactly 5.
-    returns = np.array([[0.0] * 6, [10.0] * 6])
-    assert bootstrap_interval(returns, seed=0) == (5.0, 5.0)
+def test_evaluation_seeds_are_resampled_together() -> None:
+    # Evaluation seeds are blocks of episodes of one policy: seed 0 scoring 0 and seed 1 scoring 10 is
+    # sampling noise, not a fixed design, so the interval must be wide (resampling within seeds gave 5..5).
+    low, high = bootstrap_interval(np.array([[0.0] * 6, [10.0] * 6]), seed=0)
+    assert low < 3.0 and high > 7.0
+    one_per_seed = np.random.default_rng(0).normal(0.0, 1.0, size=(10, 1))
+    low, high = bootstrap_interval(one_per_seed, seed=0)
+    assert high - low > 0.5  # ten seeds of one episode each: as wide as ten episodes of one seed
+
+
+def test_expanded_percentile_tail_matches_student_and_tends_to_normal() -> None:
+    assert expanded_tail(10, 0.95) == pytest.approx(0.0086, abs=2e-4)  # Phi(-sqrt(10/9) * t(0.975, 9))
+    assert expanded_tail(10_000, 0.95) == pytest.approx(0.025, abs=1e-4)
+    assert expanded_tail(1, 0.95) == pytest.approx(0.025)
+
+
+def test_negative_transfer_false_alarm_rate_stays_near_nominal() -> None:
+    # Two policies with the same return distribution: "reliably worse" must come up about 2.5% of the time,
+    # for ten episodes as one seed or as ten seeds of one (the stratified percentile bootstrap: 7% and 48%).
+    rng = np.random.default_rng(11)
+    for shape in ((1, 10), (10, 1)):
+        flags = [paired_difference(rng.normal(0.0, 1.0, shape), rng.normal(0.0, 1.0, shape), seed=k,
+                                   resamples=1000).reliably_negative for k in range(400)]
+        assert np.mean(flags) <= 0.05, shape
+
+
+def test_a_single_pair_is_never_reliable() -> None:
+    difference = paired_difference([[0.0]], [[100.0]], seed=0)
+    assert difference.mean == -100.0 and not difference.reliably_negative and not difference.reliably_positive
+
+
+def test_t_interval_on_known_values() -> None:
+    summary = t_interval([1.0, 2.0, 3.0])
+    half = 4.302653 / np.sqrt(3.0)  # t(0.975, 2) * s / sqrt(n), s = 1
+    assert summary.mean == 2.0 and summary.n == 3
+    assert summary.ci_low == pytest.approx(2.0 - half, rel=1e-5) and summary.ci_high == pytest.approx(2.0 + half, rel=1e-5)
+    single = t_interval([5.0])
+    assert single.ci_low == single.ci_high == 5.0
 
 
 def test_interquartile_mean_ignores_outliers() -> None:
