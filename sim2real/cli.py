@@ -20,7 +20,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from sim2real.runs import CONFIG_FILE, OVERRIDES_FILE, write_text_atomic
+from sim2real.runs import CONFIG_FILE, OVERRIDES_FILE, previous_record, write_text_atomic
 from sim2real.validation import require_known_keys
 
 EXIT_BAD_INPUT = 2
@@ -143,10 +143,22 @@ def _select(tree: Mapping[str, Any], key: str) -> Any:
 
 
 def write_run_config(run_dir: Path, raw: Mapping[str, Any], overrides: Iterable[str] | None = None) -> None:
-    """Writes the resolved config (``config.yaml``) and the command line's overrides (``overrides.yaml``)."""
-    write_text_atomic(run_dir / CONFIG_FILE, OmegaConf.to_yaml(OmegaConf.create(dict(raw))))
+    """Writes the resolved config (``config.yaml``) and the command line's overrides (``overrides.yaml``).
+
+    A run continued with other settings (a resumed training given more steps, a pipeline rerun with a changed
+    stage) keeps the record of the earlier ones: the old files are copied to ``config.previous-<k>.yaml``
+    and ``overrides.previous-<k>.yaml`` (k = 1, 2, ...) before the new ones replace them.
+    """
+    files = {CONFIG_FILE: OmegaConf.to_yaml(OmegaConf.create(dict(raw)))}
     if overrides is not None:
-        write_text_atomic(run_dir / OVERRIDES_FILE, OmegaConf.to_yaml(OmegaConf.create(list(overrides))))
+        files[OVERRIDES_FILE] = OmegaConf.to_yaml(OmegaConf.create(list(overrides)))
+    old = {name: (run_dir / name).read_text() for name in files if (run_dir / name).is_file()}
+    if any(old.get(name, text) != text for name, text in files.items()):
+        k = 1 + sum(1 for _ in run_dir.glob(previous_record(CONFIG_FILE, "*")))
+        for name, text in old.items():
+            write_text_atomic(run_dir / previous_record(name, k), text)
+    for name, text in files.items():
+        write_text_atomic(run_dir / name, text)
 
 
 def resume_dir_argv(argv: list[str], key: str = "resume") -> list[str]:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from sim2real.cli import write_run_config
 from sim2real.runs import (
     LOCK_FILE,
     RUN_FILE,
@@ -81,6 +82,21 @@ def test_own_kind_needs_resume_or_overwrite_and_overwrite_keeps_foreign_files(tm
     assert sorted(p.name for p in run.iterdir()) == ["notes.md", RUN_FILE]
     with pytest.raises(RunFolderError, match="no run to continue"):
         claim_run_dir(tmp_path / "missing", "train", resume=True)
+
+
+def test_a_run_continued_with_other_settings_keeps_the_earlier_record(tmp_path: Path) -> None:
+    run = _training_run(tmp_path / "run")
+    write_run_config(run, {"seed": 0}, ["seed=0"])  # the same settings again: nothing kept twice
+    assert sorted(p.name for p in run.glob("*.previous-*")) == []
+    write_run_config(run, {"seed": 0, "timesteps": 2000}, ["timesteps=2000"])
+    write_run_config(run, {"seed": 0, "timesteps": 4000}, None)  # a resumed training keeps its overrides
+    assert (run / "config.previous-1.yaml").read_text() == "seed: 0\n"
+    assert (run / "overrides.previous-1.yaml").read_text() == "- seed=0\n"
+    assert (run / "config.previous-2.yaml").read_text() == "seed: 0\ntimesteps: 2000\n"
+    assert not (run / "overrides.previous-2.yaml").exists()
+    assert (run / "config.yaml").read_text() == "seed: 0\ntimesteps: 4000\n"
+    with claim_run_dir(run, "train", overwrite=True) as claim:  # they are the run's own files
+        assert {"config.previous-1.yaml", "overrides.previous-1.yaml"} <= {p.name for p in claim.removed}
 
 
 def test_resume_removes_stale_temporaries(tmp_path: Path) -> None:
