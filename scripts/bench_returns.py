@@ -58,9 +58,10 @@ def evaluate(env: str, runs: list[Path], episodes: int, timesteps: int, target: 
     policies = [Policy.load(run) for run in runs]
     returns = np.stack([rollout_returns(policy, policy.info.env, episodes, seed=10_000).returns for policy in policies])
     summary = t_interval(returns.mean(axis=1)) if len(runs) > 1 else summarize(returns, seed=0)
+    interval = "student-t over seeds" if len(runs) > 1 else "bootstrap over one seed's episodes"
     metadata = [load_metadata(run) for run in runs]
     return {"env": env, "algo": metadata[0]["algo"], "timesteps": timesteps, "seeds": len(runs), "episodes": episodes,
-            "mean": summary.mean, "ci_low": summary.ci_low, "ci_high": summary.ci_high,
+            "mean": summary.mean, "ci_low": summary.ci_low, "ci_high": summary.ci_high, "interval": interval,
             "seed_means": returns.mean(axis=1).round(1).tolist(), "target": target,
             "reached": bool(summary.mean >= target),
             "wall_time_s": float(np.mean([m["wall_time_s"] for m in metadata])),
@@ -71,7 +72,7 @@ def markdown(rows: list[dict]) -> str:
     lines = ["| env | algo | steps | nominal return (mean, 95% CI) | per seed | target | reached | wall time / run | fps |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['env']} | {r['algo']} | {r['timesteps']:,} | {r['mean']:.1f} [{r['ci_low']:.1f}, {r['ci_high']:.1f}] "
+        lines.append(f"| {r['env']} | {r['algo']} | {r['timesteps']:,} | {r['mean']:.1f} [{r['ci_low']:.1f}, {r['ci_high']:.1f}] ({r['interval']}) "
                      f"| {', '.join(f'{v:g}' for v in r['seed_means'])} | >= {r['target']:g} | {'yes' if r['reached'] else 'no'} "
                      f"| {r['wall_time_s'] / 60:.1f} min | {r['train_fps']:.0f} |")
     return "\n".join(lines) + "\n"

@@ -10,9 +10,11 @@ The interval is Hesterberg's *expanded percentile* interval (Hesterberg 2015, "W
 about the bootstrap"): the percentile interval undercovers with few episodes (its width is that of a
 normal interval with the population standard deviation), so its tail probability is taken at
 ``sqrt(n / (n - 1)) * t[n - 1]`` instead of the normal quantile; for the mean of normal returns this is the
-Student interval, and it tends to the percentile interval as ``n`` grows. A bootstrap cannot reach
-beyond the data, so with very few values (two or three runs) use :func:`t_interval`. One value has no
-interval: it is the value itself, and a difference of one pair is never called reliable.
+Student interval, and it tends to the percentile interval as ``n`` grows. For statistics other than the
+mean (the IQM) the same expansion is a heuristic. A bootstrap cannot reach beyond the data, so the mean of
+fewer than :data:`MIN_BOOTSTRAP` values (and :func:`t_interval`, for runs) gets the Student interval
+itself. One value has no interval: it is the value itself, and a difference of one pair is never called
+reliable.
 
 Differences between two policies evaluated on the same episode seeds are bootstrapped *paired* (the same
 indices for both), which keeps the benefit of the common random numbers.
@@ -32,6 +34,11 @@ Statistic = Callable[[np.ndarray], np.ndarray]
 
 DEFAULT_RESAMPLES = 2000
 DEFAULT_CONFIDENCE = 0.95
+MIN_BOOTSTRAP = 8
+"""Fewer values than this get the Student interval of the mean: a bootstrap of a few values cannot reach past
+their range (false alarms of a "reliably worse" call at 95% under the expanded percentile bootstrap, two
+policies with the same normal returns, nominal 2.5%: about 23% with 2 pairs, 15% with 3, 5% with 4, 4% with
+5, 3% with 8)."""
 
 
 @dataclass(frozen=True)
@@ -160,11 +167,28 @@ def bootstrap_interval(
     return _percentile_interval(statistic(flat[indices]), flat.size, confidence)
 
 
+def _mean_interval(values: np.ndarray, seed: int, confidence: float, resamples: int) -> tuple[float, float]:
+    """Interval of the mean of ``values``: Student-t below :data:`MIN_BOOTSTRAP` values, else the bootstrap."""
+    if values.size < MIN_BOOTSTRAP:
+        return _student(values, confidence)
+    indices = bootstrap_indices(values.size, resamples, np.random.default_rng(seed))
+    return _percentile_interval(values[indices].mean(axis=-1), values.size, confidence)
+
+
+def _student(values: np.ndarray, confidence: float) -> tuple[float, float]:
+    mean = float(values.mean())
+    if values.size < 2:
+        return mean, mean
+    half = float(scipy_stats.t.ppf(0.5 + confidence / 2.0, df=values.size - 1) * values.std(ddof=1) / np.sqrt(values.size))
+    return mean - half, mean + half
+
+
 def summarize(returns: np.ndarray | list[list[float]], seed: int, confidence: float = DEFAULT_CONFIDENCE,
               resamples: int = DEFAULT_RESAMPLES) -> Summary:
-    """Mean, std, IQM and the bootstrap interval of the mean of ``(seeds, episodes)`` returns."""
+    """Mean, std, IQM and the interval of the mean of ``(seeds, episodes)`` returns (see the module docstring)."""
+    _check_confidence(confidence, resamples)
     flat = as_strata(returns).ravel()
-    low, high = bootstrap_interval(flat, seed, confidence=confidence, resamples=resamples)
+    low, high = _mean_interval(flat, seed, confidence, resamples)
     return Summary(mean=float(flat.mean()), std=float(flat.std()), iqm=float(interquartile_mean(flat)),
                    ci_low=low, ci_high=high, n=int(flat.size))
 
@@ -181,8 +205,7 @@ def paired_difference(a: np.ndarray | list[list[float]], b: np.ndarray | list[li
     if first.shape != second.shape:
         raise ValueError(f"paired difference needs equal shapes, got {first.shape} and {second.shape}")
     pairs = (first - second).ravel()
-    indices = bootstrap_indices(pairs.size, resamples, np.random.default_rng(seed))
-    low, high = _percentile_interval(pairs[indices].mean(axis=-1), pairs.size, confidence)
+    low, high = _mean_interval(pairs, seed, confidence, resamples)
     return Difference(mean=float(first.mean() - second.mean()), ci_low=low, ci_high=high, n=int(pairs.size))
 
 
@@ -195,9 +218,6 @@ def t_interval(values: np.ndarray | list[float], confidence: float = DEFAULT_CON
     """
     _check_confidence(confidence, 1)
     flat = as_strata(values).ravel()
-    mean = float(flat.mean())
-    half = 0.0
-    if flat.size > 1:
-        half = float(scipy_stats.t.ppf(0.5 + confidence / 2.0, df=flat.size - 1) * flat.std(ddof=1) / np.sqrt(flat.size))
-    return Summary(mean=mean, std=float(flat.std()), iqm=float(interquartile_mean(flat)),
-                   ci_low=mean - half, ci_high=mean + half, n=int(flat.size))
+    low, high = _student(flat, confidence)
+    return Summary(mean=float(flat.mean()), std=float(flat.std()), iqm=float(interquartile_mean(flat)),
+                   ci_low=low, ci_high=high, n=int(flat.size))

@@ -130,7 +130,7 @@ def aggregate_reports(paths: list[Path], seed: int = 0, confidence: float = DEFA
     warnings = [f"'{d['path']}' is a copy of '{d['same_as']}': counted once" for d in duplicates]
     across = cross_task_aggregate(reports, seed, confidence, resamples)
     warnings.extend(across.pop("warnings"))
-    return {"runs": [str(r.path) for r in reports], "n_runs": len(reports), "duplicates": duplicates,
+    return {"runs": [str(r.path) for r in reports], "n_runs": len(reports), "confidence": confidence, "duplicates": duplicates,
             "policies": rows, "cross_task": across, "warnings": warnings}
 
 
@@ -258,7 +258,7 @@ def _improvements(label: str, scores: dict[str, dict[str, list[float]]], seed: i
 
 def format_markdown(aggregate: dict[str, Any]) -> str:
     """The aggregate as Markdown: the per-policy table, the cross-task table, the warnings."""
-    level = 100 * aggregate["cross_task"].get("confidence", DEFAULT_CONFIDENCE)
+    level = 100 * aggregate.get("confidence", DEFAULT_CONFIDENCE)
     lines = [f"Aggregated over {aggregate['n_runs']} runs ({level:g}% Student-t intervals of the mean across runs).", "",
              "| env | target | policy | budget | runs | expert-free | target steps incl. expert | source return "
              "| target return | gap | normalized | reference score | gap closed | neg. transfer |",
