@@ -175,7 +175,8 @@ def method_labels(reports: list[LoadedReport]) -> dict[tuple[int, str], str]:
     """The method each (report index, row name) belongs to across tasks.
 
     Adapted policies go by their method, baselines by their role; ``@budget`` is added where the sweep
-    has several budgets of one method.
+    has several budgets of one method, and to every budgeted method once fine-tuning or scratch is split
+    by budget (so a method swept at one budget is still compared with the fine-tuning of that budget).
     """
     base: dict[tuple[int, str], tuple[str, Any]] = {}
     for index, report in enumerate(reports):
@@ -185,7 +186,8 @@ def method_labels(reports: list[LoadedReport]) -> dict[tuple[int, str], str]:
     budgets: dict[str, set[Any]] = defaultdict(set)
     for label, budget in base.values():
         budgets[label].add(budget)
-    return {key: f"{label}@{budget}" if len(budgets[label]) > 1 and budget is not None else label
+    references_split = any(len(budgets[reference]) > 1 for reference in REFERENCE_METHODS)
+    return {key: f"{label}@{budget}" if (len(budgets[label]) > 1 or references_split) and budget is not None else label
             for key, (label, budget) in base.items()}
 
 
@@ -226,6 +228,10 @@ def cross_task_aggregate(reports: list[LoadedReport], seed: int = 0, confidence:
                                                                          resamples))}
         entry["improvement"] = _improvements(label, scores, seed, confidence, resamples)
         methods[label] = entry
+        unmatched = [r for r in REFERENCE_METHODS if "@" in label and not label.startswith(f"{r}@")
+                     and f"over_{r}" not in entry["improvement"] and any(k.startswith(f"{r}@") for k in scores)]
+        if unmatched:
+            warnings.append(f"method '{label}' has no {' or '.join(unmatched)} run of its budget to be compared with")
         if len(covered) < len(tasks):
             warnings.append(f"method '{label}' covers {len(covered)} of {len(tasks)} tasks: its aggregates are over "
                             "those only")

@@ -95,3 +95,25 @@ def test_gap_closed_averages_only_where_defined(tmp_path: Path) -> None:
     finetune = aggregate["policies"][0]
     assert finetune["gap_closed"] == pytest.approx(0.6) and finetune["gap_closed_runs"] == 2
     assert "60% (2/3 runs)" in (tmp_path / "aggregate.md").read_text()
+
+
+def test_a_method_at_one_budget_is_compared_with_fine_tuning_of_that_budget(tmp_path: Path) -> None:
+    # Fine-tuning swept at two budgets, sysid at one: sysid still gets its same-budget comparison, and a
+    # budget fine-tuning never ran at is named, not dropped silently.
+    for seed in range(2):
+        rows = [planted_row("finetune", "policy", "finetune", 40.0 + seed, True),
+                planted_row("sysid", "policy", "sysid", 90.0 + seed, True),
+                planted_row("dann", "policy", "dann", 10.0 + seed, True)]
+        rows[2]["budget"] = 5000
+        for budget in (2000, 4000):
+            rows[0] = rows[0] | {"budget": budget}
+            folder = tmp_path / f"b{budget}_s{seed}" / "report"
+            folder.mkdir(parents=True)
+            (folder / "report.json").write_text(json.dumps({"env": "hopper", "target": "heavy", "policies": rows}))
+    aggregate = aggregate_reports(find_reports(tmp_path), resamples=200)
+    methods = aggregate["cross_task"]["methods"]
+    assert set(methods) == {"finetune@2000", "finetune@4000", "sysid@2000", "dann@5000"}
+    assert methods["sysid@2000"]["improvement"]["over_finetune"]["versus"] == "finetune@2000"
+    assert methods["sysid@2000"]["improvement"]["over_finetune"]["value"] == 1.0
+    assert "over_finetune" not in methods["dann@5000"]["improvement"]
+    assert any("'dann@5000' has no finetune run of its budget" in w for w in aggregate["warnings"])
