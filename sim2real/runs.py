@@ -303,12 +303,40 @@ class RunLock:
                         f"'{self.path.parent}' is in use by process {holder.get('pid')} on {holder.get('host')} "
                         f"(since {holder.get('since')}); wait for it to finish, or delete {self.path.name} there if "
                         "that process is gone") from None
-                with contextlib.suppress(FileNotFoundError):
-                    self.path.unlink()  # left by a process that died
+                if not self._remove_stale(holder):
+                    raise RunFolderError(f"'{self.path.parent}' was just taken by another process; try again when "
+                                         "it has finished") from None
                 continue
             self.held = True
             return self
         raise RunFolderError(f"could not take the lock '{self.path}': other processes keep replacing it")
+
+    def _remove_stale(self, holder: dict[str, Any]) -> bool:
+        """Removes the lock a dead process left, which reads ``holder``; False if a live one replaced it.
+
+        Two processes may find the same dead lock; the first takes over and creates its own. The lock is
+        therefore moved aside (atomic) and looked at before it is deleted: if it is no longer the dead one,
+        it is put back, so the second process never deletes the first one's fresh lock.
+        """
+        aside = self.path.with_name(f"{self.path.name}.{os.getpid()}.{time.monotonic_ns()}{LOCK_RECORD_SUFFIX}")
+        try:
+            os.rename(self.path, aside)
+        except FileNotFoundError:
+            return True  # someone else removed it: try to create ours
+        try:
+            if _read_object(aside) == holder:
+                return True
+            try:
+                os.link(aside, self.path)  # a live process's lock: back in place
+            except FileExistsError:
+                pass
+            except OSError:  # no hard links here: put it back unless a lock appeared meanwhile
+                if not self.path.exists():
+                    os.rename(aside, self.path)
+            return False
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(aside)
 
     def _create(self, record: dict[str, Any]) -> None:
         """Creates the lock file with its record already in it (``FileExistsError`` if there is one).

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from sim2real import runs
 from sim2real.cli import write_run_config
 from sim2real.runs import (
     LOCK_FILE,
@@ -127,6 +128,33 @@ def test_a_second_process_is_refused_and_a_dead_owners_lock_is_taken_over(tmp_pa
     (folder / LOCK_FILE).write_text(json.dumps({"pid": 1, "host": "elsewhere", "since": "then"}))
     with pytest.raises(RunFolderError, match="in use by process 1 on elsewhere"):
         RunLock(folder / LOCK_FILE).acquire()
+
+
+def test_two_processes_taking_over_one_dead_lock_do_not_both_hold_it(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Process B found the dead lock, then process A took it over first: B must not delete A's lock."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    lock = folder / LOCK_FILE
+    lock.write_text(json.dumps({"pid": int(dead.stdout), "host": socket.gethostname()}))
+    first = RunLock(lock)
+    real_holder_alive = runs._holder_alive
+
+    def a_takes_over_meanwhile(holder: dict) -> bool:
+        alive = real_holder_alive(holder)
+        if not alive and not first.held:
+            monkeypatch.setattr(runs, "_holder_alive", real_holder_alive)
+            first.acquire()  # A: removes the dead lock and creates its own, between B's read and B's takeover
+        return alive
+
+    monkeypatch.setattr(runs, "_holder_alive", a_takes_over_meanwhile)
+    with pytest.raises(RunFolderError, match="just taken by another process"):
+        RunLock(lock).acquire()  # B
+    assert first.held and json.loads(lock.read_text())["pid"] == os.getpid()  # A's lock is still in place
+    assert sorted(p.name for p in folder.iterdir()) == [LOCK_FILE]
+    first.release()
+    assert not lock.exists()
 
 
 def test_a_lock_is_never_seen_empty_while_it_is_created(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
