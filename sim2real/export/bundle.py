@@ -119,6 +119,7 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path, settings: ExportSett
     """
     settings = settings or ExportSettings()
     run_dir, out_dir = Path(run_dir), Path(out_dir)
+    recover_interrupted_export(out_dir)
     check_output_dir(out_dir, settings.overwrite)
     policy = Policy.load(run_dir)
     env, randomization, target = run_dynamics(policy.info)
@@ -180,6 +181,37 @@ def staged_folder(final: Path) -> Iterator[Path]:
     finally:
         if stage.exists():
             shutil.rmtree(stage)
+
+
+def recover_interrupted_export(final: Path) -> list[Path]:
+    """Repairs what an export killed while swapping its bundle in left beside ``final``; returns what it removed.
+
+    Staged bundles (``.NAME.*.tmp``) are deleted. An old bundle moved aside (``.NAME.*.old``) goes back into
+    place if the new one never arrived, so the previous bundle is whole again; if the new one did arrive,
+    the user's own files still in the old folder move into it and the rest is deleted. Call it only while
+    holding the bundle's lock (a live export's folders look the same).
+    """
+    final = final.absolute()
+    removed = []
+    for stage in final.parent.glob(f".{final.name}.*.tmp"):
+        if stage.is_dir() and not stage.is_symlink():
+            shutil.rmtree(stage)
+            removed.append(stage)
+    for old in sorted(final.parent.glob(f".{final.name}.*.old")):
+        if not old.is_dir() or old.is_symlink():
+            continue
+        if final.is_dir() and not any(final.iterdir()):
+            final.rmdir()
+        if not final.exists():
+            os.replace(old, final)
+            continue
+        bundle_files = _bundle_files(old)
+        for entry in old.iterdir():
+            if entry.name not in bundle_files and not (final / entry.name).exists():
+                os.replace(entry, final / entry.name)
+        shutil.rmtree(old)
+        removed.append(old)
+    return removed
 
 
 def _set_default_permissions(folder: Path) -> None:

@@ -146,6 +146,38 @@ def test_replacing_a_bundle_keeps_the_users_files(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["bundle"]
 
 
+def test_an_export_killed_while_swapping_leaves_the_old_bundle_recoverable(tmp_path: Path) -> None:
+    from sim2real.export.bundle import check_output_dir, recover_interrupted_export
+
+    def old_bundle(folder: Path) -> None:
+        folder.mkdir()
+        (folder / "bundle.json").write_text(json.dumps({"files": {"onnx": {"path": "policy.onnx"}}}))
+        (folder / "policy.onnx").write_text("old")
+        (folder / "notes.txt").write_text("mine")
+
+    # killed between moving the old bundle aside and moving the new one in: the old one comes back whole
+    final = tmp_path / "a" / "bundle"
+    final.parent.mkdir()
+    old_bundle(final.parent / ".bundle.x1.old")
+    (final.parent / ".bundle.x2.tmp").mkdir()
+    final.mkdir()  # an empty folder, as Hydra makes it
+    recover_interrupted_export(final)
+    assert sorted(p.name for p in final.parent.iterdir()) == ["bundle"]
+    assert (final / "policy.onnx").read_text() == "old" and (final / "notes.txt").read_text() == "mine"
+    with pytest.raises(ValueError, match="overwrite"):
+        check_output_dir(final, overwrite=False)  # a bundle is there again: replacing it needs overwrite
+    # killed after the new bundle arrived, before the user's files were moved over
+    final = tmp_path / "b" / "bundle"
+    final.parent.mkdir()
+    old_bundle(final.parent / ".bundle.y1.old")
+    final.mkdir()
+    (final / "bundle.json").write_text("{}")
+    (final / "policy.onnx").write_text("new")
+    recover_interrupted_export(final)
+    assert sorted(p.name for p in final.parent.iterdir()) == ["bundle"]
+    assert (final / "policy.onnx").read_text() == "new" and (final / "notes.txt").read_text() == "mine"
+
+
 def _gate_command() -> list[str]:
     workflow = (REPO / ".github" / "workflows" / "transfer-gate.yml").read_text()
     command = re.search(r"scripts/check_gap\.py (\S+)\s+(.*?)\n\s+- name", workflow, re.S)
