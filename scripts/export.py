@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from sim2real.cli import output_dir, run_script, trusted_code
 from sim2real.export import ParityError, export_bundle, export_settings_from_dict, format_summary
+from sim2real.export.bundle import recover_interrupted_export
 from sim2real.presets import to_dict
 from sim2real.runs import check_artifacts, check_run_dir, claim_run_dir
 
@@ -31,6 +32,7 @@ def export_command(cfg: DictConfig) -> None:
     check_run_dir(out_dir, "export", overwrite=settings.overwrite)
     check_artifacts(run_dir)
     with claim_run_dir(out_dir, "export", overwrite=settings.overwrite, clear=False):
+        recover_interrupted_export(out_dir)  # a bundle an export killed mid-swap moved aside is back first
         try:
             manifest = export_bundle(run_dir, out_dir, settings)
         except ParityError as err:  # the graphs do not reproduce the policy: nothing was written

@@ -154,7 +154,9 @@ def write_run_config(run_dir: Path, raw: Mapping[str, Any], overrides: Iterable[
         files[OVERRIDES_FILE] = OmegaConf.to_yaml(OmegaConf.create(list(overrides)))
     old = {name: (run_dir / name).read_text() for name in files if (run_dir / name).is_file()}
     if any(old.get(name, text) != text for name, text in files.items()):
-        k = 1 + sum(1 for _ in run_dir.glob(previous_record(CONFIG_FILE, "*")))
+        numbers = (path.suffixes[-2].removeprefix(".previous-") for name in (CONFIG_FILE, OVERRIDES_FILE)
+                   for path in run_dir.glob(previous_record(name, "[0-9]*")))
+        k = 1 + max((int(n) for n in numbers if n.isdigit()), default=0)  # never reuses a number, even if deleted
         for name, text in old.items():
             write_text_atomic(run_dir / previous_record(name, k), text)
     for name, text in files.items():

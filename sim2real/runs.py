@@ -175,12 +175,13 @@ class RunKind:
 
 def previous_record(name: str, k: int | str) -> str:
     """``config.yaml`` -> ``config.previous-<k>.yaml``, the k-th earlier record of a run continued with other
-    settings (``sim2real.cli.write_run_config``); likewise ``overrides.yaml``. ``k="*"`` is their pattern."""
+    settings (``sim2real.cli.write_run_config``); likewise ``overrides.yaml``. ``k="[0-9]*"`` is their pattern."""
     stem, suffix = name.rsplit(".", 1)
     return f"{stem}.previous-{k}.{suffix}"
 
 
-_COMMON = (RUN_FILE, CONFIG_FILE, OVERRIDES_FILE, previous_record(CONFIG_FILE, "*"), previous_record(OVERRIDES_FILE, "*"))
+_COMMON = (RUN_FILE, CONFIG_FILE, OVERRIDES_FILE, previous_record(CONFIG_FILE, "[0-9]*"),
+           previous_record(OVERRIDES_FILE, "[0-9]*"))
 _POLICY = (METADATA_FILE, MODEL_FILE, VECNORMALIZE_FILE, "checkpoints", "tb", "stage.json")
 RUN_KINDS: dict[str, RunKind] = {kind.name: kind for kind in (
     RunKind("train", "a training run", "scripts/train.py", (*_COMMON, *_POLICY, "eval.json", "adr_ranges.png")),

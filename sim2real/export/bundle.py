@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -119,7 +120,6 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path, settings: ExportSett
     """
     settings = settings or ExportSettings()
     run_dir, out_dir = Path(run_dir), Path(out_dir)
-    recover_interrupted_export(out_dir)
     check_output_dir(out_dir, settings.overwrite)
     policy = Policy.load(run_dir)
     env, randomization, target = run_dynamics(policy.info)
@@ -186,23 +186,28 @@ def staged_folder(final: Path) -> Iterator[Path]:
 def recover_interrupted_export(final: Path) -> list[Path]:
     """Repairs what an export killed while swapping its bundle in left beside ``final``; returns what it removed.
 
-    Staged bundles (``.NAME.*.tmp``) are deleted. An old bundle moved aside (``.NAME.*.old``) goes back into
-    place if the new one never arrived, so the previous bundle is whole again; if the new one did arrive,
-    the user's own files still in the old folder move into it and the rest is deleted. Call it only while
-    holding the bundle's lock (a live export's folders look the same).
+    Staged bundles (``.NAME.<random>.tmp``) are deleted. An old bundle moved aside (``.NAME.<random>.old``)
+    goes back into place if the new one never arrived (``final`` missing, empty, or without a manifest: its
+    files, if any, join the old bundle unless it has a file of that name), so the previous bundle is whole
+    again; if the new one did arrive, the user's own files still in the old folder move into it and the rest
+    is deleted. Call it only while holding the bundle's lock (``scripts/export.py``, the pipeline): a live
+    export's folders look the same.
     """
     final = final.absolute()
+    pattern = re.compile(rf"^\.{re.escape(final.name)}\.[A-Za-z0-9_]{{8}}\.(tmp|old)$")  # mkdtemp's names only
+    leftovers = sorted(p for p in final.parent.iterdir() if pattern.match(p.name) and p.is_dir() and not p.is_symlink()) \
+        if final.parent.is_dir() else []
     removed = []
-    for stage in final.parent.glob(f".{final.name}.*.tmp"):
-        if stage.is_dir() and not stage.is_symlink():
-            shutil.rmtree(stage)
-            removed.append(stage)
-    for old in sorted(final.parent.glob(f".{final.name}.*.old")):
-        if not old.is_dir() or old.is_symlink():
-            continue
-        if final.is_dir() and not any(final.iterdir()):
-            final.rmdir()
-        if not final.exists():
+    for stage in (p for p in leftovers if p.suffix == ".tmp"):
+        shutil.rmtree(stage)
+        removed.append(stage)
+    for old in (p for p in leftovers if p.suffix == ".old"):
+        if not (final / BUNDLE_FILE).is_file():  # the new bundle never arrived
+            if final.is_dir():
+                for entry in final.iterdir():
+                    if not (old / entry.name).exists():
+                        os.replace(entry, old / entry.name)
+                shutil.rmtree(final)
             os.replace(old, final)
             continue
         bundle_files = _bundle_files(old)
@@ -245,7 +250,7 @@ def _move_into_place(stage: Path, final: Path) -> None:
 def _bundle_files(folder: Path) -> set[str]:
     """Names of the files an exported bundle consists of (its manifest and every file it lists)."""
     names = {BUNDLE_FILE, *MODEL_FILES.values()}
-    with contextlib.suppress(OSError, ValueError, AttributeError, TypeError):
+    with contextlib.suppress(OSError, ValueError, AttributeError, TypeError, KeyError):
         names |= {str(entry["path"]) for entry in json.loads((folder / BUNDLE_FILE).read_text())["files"].values()}
     return names
 

@@ -174,9 +174,9 @@ def _mean_of(value: Any) -> float | None:
 def method_labels(reports: list[LoadedReport]) -> dict[tuple[int, str], str]:
     """The method each (report index, row name) belongs to across tasks.
 
-    Adapted policies go by their method, baselines by their role; ``@budget`` is added where the sweep
-    has several budgets of one method, and to every budgeted method once fine-tuning or scratch is split
-    by budget (so a method swept at one budget is still compared with the fine-tuning of that budget).
+    Adapted policies go by their method, baselines by their role; where the sweep has several budgets of
+    any method, every budgeted label carries ``@budget`` (so each method is compared with the fine-tuning
+    and scratch runs of its own budget, and never with another budget's).
     """
     base: dict[tuple[int, str], tuple[str, Any]] = {}
     for index, report in enumerate(reports):
@@ -186,9 +186,8 @@ def method_labels(reports: list[LoadedReport]) -> dict[tuple[int, str], str]:
     budgets: dict[str, set[Any]] = defaultdict(set)
     for label, budget in base.values():
         budgets[label].add(budget)
-    references_split = any(len(budgets[reference]) > 1 for reference in REFERENCE_METHODS)
-    return {key: f"{label}@{budget}" if (len(budgets[label]) > 1 or references_split) and budget is not None else label
-            for key, (label, budget) in base.items()}
+    split = any(len(values - {None}) > 1 for values in budgets.values())
+    return {key: f"{label}@{budget}" if split and budget is not None else label for key, (label, budget) in base.items()}
 
 
 def _task_scores(reports: list[LoadedReport]) -> tuple[dict[str, dict[str, list[float]]], dict[str, bool | None],
@@ -231,7 +230,8 @@ def cross_task_aggregate(reports: list[LoadedReport], seed: int = 0, confidence:
         unmatched = [r for r in REFERENCE_METHODS if "@" in label and not label.startswith(f"{r}@")
                      and f"over_{r}" not in entry["improvement"] and any(k.startswith(f"{r}@") for k in scores)]
         if unmatched:
-            warnings.append(f"method '{label}' has no {' or '.join(unmatched)} run of its budget to be compared with")
+            warnings.append(f"method '{label}' is compared with no {' or '.join(unmatched)} run: none of its budget "
+                            "on its tasks")
         if len(covered) < len(tasks):
             warnings.append(f"method '{label}' covers {len(covered)} of {len(tasks)} tasks: its aggregates are over "
                             "those only")
@@ -250,7 +250,7 @@ def _improvements(label: str, scores: dict[str, dict[str, list[float]]], seed: i
     out: dict[str, Any] = {}
     budget = label.partition("@")[2]
     for reference in REFERENCE_METHODS:
-        other = f"{reference}@{budget}" if budget and f"{reference}@{budget}" in scores else reference
+        other = f"{reference}@{budget}" if budget else reference
         if other == label or other not in scores:
             continue
         shared = sorted(set(scores[label]) & set(scores[other]))

@@ -219,9 +219,11 @@ def best_policy(report: dict[str, Any]) -> dict[str, Any]:
 
 def _export_best(config: PipelineConfig, out_dir: Path, folder: Path) -> dict[str, Any]:
     from sim2real.export import ExportSettings, export_bundle
+    from sim2real.export.bundle import recover_interrupted_export
     from sim2real.runs import read_json
 
     best = read_json(out_dir / REPORT / "stage.json")["summary"]["best"]
+    recover_interrupted_export(folder / "bundle")  # under the pipeline's lock
     manifest = export_bundle(best["run_dir"], folder / "bundle",
                              ExportSettings(observations=config.export_observations, overwrite=True))
     return {"policy": best["name"], "bundle": str(folder / "bundle"), "parity": manifest.get("parity")}

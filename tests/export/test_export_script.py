@@ -48,3 +48,15 @@ def test_export_config_matches_settings() -> None:
         cfg = to_dict(compose(config_name="export", overrides=["run=somewhere"]))
     assert cfg.pop("run") == "somewhere" and cfg.pop("trusted_entry_points") == []
     assert export_settings_from_dict(cfg) == ExportSettings()
+
+
+def test_script_puts_back_a_bundle_an_export_killed_mid_swap_moved_aside(trained_ppo_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bundle"
+    assert _export(f"run={trained_ppo_run}", f"hydra.run.dir={out}").returncode == 0
+    (out / "notes.txt").write_text("mine")
+    aside = tmp_path / ".bundle.k3j2x9q1.old"
+    out.rename(aside)  # what a kill between the swap's two renames leaves: the bundle moved aside, no new one
+    result = _export(f"run={trained_ppo_run}", f"hydra.run.dir={out}")
+    assert result.returncode == 2 and "overwrite" in result.stderr  # the bundle is back; replacing it needs overwrite
+    assert not aside.exists() and (out / "notes.txt").read_text() == "mine"
+    assert DeployedPolicy.load(out).act([0.0, 0.0, 0.0, 0.0]).shape == (1,)

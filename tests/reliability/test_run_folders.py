@@ -96,8 +96,14 @@ def test_a_run_continued_with_other_settings_keeps_the_earlier_record(tmp_path: 
     assert (run / "config.previous-2.yaml").read_text() == "seed: 0\ntimesteps: 2000\n"
     assert not (run / "overrides.previous-2.yaml").exists()
     assert (run / "config.yaml").read_text() == "seed: 0\ntimesteps: 4000\n"
-    with claim_run_dir(run, "train", overwrite=True) as claim:  # they are the run's own files
-        assert {"config.previous-1.yaml", "overrides.previous-1.yaml"} <= {p.name for p in claim.removed}
+    (run / "config.previous-1.yaml").unlink()  # a deleted record's number is not reused over a kept one
+    write_run_config(run, {"seed": 1}, None)
+    assert (run / "config.previous-3.yaml").read_text() == "seed: 0\ntimesteps: 4000\n"
+    assert (run / "config.previous-2.yaml").read_text() == "seed: 0\ntimesteps: 2000\n"
+    (run / "config.previous-notes.yaml").write_text("mine")
+    with claim_run_dir(run, "train", overwrite=True) as claim:  # they are the run's own files, the user's stay
+        assert {"config.previous-2.yaml", "overrides.previous-1.yaml"} <= {p.name for p in claim.removed}
+    assert (run / "config.previous-notes.yaml").read_text() == "mine"
 
 
 def test_resume_removes_stale_temporaries(tmp_path: Path) -> None:

@@ -158,8 +158,8 @@ def test_an_export_killed_while_swapping_leaves_the_old_bundle_recoverable(tmp_p
     # killed between moving the old bundle aside and moving the new one in: the old one comes back whole
     final = tmp_path / "a" / "bundle"
     final.parent.mkdir()
-    old_bundle(final.parent / ".bundle.x1.old")
-    (final.parent / ".bundle.x2.tmp").mkdir()
+    old_bundle(final.parent / ".bundle.x1x1x1x1.old")
+    (final.parent / ".bundle.x2x2x2x2.tmp").mkdir()
     final.mkdir()  # an empty folder, as Hydra makes it
     recover_interrupted_export(final)
     assert sorted(p.name for p in final.parent.iterdir()) == ["bundle"]
@@ -169,13 +169,26 @@ def test_an_export_killed_while_swapping_leaves_the_old_bundle_recoverable(tmp_p
     # killed after the new bundle arrived, before the user's files were moved over
     final = tmp_path / "b" / "bundle"
     final.parent.mkdir()
-    old_bundle(final.parent / ".bundle.y1.old")
+    old_bundle(final.parent / ".bundle.y1y1y1y1.old")
     final.mkdir()
     (final / "bundle.json").write_text("{}")
     (final / "policy.onnx").write_text("new")
     recover_interrupted_export(final)
     assert sorted(p.name for p in final.parent.iterdir()) == ["bundle"]
     assert (final / "policy.onnx").read_text() == "new" and (final / "notes.txt").read_text() == "mine"
+    # another bundle's folders beside it (bundle.v2, its own lock) are not touched; a folder holding only the
+    # user's files is not taken for a new bundle
+    final = tmp_path / "c" / "bundle"
+    final.parent.mkdir()
+    old_bundle(final.parent / ".bundle.z1z1z1z1.old")
+    (final.parent / ".bundle.v2.a1b2c3d4.tmp").mkdir()
+    old_bundle(final.parent / ".bundle.v2.e5f6g7h8.old")
+    final.mkdir()
+    (final / "todo.txt").write_text("also mine")
+    recover_interrupted_export(final)
+    assert sorted(p.name for p in final.parent.iterdir()) == [".bundle.v2.a1b2c3d4.tmp", ".bundle.v2.e5f6g7h8.old",
+                                                              "bundle"]
+    assert sorted(p.name for p in final.iterdir()) == ["bundle.json", "notes.txt", "policy.onnx", "todo.txt"]
 
 
 def _gate_command() -> list[str]:
