@@ -171,8 +171,7 @@ def _mean_interval(values: np.ndarray, seed: int, confidence: float, resamples: 
     """Interval of the mean of ``values``: Student-t below :data:`MIN_BOOTSTRAP` values, else the bootstrap."""
     if values.size < MIN_BOOTSTRAP:
         return _student(values, confidence)
-    indices = bootstrap_indices(values.size, resamples, np.random.default_rng(seed))
-    return _percentile_interval(values[indices].mean(axis=-1), values.size, confidence)
+    return bootstrap_interval(values, seed, confidence=confidence, resamples=resamples)
 
 
 def _student(values: np.ndarray, confidence: float) -> tuple[float, float]:
@@ -183,14 +182,17 @@ def _student(values: np.ndarray, confidence: float) -> tuple[float, float]:
     return mean - half, mean + half
 
 
+def _summary(flat: np.ndarray, interval: tuple[float, float]) -> Summary:
+    return Summary(mean=float(flat.mean()), std=float(flat.std()), iqm=float(interquartile_mean(flat)),
+                   ci_low=interval[0], ci_high=interval[1], n=int(flat.size))
+
+
 def summarize(returns: np.ndarray | list[list[float]], seed: int, confidence: float = DEFAULT_CONFIDENCE,
               resamples: int = DEFAULT_RESAMPLES) -> Summary:
     """Mean, std, IQM and the interval of the mean of ``(seeds, episodes)`` returns (see the module docstring)."""
     _check_confidence(confidence, resamples)
     flat = as_strata(returns).ravel()
-    low, high = _mean_interval(flat, seed, confidence, resamples)
-    return Summary(mean=float(flat.mean()), std=float(flat.std()), iqm=float(interquartile_mean(flat)),
-                   ci_low=low, ci_high=high, n=int(flat.size))
+    return _summary(flat, _mean_interval(flat, seed, confidence, resamples))
 
 
 def paired_difference(a: np.ndarray | list[list[float]], b: np.ndarray | list[list[float]], seed: int,
@@ -218,6 +220,4 @@ def t_interval(values: np.ndarray | list[float], confidence: float = DEFAULT_CON
     """
     _check_confidence(confidence, 1)
     flat = as_strata(values).ravel()
-    low, high = _student(flat, confidence)
-    return Summary(mean=float(flat.mean()), std=float(flat.std()), iqm=float(interquartile_mean(flat)),
-                   ci_low=low, ci_high=high, n=int(flat.size))
+    return _summary(flat, _student(flat, confidence))

@@ -210,11 +210,7 @@ def recover_interrupted_export(final: Path) -> list[Path]:
                 shutil.rmtree(final)
             os.replace(old, final)
             continue
-        bundle_files = _bundle_files(old)
-        for entry in old.iterdir():
-            if entry.name not in bundle_files and not (final / entry.name).exists():
-                os.replace(entry, final / entry.name)
-        shutil.rmtree(old)
+        _retire_old_bundle(old, final)
         removed.append(old)
     return removed
 
@@ -240,6 +236,11 @@ def _move_into_place(stage: Path, final: Path) -> None:
     old.rmdir()
     os.replace(final, old)
     os.replace(stage, final)
+    _retire_old_bundle(old, final)
+
+
+def _retire_old_bundle(old: Path, final: Path) -> None:
+    """Moves the user's files (those the old bundle did not list) from ``old`` into ``final``; deletes ``old``."""
     bundle_files = _bundle_files(old)
     for entry in old.iterdir():
         if entry.name not in bundle_files and not (final / entry.name).exists():

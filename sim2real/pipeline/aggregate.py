@@ -225,10 +225,8 @@ def cross_task_aggregate(reports: list[LoadedReport], seed: int = 0, confidence:
         entry = {"expert_free": flags.get(label), "tasks": len(covered), "runs": sum(len(v) for v in by_task.values()),
                  **cross_task.to_jsonable(cross_task.aggregate_estimates([by_task[t] for t in covered], seed, confidence,
                                                                          resamples))}
-        entry["improvement"] = _improvements(label, scores, seed, confidence, resamples)
+        entry["improvement"], unmatched = _improvements(label, scores, seed, confidence, resamples)
         methods[label] = entry
-        unmatched = [r for r in REFERENCE_METHODS if "@" in label and not label.startswith(f"{r}@")
-                     and f"over_{r}" not in entry["improvement"] and any(k.startswith(f"{r}@") for k in scores)]
         if unmatched:
             warnings.append(f"method '{label}' is compared with no {' or '.join(unmatched)} run: none of its budget "
                             "on its tasks")
@@ -245,21 +243,25 @@ def cross_task_aggregate(reports: list[LoadedReport], seed: int = 0, confidence:
 
 
 def _improvements(label: str, scores: dict[str, dict[str, list[float]]], seed: int, confidence: float,
-                  resamples: int) -> dict[str, Any]:
-    """``P(label > reference)`` for fine-tuning and scratch (same budget where labels carry one)."""
+                  resamples: int) -> tuple[dict[str, Any], list[str]]:
+    """``P(label > reference)`` for fine-tuning and scratch (same budget where labels carry one), and the
+    references a budgeted label found no run of its budget on its tasks for."""
     out: dict[str, Any] = {}
+    unmatched = []
     budget = label.partition("@")[2]
     for reference in REFERENCE_METHODS:
         other = f"{reference}@{budget}" if budget else reference
-        if other == label or other not in scores:
+        if other == label:
             continue
-        shared = sorted(set(scores[label]) & set(scores[other]))
+        shared = sorted(set(scores[label]) & set(scores.get(other, {})))
         if not shared:
+            if budget and any(key.startswith(f"{reference}@") for key in scores):
+                unmatched.append(reference)
             continue
         estimate = cross_task.probability_of_improvement([scores[label][t] for t in shared],
                                                          [scores[other][t] for t in shared], seed, confidence, resamples)
         out[f"over_{reference}"] = {"versus": other, "tasks": len(shared), **estimate.to_dict()}
-    return out
+    return out, unmatched
 
 
 def format_markdown(aggregate: dict[str, Any]) -> str:
