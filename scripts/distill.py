@@ -1,7 +1,7 @@
 """Distill a student with history from a privileged teacher, by DAgger in simulation (zero target steps).
 
     python scripts/distill.py teacher=outputs/train/<teacher run> history=4 iterations=8
-    python scripts/distill.py teacher=<run> randomization=wide_mass_gain hydra.run.dir=outputs/distill/student
+    python scripts/distill.py teacher=<run> iterations=16 hydra.run.dir=outputs/distill/student
 
 The output folder must be new or empty (`overwrite=true` replaces a student there; never another kind of run).
 """
@@ -12,11 +12,17 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from sim2real.cli import output_dir, run_script, user_overrides, write_run_config
-from sim2real.presets import load_preset, to_dict
+from sim2real.presets import to_dict
 from sim2real.randomization.spec import DynamicsSpec
 from sim2real.runs import check_run_dir, claim_run_dir
 from sim2real.seeding import seed_everything, set_torch_threads
-from sim2real.training.distill import DistillSettings, distill, load_teacher, student_env_spec
+from sim2real.training.distill import (
+    DistillSettings,
+    check_randomization,
+    distill,
+    load_teacher,
+    student_env_spec,
+)
 from sim2real.validation import require_bool
 
 
@@ -28,11 +34,13 @@ def distill_command(cfg: DictConfig) -> None:
     raw = to_dict(cfg)
     overwrite = require_bool("overwrite", raw.pop("overwrite"))
     check_run_dir(run_dir, "distill", overwrite=overwrite)
-    teacher, name = raw.pop("teacher"), raw.pop("randomization")
+    teacher, chosen = raw.pop("teacher"), raw.pop("randomization", None)
     set_torch_threads(raw.pop("torch_threads"))
     settings = DistillSettings.from_dict(raw)
-    randomization = DynamicsSpec.from_dict(load_preset("randomization", name), default_name=name) if name else None
-    student_env_spec(load_teacher(teacher), settings.history)  # a non-teacher or a too-short history: refused here
+    randomization = DynamicsSpec.from_dict(chosen, default_name="randomization") if chosen else None
+    teacher_policy = load_teacher(teacher)  # not a teacher, a too-short history, another privileged scale: refused here
+    student_env_spec(teacher_policy, settings.history)
+    check_randomization(teacher_policy, randomization)
     with claim_run_dir(run_dir, "distill", overwrite=overwrite):
         write_run_config(run_dir, {**to_dict(cfg), "overwrite": False}, user_overrides())
         seed_everything(settings.seed)

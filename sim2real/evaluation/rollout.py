@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import gymnasium as gym
 import numpy as np
 
+from sim2real.envs.parameters import ParameterSet
 from sim2real.envs.registry import EnvSpec
 from sim2real.episodes import ActFn, run_steps
 from sim2real.policies.policy import Policy
@@ -85,9 +86,12 @@ def privileged_rollout_returns(teacher: Policy, episodes: int, seed: int, target
     environment = make_env(teacher.info.env, randomization=teacher.info.randomization if randomization is None else randomization,
                            target=teacher.info.target, privileged=True)
     if target is not None:
+        robot = make_env(teacher.info.env)  # the target applies to the robot, not on top of the teacher's own target
+        nominal = ParameterSet(robot.unwrapped.model, robot.unwrapped.data)
+        robot.close()
         for source in privileged_sources(environment):
             if isinstance(source, DomainRandomization):
-                source.pin(target)
+                source.pin(target, nominal)
             else:
                 source.neutral = True
     return _run_episodes(teacher, environment, episodes, seed)

@@ -49,6 +49,10 @@ class ObservationNoise(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
         """The episode's bias in units of three standard deviations (the privileged scale of an unbounded draw)."""
         return (self._bias / (3.0 * self.bias_std)).ravel() if self.bias_std > 0 else np.zeros(0)
 
+    def privileged_bounds(self) -> np.ndarray:
+        """``(entries, 2)``: the biases :meth:`privileged` maps onto -1 and +1 (-+ three standard deviations)."""
+        return np.tile([-3.0 * self.bias_std, 3.0 * self.bias_std], (len(self.privileged_names), 1))
+
     def observation(self, observation: np.ndarray) -> np.ndarray:
         noisy = observation + self._bias
         if self.std > 0:
@@ -118,6 +122,10 @@ class ActionLatency(gym.Wrapper, gym.utils.RecordConstructorArgs):
             return np.zeros(0)
         return np.array([2.0 * (self.delay - self.min_steps) / (self.max_steps - self.min_steps) - 1.0])
 
+    def privileged_bounds(self) -> np.ndarray:
+        """``(entries, 2)``: the latencies :meth:`privileged` maps onto -1 and +1."""
+        return np.array([[self.min_steps, self.max_steps]] * len(self.privileged_names), dtype=float).reshape(-1, 2)
+
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
         self._queue.append(np.asarray(action))
         return self.env.step(self._queue.popleft())
@@ -155,6 +163,10 @@ class MotorStrength(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
     def privileged(self) -> np.ndarray:
         """The episode's factor mapped from ``[low, high]`` onto [-1, 1]."""
         return np.array([2.0 * (self.factor - self.low) / (self.high - self.low) - 1.0]) if self.high > self.low else np.zeros(0)
+
+    def privileged_bounds(self) -> np.ndarray:
+        """``(entries, 2)``: the strength factors :meth:`privileged` maps onto -1 and +1."""
+        return np.array([[self.low, self.high]] * len(self.privileged_names), dtype=float).reshape(-1, 2)
 
     def action(self, action: np.ndarray) -> np.ndarray:
         return (np.asarray(action) * self.factor).astype(self.action_space.dtype)

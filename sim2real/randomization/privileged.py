@@ -96,6 +96,13 @@ def privileged_names(env: gym.Env) -> list[str]:
     return [name for source in privileged_sources(env) for name in source.privileged_names]
 
 
+def privileged_bounds(env: gym.Env) -> dict[str, tuple[float, float]]:
+    """Each privileged entry of ``env`` -> the raw values its normalization maps onto -1 and +1: the scale a
+    teacher learned its privileged input on (the same robot reads differently under other ranges)."""
+    return {name: (float(low), float(high)) for source in privileged_sources(env)
+            for name, (low, high) in zip(source.privileged_names, source.privileged_bounds(), strict=True)}
+
+
 def split_privileged(obs: np.ndarray, privileged_dim: int) -> tuple[np.ndarray, Any]:
     """``(policy part, privileged part)`` of observations ``[obs, privileged]`` (one or a batch)."""
     obs = np.asarray(obs)

@@ -72,15 +72,25 @@ class DomainRandomization(gym.Wrapper, gym.utils.RecordConstructorArgs):
         scaled = np.divide(values - self._low, self._span, out=np.full_like(values, 0.5), where=self._span > 0)
         return 2.0 * scaled - 1.0
 
-    def pin(self, dynamics: DynamicsSpec | None) -> dict[str, float]:
+    def privileged_bounds(self) -> np.ndarray:
+        """``(entries, 2)``: the raw values :meth:`privileged` maps onto -1 and +1, one row per entry."""
+        return np.stack([self._low, self._low + self._span], axis=1)
+
+    def pin(self, dynamics: DynamicsSpec | None, nominal: ParameterSet | None = None) -> dict[str, float]:
         """Makes every reset write ``dynamics``' constant values (from the nominal model, as a target's are)
         instead of a sample, while :meth:`privileged` keeps this randomization's scale: how a privileged
-        teacher is evaluated on a given robot. None unpins. Returns the pinned ``{name: value}``."""
+        teacher is evaluated on a given robot. None unpins. Returns the pinned ``{name: value}``.
+
+        ``nominal``: the parameters of the model ``dynamics`` applies to, when this env's own nominal is not
+        the robot's (a target written into it before the randomization; default: this env's)."""
         if dynamics is None:
             self._pinned, self._kinds = None, self.dynamics.kinds
             self.parameters.restore()
             return {}
-        compiled = CompiledDynamics(dynamics, self.parameters, self.env_name)
+        if nominal is not None and nominal.names != self.parameters.names:
+            raise ValueError(f"the nominal parameters given to pin are another model's ({len(nominal.names)} "
+                             f"parameters, this env has {len(self.parameters.names)})")
+        compiled = CompiledDynamics(dynamics, nominal or self.parameters, self.env_name)
         values = compiled.sample(np.random.default_rng(0))
         self.parameters.check_values(values)
         self._pinned, self._kinds = values, self.dynamics.kinds | compiled.kinds

@@ -45,7 +45,7 @@ from sim2real.policies.policy import ObsNormalizer, Policy
 from sim2real.policies.run_info import RunInfo
 from sim2real.randomization.factory import make_env
 from sim2real.randomization.history import HistoryLayout, history_layout
-from sim2real.randomization.privileged import split_privileged
+from sim2real.randomization.privileged import privileged_bounds, split_privileged
 from sim2real.randomization.spec import DynamicsSpec
 from sim2real.runs import MODEL_FILE, VECNORMALIZE_FILE, atomic_path, update_metadata
 from sim2real.seeding import child_seeds
@@ -208,6 +208,30 @@ def student_env_spec(teacher: Policy, history: int) -> EnvSpec:
     return replace(teacher.info.env, history=history)
 
 
+def check_randomization(teacher: Policy, randomization: DynamicsSpec | None) -> None:
+    """Refuses a distillation randomization on which the teacher would be told its robot on another scale
+    than the one it learned (each privileged value is normalized over the randomization's ranges: under
+    other ranges the same robot reads differently, and every label would come from a misinformed teacher)."""
+    if randomization is None:
+        return
+    spec, target = teacher.info.env, teacher.info.target
+    envs = [make_env(spec, randomization=dynamics, target=target, privileged=True)
+            for dynamics in (teacher.info.randomization, randomization)]
+    try:
+        own, other = (privileged_bounds(env) for env in envs)
+    finally:
+        for env in envs:
+            env.close()
+    differ = {name: (own.get(name), other.get(name)) for name in {*own, *other}
+              if name not in own or name not in other or not np.allclose(own[name], other[name], rtol=1e-9, atol=0.0)}
+    if differ:
+        shown = "; ".join(f"{name}: teacher {pair[0]}, here {pair[1]}" for name, pair in sorted(differ.items())[:4])
+        raise ValueError(f"randomization '{randomization.name}' gives the privileged observation other entries or ranges "
+                         f"than the teacher's '{teacher.info.randomization.name}' ({shown}{'; ...' if len(differ) > 4 else ''}): "
+                         "the teacher would be told its robot on a scale it never learned. Distill under the same "
+                         "parameters and ranges (another distribution over them is fine), or leave randomization unset")
+
+
 def new_student(teacher: Policy, spec: EnvSpec, run_dir: Path, seed: int, settings: DistillSettings | None = None,
                 views: Views | None = None) -> Policy:
     """A new student on the student's observation: the teacher's algorithm and network, freshly initialized
@@ -304,6 +328,7 @@ def distill(teacher_run: str | Path, run_dir: str | Path, settings: DistillSetti
     """
     settings = settings or DistillSettings()
     teacher = load_teacher(teacher_run)
+    check_randomization(teacher, randomization)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     randomization = randomization or teacher.info.randomization
@@ -373,11 +398,13 @@ def _save_student(student: Policy, run_dir: Path) -> None:
 
 def _final_check(teacher: Policy, student: Policy, randomization: DynamicsSpec,
                  settings: DistillSettings) -> dict[str, Any]:
-    """Deterministic returns of student and teacher on the distillation randomization (same seeds)."""
+    """Deterministic returns of student and teacher on the distillation randomization around the teacher's
+    robot (its target, nominal for most teachers), the same seeds for both."""
     if settings.eval_episodes == 0:
         return {}
     seed = 10_000 + settings.seed
-    student_returns = rollout_returns(student, student.info.env, settings.eval_episodes, seed, randomization=randomization)
+    student_returns = rollout_returns(student, student.info.env, settings.eval_episodes, seed,
+                                      randomization=randomization, target=teacher.info.target)
     teacher_returns = privileged_rollout_returns(teacher, settings.eval_episodes, seed, randomization=randomization).returns
     result = {"student_return_mean": float(np.mean(student_returns.returns)),
               "teacher_return_mean": float(np.mean(teacher_returns))}

@@ -8,11 +8,13 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
+from sim2real.envs.parameters import ParameterSet
 from sim2real.envs.registry import resolve_env
 from sim2real.randomization import DomainRandomization, DynamicsSpec, make_env
 from sim2real.randomization.privileged import (
     PrivilegedObservation,
     find_randomization,
+    privileged_bounds,
     privileged_names,
     privileged_sources,
     split_privileged,
@@ -101,6 +103,40 @@ def test_pinned_dynamics_hold_every_episode_on_the_randomization_scale() -> None
     assert info["dynamics"]["cart_mass"] != pytest.approx(2 * nominal["cart_mass"])
     with pytest.raises(ValueError):
         env.pin(DynamicsSpec.from_dict({"parameters": {"masses": {"op": "scale", "dist": "constant", "value": -1.0}}}))
+
+
+def test_a_target_pins_onto_the_robot_when_the_model_already_holds_another() -> None:
+    """A teacher trained on a target has that target written into its model; evaluating it on a target must
+    scale the robot's own values (heavy: masses x1.5), not the teacher's target's (x1.5 again: x2.25)."""
+    heavy = DynamicsSpec.from_dict({"parameters": {"masses": {"op": "scale", "dist": "constant", "value": 1.5}}})
+    robot = gym.make("InvertedPendulum-v5")
+    nominal = ParameterSet(robot.unwrapped.model, robot.unwrapped.data)
+    env = make_env("inverted_pendulum", randomization=WIDE, target=heavy)
+    randomization = find_randomization(env)
+    assert randomization.pin(heavy)["cart_mass"] == pytest.approx(2.25 * nominal.as_dict(nominal.nominal)["cart_mass"])
+    pinned = randomization.pin(heavy, nominal)
+    assert pinned["cart_mass"] == pytest.approx(1.5 * nominal.as_dict(nominal.nominal)["cart_mass"])
+    _, info = env.reset(seed=0)
+    assert info["dynamics"]["cart_mass"] == pytest.approx(pinned["cart_mass"])
+    other = ParameterSet(gym.make("Hopper-v5").unwrapped.model, gym.make("Hopper-v5").unwrapped.data)
+    with pytest.raises(ValueError, match="another model"):
+        randomization.pin(heavy, other)
+
+
+def test_privileged_bounds_are_the_values_mapped_onto_minus_one_and_one() -> None:
+    spec = replace(WIDE, effects=replace(WIDE.effects, action_latency=1, action_latency_max=3, obs_bias_std=0.1))
+    env = make_env("inverted_pendulum", randomization=spec, privileged=True)
+    bounds = privileged_bounds(env)
+    assert list(bounds) == privileged_names(env)
+    nominal = find_randomization(env).nominal_dict()
+    assert bounds["cart_mass"] == pytest.approx((0.5 * nominal["cart_mass"], 2.5 * nominal["cart_mass"]))
+    assert bounds["slide_gain"] == pytest.approx((0.4 * nominal["slide_gain"], 1.2 * nominal["slide_gain"]))
+    assert bounds["action_latency"] == (1.0, 3.0) and bounds["obs_bias[3]"] == pytest.approx((-0.3, 0.3))
+    for seed in range(3):  # each entry: (value - low) / (high - low) mapped onto [-1, 1]
+        _, info = env.reset(seed=seed)
+        value = info["dynamics"]["pole_mass"]
+        low, high = bounds["pole_mass"]
+        assert info["privileged"][1] == pytest.approx(2 * (value - low) / (high - low) - 1)
 
 
 def test_per_episode_effects_join_the_privileged_observation() -> None:

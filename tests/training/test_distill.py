@@ -11,19 +11,32 @@ import numpy as np
 import pytest
 import torch
 
-from sim2real.evaluation.rollout import privileged_rollout_returns
+from sim2real.evaluation.rollout import RolloutResult, privileged_rollout_returns
 from sim2real.export import export_bundle
 from sim2real.policies import Policy
 from sim2real.policies.deploy import BUNDLE_FILE, DeployedPolicy
-from sim2real.presets import target_spec
-from sim2real.randomization import make_env
+from sim2real.presets import load_preset, target_spec
+from sim2real.randomization import DynamicsSpec, make_env
 from sim2real.randomization.history import history_layout
 from sim2real.runs import read_json
+from sim2real.training import distill as distill_module
 from sim2real.training import train
 from sim2real.training.config import PolicyConfig
-from sim2real.training.distill import DistillSettings, Views, adaptation_module, distill, load_teacher
+from sim2real.training.distill import (
+    DistillSettings,
+    Views,
+    adaptation_module,
+    check_randomization,
+    distill,
+    load_teacher,
+)
 from sim2real.training.report import evaluate_run
 from tests.conftest import REPO, tiny_train_config
+
+
+def randomization_spec(name: str) -> DynamicsSpec:
+    return DynamicsSpec.from_dict(load_preset("randomization", name), default_name=name)
+
 
 TINY = DistillSettings(history=3, iterations=2, steps_per_iteration=300, epochs=2, eval_episodes=1)
 
@@ -77,6 +90,42 @@ def test_only_a_privileged_teacher_is_accepted(ppo_run: Path, tmp_path: Path) ->
         distill(ppo_run, tmp_path / "student", TINY)
 
 
+def test_a_randomization_on_another_privileged_scale_is_refused_before_anything_is_written(
+        teacher_run: Path, tmp_path: Path) -> None:
+    """The teacher learned its privileged input normalized over its own randomization's ranges: under wider
+    ranges the same robot reads as another, and every label would come from a misinformed teacher."""
+    teacher = load_teacher(teacher_run)
+    check_randomization(teacher, randomization_spec("mass_gain"))  # the teacher's own ranges: fine
+    with pytest.raises(ValueError, match=r"'wide_mass_gain'.*cart_mass"):
+        distill(teacher_run, tmp_path / "student", TINY, randomization_spec("wide_mass_gain"))
+    assert not (tmp_path / "student").exists()
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "distill.py"), f"teacher={teacher_run}", "randomization=latency3",
+         f"hydra.run.dir={tmp_path / 'script'}"], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert result.returncode == 2 and "action_latency" in result.stderr, result.stderr[-2000:]
+    assert not (tmp_path / "script").exists()
+
+
+def test_the_final_check_runs_student_and_teacher_on_the_teachers_robot(
+        student_run: Path, teacher_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A teacher trained on a target (heavy): the student's check runs there too, not on the nominal robot."""
+    teacher = load_teacher(teacher_run)
+    teacher = Policy(teacher.model, teacher.normalizer, replace(teacher.info, target=target_spec("heavy")))
+    seen: dict[str, dict] = {}
+
+    def recorded(role: str):
+        def rollout(*args, **kwargs) -> RolloutResult:
+            seen[role] = kwargs
+            return RolloutResult(np.ones(1), np.ones(1, dtype=int), 0)
+        return rollout
+
+    monkeypatch.setattr(distill_module, "rollout_returns", recorded("student"))
+    monkeypatch.setattr(distill_module, "privileged_rollout_returns", recorded("teacher"))
+    distill_module._final_check(teacher, Policy.load(student_run), teacher.info.randomization, TINY)
+    assert seen["student"]["target"].name == "heavy"
+    assert seen["student"]["randomization"] == seen["teacher"]["randomization"] == teacher.info.randomization
+
+
 def test_settings_are_checked() -> None:
     with pytest.raises(ValueError, match="history=0 must be an integer >= 1"):
         DistillSettings(history=0)
@@ -100,10 +149,13 @@ def test_script_writes_a_student(teacher_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "student"
     result = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "distill.py"), f"teacher={teacher_run}", "history=2", "iterations=1",
-         "steps_per_iteration=200", "epochs=1", "eval_episodes=0", f"hydra.run.dir={out}"],
+         "steps_per_iteration=200", "epochs=1", "eval_episodes=0", "randomization=mass_gain",
+         "randomization.parameters.masses.dist=log_uniform", f"hydra.run.dir={out}"],
         capture_output=True, text=True, cwd=REPO, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert read_json(out / "metadata.json")["env"]["history"] == 2
+    metadata = read_json(out / "metadata.json")
+    assert metadata["env"]["history"] == 2
+    assert metadata["randomization"]["parameters"]["masses"]["dist"] == "log_uniform"  # same ranges, another distribution
     assert "0 target steps" in result.stdout
 
 
