@@ -1,5 +1,5 @@
-"""System identification: record what a robot's encoders give, replay it in the simulator, and fit a
-distribution over named physical parameters (and the action latency) with CMA-ES.
+"""System identification: record a robot's state readings (encoders, and a floating base's pose), replay
+them in the simulator, and fit a distribution over named physical parameters (and the action latency) with CMA-ES.
 
 * :mod:`sim2real.sysid.data`: recorded trajectories, their dataset format, recording them;
 * :mod:`sim2real.sysid.replay`: the k-step replay error of candidate dynamics;

@@ -1,18 +1,22 @@
-"""Recorded trajectories in the form a robot's encoders give them, and how they are recorded and stored.
+"""Recorded trajectories in the form a robot's state readings give them, and how they are recorded and stored.
 
-**What is assumed observed.** System identification uses only what joint encoders (and their
-differentiation) give on a real robot, plus the commands the controller sent:
+**What is assumed observed.** System identification uses the robot's full generalized state at each
+control tick, plus the commands the controller sent. For a fixed-base robot (the pendulums, Reacher) that
+is what joint encoders (and their differentiation) give; a floating-base robot's state also holds the
+base's pose and velocity (Hopper's ``rootx``, ``rootz``, ``rooty``; Ant's free joint), which a real robot
+gets from motion capture or a state estimator, not from encoders:
 
-* ``qpos``: joint positions at a control tick, in the simulator's ``qpos`` layout;
-* ``qvel``: joint velocities at that tick, in the ``qvel`` layout;
+* ``qpos``: generalized positions at a control tick (joints, and a floating base's pose), in the
+  simulator's ``qpos`` layout;
+* ``qvel``: generalized velocities at that tick, in the ``qvel`` layout;
 * ``actions``: the command sent at that tick (in the env's action space, as given to ``env.step``);
 * ``next_qpos`` / ``next_qvel``: the reading at the next control tick, one control period later.
 
 Nothing else: no rewards, no policy observations, no contact forces, no actuator activations (models
 with actuator internal state, ``na > 0``, are replayed from zero activation) and no simulator internals.
 In simulation the readings are ``env.unwrapped.data.qpos`` / ``qvel`` before and after each
-``env.step``, exact (a target's observation noise acts on the policy's observations, not on them); a
-real robot's encoder noise would be in its data.
+``env.step``, exact, the base's pose included (a target's observation noise acts on the policy's
+observations, not on them); a real robot's sensor and estimator errors would be in its data.
 
 **The dataset format** (what a user with logs from a real robot writes, e.g. with
 :func:`save_trajectories`): ``NAME.npz`` with the arrays
@@ -243,19 +247,25 @@ def measure(env: gym.Env, settings: MeasurementSettings, seed: int = 0,
     return record_trajectories(env, act, settings.steps, settings.trajectory_length, seed=seed, info=provenance)
 
 
+TRAJECTORIES_PER_SEED = 2**20
+"""Each seed's own block of reset seeds: trajectory ``i`` of seed ``s`` resets with ``s * 2**20 + i``, so two
+seeds never record the same trajectory (with ``s + i``, seed 1's trajectory ``i`` was seed 0's ``i + 1``:
+a fixed target and a chirp excitation made two seeds' data all but identical)."""
+
+
 def record_trajectories(env: gym.Env, act: Excitation, steps: int, trajectory_length: int, seed: int = 0,
                         info: Mapping[str, Any] | None = None) -> Trajectories:
-    """Records exactly ``steps`` steps: encoder readings before and after each step, and the actions.
+    """Records exactly ``steps`` steps: the state readings before and after each step, and the actions.
 
     A trajectory ends when the env terminates or truncates it, or after ``trajectory_length`` steps;
-    trajectory ``i`` resets with seed ``seed + i``.
+    trajectory ``i`` resets with seed ``seed * TRAJECTORIES_PER_SEED + i`` (each seed its own block).
 
     Args:
         env: The env measured (a budget-charging target env counts every step).
         act: The excitation (see :func:`excitation`).
         steps: Steps to record.
         trajectory_length: Longest trajectory.
-        seed: Seed of the first reset.
+        seed: The recording's seed (>= 0): its block of reset seeds.
         info: Provenance merged into the sidecar.
     """
     base = env.unwrapped
@@ -264,7 +274,10 @@ def record_trajectories(env: gym.Env, act: Excitation, steps: int, trajectory_le
     obs = None
     while len(rows["actions"]) < steps:
         if done:
-            obs, _ = env.reset(seed=seed + episode)
+            if episode == TRAJECTORIES_PER_SEED:
+                raise ValueError(f"more than {TRAJECTORIES_PER_SEED} trajectories in one recording: record fewer "
+                                 "steps or longer trajectories")
+            obs, _ = env.reset(seed=seed * TRAJECTORIES_PER_SEED + episode)
             episode, t = episode + 1, 0
         qpos, qvel = base.data.qpos.copy(), base.data.qvel.copy()
         action = np.asarray(act(obs, t))

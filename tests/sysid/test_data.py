@@ -38,6 +38,14 @@ def test_same_seed_same_recording_different_seed_differs() -> None:
     assert not np.array_equal(first.actions, other.actions)
 
 
+def test_two_seeds_never_record_the_same_trajectory() -> None:
+    """A chirp is the same every trajectory, so only the reset state tells trajectories apart: seed 1 must not
+    start where seed 0 did (with reset seeds ``seed + i`` its trajectory i was seed 0's i + 1)."""
+    starts = [{tuple(np.round(data.qpos[start], 12)) for start, _ in data.episode_bounds()}
+              for data in (record("heavy", 500, seed=0, excitation="chirp"), record("heavy", 500, seed=1, excitation="chirp"))]
+    assert min(map(len, starts)) >= 5 and not starts[0] & starts[1]
+
+
 def test_nominal_replay_is_exact_and_a_shift_is_not(nominal_data: Trajectories) -> None:
     models = ScaledModels(ENV_SPEC)
     replay = Replay(ENV_SPEC, nominal_data, horizon=3)
