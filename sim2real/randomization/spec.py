@@ -9,14 +9,20 @@ keys, names, distributions and operations with the valid choices.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from sim2real.envs.parameters import ParameterSet, compact_index
 from sim2real.randomization.adr import AdrSpec
-from sim2real.randomization.distributions import DISTRIBUTIONS, Distribution, Uniform, make_distribution
+from sim2real.randomization.distributions import (
+    DISTRIBUTIONS,
+    Distribution,
+    LogUniform,
+    Uniform,
+    make_distribution,
+)
 from sim2real.randomization.operations import operation_function, operation_range
 from sim2real.validation import require_float
 
@@ -132,6 +138,23 @@ class DynamicsSpec:
     def is_identity(self) -> bool:
         """True when the spec changes nothing."""
         return not self.parameters and not self.effects.active
+
+    def at_current_ranges(self) -> DynamicsSpec:
+        """An ADR randomization frozen at its current ranges (``adr.dimensions[*].init``: for a finished run,
+        the ranges it reached, as :class:`~sim2real.policies.RunInfo` reads them), drawn as its ``sampling``
+        says: a plain randomization for a consumer that builds its own terms on top. Others unchanged.
+
+        (``parameters`` of an ADR spec span the dimensions' limits, a range the policy may never have seen.)
+        """
+        if self.adr is None:
+            return self
+        draw = LogUniform if self.adr.sampling == "log_uniform" else Uniform
+        terms = tuple(ParameterTerm(d.target, draw(*d.init)) for d in self.adr.physical)
+        effects = self.effects
+        if self.adr.latency is not None:
+            low, high = (int(v) for v in self.adr.latency.init)
+            effects = replace(effects, action_latency=low, action_latency_max=high if high > low else None)
+        return DynamicsSpec(name=self.name, parameters=terms, effects=effects)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None, default_name: str = "custom") -> DynamicsSpec:

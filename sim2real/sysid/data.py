@@ -105,6 +105,9 @@ class Trajectories:
                 raise ValueError(f"trajectory array '{name}' must be 2-D (rows x dims), got shape {getattr(self, name).shape}")
             if not np.isfinite(getattr(self, name)).all():
                 raise ValueError(f"trajectory array '{name}' holds non-finite values")
+        if self.episode_starts.ndim != 1:
+            raise ValueError(f"trajectory array 'episode_starts' must be 1-D (one flag per row), got shape "
+                             f"{self.episode_starts.shape}")
         for now, nxt in (("qpos", "next_qpos"), ("qvel", "next_qvel")):
             if getattr(self, now).shape[1] != getattr(self, nxt).shape[1]:
                 raise ValueError(f"'{now}' has {getattr(self, now).shape[1]} columns but '{nxt}' {getattr(self, nxt).shape[1]}")

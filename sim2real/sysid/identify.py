@@ -316,8 +316,9 @@ class Calibration:
     def randomization(self, base: DynamicsSpec | None = None, name: str = "calibrated") -> DynamicsSpec:
         """The calibrated randomization: ``base``'s terms and effects (e.g. the source's, covering what was not
         identified) with the identified parameters' terms after them (so they override on shared members),
-        and the identified latency range in the effects when latency was searched."""
-        base = base or DynamicsSpec(name=name)
+        and the identified latency range in the effects when latency was searched. An ADR ``base`` counts
+        with the ranges it stands at (the ranges a finished source reached), not its limits."""
+        base = (base or DynamicsSpec(name=name)).at_current_ranges()
         terms = tuple(ParameterTerm(p.handle, LogUniform(*p.calibrated), "scale") for p in self.parameters)
         kept = tuple(t for t in base.parameters if t.target not in self.scales)  # same handle: replaced
         effects = base.effects

@@ -107,6 +107,8 @@ def test_misaligned_or_incomplete_files_are_rejected(tmp_path: Path, nominal_dat
         load_trajectories(path)
     with pytest.raises(ValueError, match="must begin with an episode start"):
         Trajectories(*(getattr(nominal_data, n)[1:] if n != "episode_starts" else np.zeros(399, bool) for n in ARRAYS))
+    with pytest.raises(ValueError, match=r"'episode_starts' must be 1-D.*\(400, 1\)"):  # a column broadcast in the checks
+        replace(nominal_data, episode_starts=nominal_data.episode_starts[:, None])
 
 
 def test_too_few_steps_for_one_trajectory() -> None:

@@ -8,7 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from sim2real.presets import target_spec
+from sim2real.presets import load_preset, target_spec
+from sim2real.randomization import DynamicsSpec
+from sim2real.randomization.distributions import Uniform
 from sim2real.sysid.data import Trajectories
 from sim2real.sysid.identify import IdentifySettings, check_priors, identify, parse_priors
 from tests.sysid.conftest import ENV, record
@@ -105,6 +107,21 @@ def test_calibrated_randomization_keeps_the_base_for_what_was_not_identified(hig
     assert math.isclose(spec.parameters[2].distribution.low, calibration.parameters[0].calibrated[0])
     spec = identify(ENV, high_gravity_data, settings(gravity=(0.25, 4.0), masses=(0.5, 2.0))).randomization(base)
     assert [t.target for t in spec.parameters] == ["frictions", "gravity", "masses"]  # identified ones replace
+
+
+def test_an_adr_source_is_kept_at_the_ranges_it_reached_not_its_limits(high_gravity_data: Trajectories) -> None:
+    """A finished ADR source stands at the ranges it reached; its spec's terms span the limits (x0.25-4), which
+    the calibrated simulation must not inherit for what was not identified."""
+    reached = {"masses": [0.8, 1.44], "frictions": [1.0, 1.2], "gains": [0.9, 1.0], "gravity": [1.0, 1.0],
+               "action_latency": [0, 1]}
+    adr = DynamicsSpec.from_dict(load_preset("randomization", "adr"))
+    base = dataclasses.replace(adr, adr=adr.adr.starting_at(reached))  # what RunInfo gives for a finished ADR run
+    spec = identify(ENV, high_gravity_data, settings(gravity=(0.25, 4.0))).randomization(base)
+    assert spec.adr is None and [t.target for t in spec.parameters] == ["masses", "frictions", "gains", "gravity"]
+    for term in spec.parameters[:3]:
+        distribution = term.distribution
+        assert [distribution.low, distribution.high] == reached[term.target] and type(distribution) is Uniform
+    assert (spec.effects.action_latency, spec.effects.action_latency_max) == (0, 1)
 
 
 @pytest.mark.parametrize(("parameters", "message"), [
