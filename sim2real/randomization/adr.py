@@ -21,6 +21,7 @@ training callback refreshes after every change, so the scheme works with any vec
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -219,9 +220,19 @@ class AdrState:
         """How many full buffers at each bound moved it ``[in, nowhere, out]`` (a move clipped at a limit or at
         the starting range counts as nowhere)."""
         self.trajectory: list[dict[str, Any]] = [self._snapshot(0)]
+        self.stale = 0
+        """Boundary returns dropped because their bound had moved since the episode began."""
 
-    def record(self, dimension: int, side: int, episode_return: float, timesteps: int) -> bool:
-        """Adds a boundary episode's return; moves the bound when its buffer is full. Returns whether a range changed."""
+    def record(self, dimension: int, side: int, episode_return: float, timesteps: int, value: float | None = None) -> bool:
+        """Adds a boundary episode's return; moves the bound when its buffer is full. Returns whether a range changed.
+
+        ``value``: the bound the episode was played at. An episode that began before the bound moved (another
+        env's, or one reset from the old ranges in the step that moved it) judged the old bound: it is dropped
+        (counted in :attr:`stale`), so every decision rests on returns at the bound it moves."""
+        bound = (self.low, self.high)[side][dimension]
+        if value is not None and not math.isclose(value, bound, rel_tol=1e-9, abs_tol=1e-12):
+            self.stale += 1
+            return False
         buffer = self.buffers[dimension][side]
         buffer.append(float(episode_return))
         if len(buffer) < self.spec.buffer_size:
@@ -268,7 +279,7 @@ class AdrState:
         """Everything a resumed run needs (and what ``metadata.json`` records)."""
         return {"dimensions": self.names, "thresholds": [self.lower_threshold, self.upper_threshold],
                 "ranges": self.ranges(), "buffers": self.buffers, "performance": self.performance,
-                "decisions": self.decisions, "trajectory": self.trajectory}
+                "decisions": self.decisions, "trajectory": self.trajectory, "stale": self.stale}
 
     def load_dict(self, data: Mapping[str, Any]) -> None:
         """Restores what :meth:`to_dict` saved (the dimensions must match)."""
@@ -283,6 +294,7 @@ class AdrState:
         self.performance = [[None if v is None else float(v) for v in sides] for sides in performance]
         self.decisions = [[[int(n) for n in side] for side in sides] for sides in decisions]
         self.trajectory = [dict(entry) for entry in data["trajectory"]]
+        self.stale = int(data.get("stale", 0))  # absent from states saved before stale returns were dropped
 
 
 def _no_performance(dimensions: int) -> list[list[float | None]]:

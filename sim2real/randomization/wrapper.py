@@ -145,7 +145,8 @@ class AdaptiveRandomization(DomainRandomization):
     the ranges (per ``sampling``) without boundary evaluations. At reset ``info["adr_latency"]`` carries the
     episode's action latency when latency is a dimension (the ``ActionLatency`` wrapper built for this
     randomization applies it); every step's ``info`` of a boundary evaluation carries
-    ``adr_boundary = (dimension, side)`` (side 0: low, 1: high): the step that ends the episode may be cut
+    ``adr_boundary = (dimension, side, value)`` (side 0: low, 1: high; ``value``: the bound it was played at, which
+    may have moved by the time the episode ends): the step that ends the episode may be cut
     by a wrapper outside this one (a time limit shorter than the robot's), which this wrapper does not see.
 
     Example:
@@ -169,7 +170,7 @@ class AdaptiveRandomization(DomainRandomization):
         self.adr = spec.adr
         self._members = [self.parameters.select(d.target) if not d.is_latency else None for d in self.adr.dimensions]
         self.low, self.high = self.adr.initial_ranges()
-        self.boundary: tuple[int, int] | None = None
+        self.boundary: tuple[int, int, float] | None = None
         self.boundaries = False
         self.latency = 0
 
@@ -185,11 +186,12 @@ class AdaptiveRandomization(DomainRandomization):
         if self._pinned is not None:
             return self._pinned.copy()
         if self.boundaries and rng.random() < self.adr.boundary_probability:
-            self.boundary = (int(rng.integers(n)), int(rng.integers(2)))
+            dimension, side = int(rng.integers(n)), int(rng.integers(2))
+            self.boundary = (dimension, side, float((self.low[dimension], self.high[dimension])[side]))
         values = self.parameters.nominal.copy()
         for i, (dimension, members) in enumerate(zip(self.adr.dimensions, self._members)):
             if self.boundary is not None and self.boundary[0] == i:
-                factors = np.full(1 if members is None else len(members), (self.low[i], self.high[i])[self.boundary[1]])
+                factors = np.full(1 if members is None else len(members), self.boundary[2])
             elif dimension.is_latency:
                 factors = rng.integers(int(self.low[i]), int(self.high[i]) + 1, size=1)
             elif self.adr.sampling == "log_uniform":

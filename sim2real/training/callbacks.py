@@ -180,7 +180,8 @@ class AdrUpdater(BaseCallback):
         for info in self.locals.get("infos", ()):
             boundary = info.get("adr_boundary")
             if boundary is not None and "episode" in info:
-                changed |= self.state.record(boundary[0], boundary[1], info["episode"]["r"], self.model.num_timesteps)
+                dimension, side, value = boundary
+                changed |= self.state.record(dimension, side, info["episode"]["r"], self.model.num_timesteps, value)
         if changed:
             self.broadcast()
         return True

@@ -38,6 +38,21 @@ def test_a_bound_moves_out_when_its_buffer_passes_the_upper_threshold() -> None:
     assert [entry["timesteps"] for entry in adr.trajectory] == [0, 9, 20]
 
 
+def test_a_return_played_at_a_bound_that_has_since_moved_is_dropped() -> None:
+    """Episodes still running when their bound moves (other envs; one reset in the step that moved it) judged
+    the old bound: a second widening must rest on returns at the widened bound only."""
+    adr = state()
+    assert adr.record(0, HIGH, 600.0, 5, value=1.0) is False
+    assert adr.record(0, HIGH, 600.0, 9, value=1.0) is True and adr.high.tolist() == [1.1]
+    assert adr.record(0, HIGH, 600.0, 10, value=1.0) is False and adr.stale == 1  # played at 1.0, not 1.1
+    assert adr.buffers[0][1] == []
+    assert adr.record(0, HIGH, 600.0, 11, value=1.1) is False and adr.buffers[0][1] == [600.0]
+    assert adr.record(0, HIGH, 600.0, 12, value=1.1) is True and adr.high[0] == pytest.approx(1.21)
+    resumed = state()
+    resumed.load_dict(adr.to_dict())
+    assert resumed.stale == 1
+
+
 def test_a_bound_moves_in_below_the_lower_threshold_and_stays_between() -> None:
     adr = state()
     for t in range(4):
@@ -107,7 +122,7 @@ def test_wrapper_starts_at_nominal_and_samples_within_the_given_ranges() -> None
         factors = env.values[masses] / env.parameters.nominal[masses]
         assert np.all((factors >= 0.6 - 1e-12) & (factors <= 1.8 + 1e-12))
         if env.boundary is not None:  # a boundary evaluation pins every member of the group at the bound
-            assert np.allclose(factors, (0.6, 1.8)[env.boundary[1]])
+            assert np.allclose(factors, (0.6, 1.8)[env.boundary[1]]) and env.boundary[2] == (0.6, 1.8)[env.boundary[1]]
 
 
 def test_boundary_evaluations_come_at_the_configured_rate_and_are_reported_on_every_step() -> None:
