@@ -74,7 +74,8 @@ def validate_dynamics(env: str | EnvSpec, *specs: DynamicsSpec | None) -> None:
         for dynamics in specs:
             if dynamics is None:
                 continue
-            env_with = DomainRandomization(base, dynamics, env_name=spec.name)
+            kind = AdaptiveRandomization if dynamics.adr is not None else DomainRandomization
+            env_with = kind(base, dynamics, env_name=spec.name)
             n_actuators = base.action_space.shape[0]
             bad = [i for i in dynamics.effects.disabled_actuators if i >= n_actuators]
             if bad:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import gymnasium as gym
@@ -169,6 +170,12 @@ class AdaptiveRandomization(DomainRandomization):
         super().__init__(env, spec, env_name)
         self.adr = spec.adr
         self._members = [self.parameters.select(d.target) if not d.is_latency else None for d in self.adr.dimensions]
+        for (i, first), (j, second) in itertools.combinations(enumerate(self._members), 2):
+            shared = [] if first is None or second is None else sorted(set(first.tolist()) & set(second.tolist()))
+            if shared:  # a boundary episode pinning one would have the other's draw overwrite part of it
+                names = [self.parameters.names[k] for k in shared]
+                raise ValueError(f"{self.env_name}: adr dimensions '{self.adr.dimensions[i].target}' and "
+                                 f"'{self.adr.dimensions[j].target}' both scale {names}; give each parameter one dimension")
         self.low, self.high = self.adr.initial_ranges()
         self.boundary: tuple[int, int, float] | None = None
         self.boundaries = False

@@ -255,6 +255,8 @@ def test_unknown_parameter_and_unphysical_limits_are_rejected_on_the_env() -> No
         validate_dynamics("hopper", adr_spec(torso_mas={"limits": [0.5, 2.0]}))
     with pytest.raises(ValueError, match="a mass must be > 0"):
         validate_dynamics("hopper", adr_spec(masses={"limits": [0.0, 2.0]}))
+    with pytest.raises(ValueError, match=r"'masses' and 'torso_mass' both scale \['torso_mass'\]"):
+        validate_dynamics("hopper", adr_spec(masses={"limits": [0.5, 2.0]}, torso_mass={"limits": [0.5, 2.0]}))
 
 
 def test_adr_conflicts_with_explicit_parameters_or_latency() -> None:
