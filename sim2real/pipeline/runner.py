@@ -14,6 +14,7 @@ from sim2real.pipeline.stages import Stage, run_stages
 from sim2real.policies import Policy, RunInfo, read_run_info
 from sim2real.randomization.spec import DynamicsSpec
 from sim2real.runs import write_json_atomic
+from sim2real.training.checks import ON_POLICY, constructor_default
 from sim2real.training.config import TrainConfig, algo_config_from_dict
 
 SOURCE, ZERO_SHOT, ORACLE, REPORT, EXPORT = "source", "zero_shot", "baselines/oracle", "report", "export"
@@ -47,14 +48,14 @@ def build_stages(config: PipelineConfig, out_dir: Path) -> list[Stage]:
     if config.oracle_timesteps and config.oracle_run is None:
         stages.append(Stage(ORACLE, out_dir / ORACLE, config.oracle_timesteps,
                             {**baseline_fp, "timesteps": config.oracle_timesteps},
-                            lambda folder: _train_baseline(config, source_dir, folder, config.oracle_timesteps),
+                            lambda folder: _train_baseline(config, source_dir, folder, config.oracle_timesteps, False),
                             POLICY_ARTIFACTS, source_stage))
     oracle_stage = tuple(s for s in stages if s.name == ORACLE)
     if config.scratch:
         stages.append(Stage(scratch_folder(config), out_dir / scratch_folder(config), config.budget,
-                            {**baseline_fp, "timesteps": config.budget},
-                            lambda folder: _train_baseline(config, source_dir, folder, config.budget), POLICY_ARTIFACTS,
-                            source_stage))
+                            {**baseline_fp, "timesteps": config.budget, "within_budget": True},
+                            lambda folder: _train_baseline(config, source_dir, folder, config.budget, True),
+                            POLICY_ARTIFACTS, source_stage))
     expert = oracle_dir
     expert_fp = {"reuse": str(config.oracle_run)} if config.oracle_run else {"oracle": config.oracle_timesteps}
     for method in config.methods:
@@ -151,18 +152,35 @@ def _zero_shot(config: PipelineConfig, source_dir: Path, folder: Path) -> dict[s
     return result
 
 
-def baseline_train_config(source: RunInfo, target: DynamicsSpec, timesteps: int, seed: int) -> TrainConfig:
-    """A baseline's training config: the source run's env and algorithm, on ``target``, no randomization."""
+def baseline_train_config(source: RunInfo, target: DynamicsSpec, timesteps: int, seed: int,
+                          within_budget: bool = False) -> TrainConfig:
+    """A baseline's training config: the source run's env and algorithm, on ``target``, no randomization.
+
+    ``within_budget``: ``timesteps`` is a target-step budget the run must not exceed (the same-budget scratch
+    baseline). An on-policy algorithm trains whole rollouts, and SB3 finishes the one that crosses the budget
+    (20,480 steps for 20,000 with 4 x 512); its rollout is planned as fine-tuning plans it instead
+    (:func:`~sim2real.transfer.finetune.ppo_rollout_plan`: whole rollouts, stretched to fill the budget).
+    """
     algo = algo_config_from_dict(dict(source.algo_config or {"name": source.algo}), source.env.name)
+    if within_budget and algo.name in ON_POLICY:
+        from sim2real.transfer.finetune import ppo_rollout_plan
+
+        n_steps, batch_size = (algo.hyperparams.get(name, constructor_default(algo.name, name))
+                               for name in ("n_steps", "batch_size"))
+        n_steps, rollouts = ppo_rollout_plan(int(timesteps), algo.n_envs, n_steps, batch_size)
+        algo = dataclasses.replace(algo, hyperparams={**algo.hyperparams, "n_steps": n_steps})
+        timesteps = n_steps * algo.n_envs * rollouts
     return TrainConfig(env=source.env, algo=algo, randomization=DynamicsSpec(), target=target, timesteps=int(timesteps),
                        seed=seed, checkpoint_every=0, eval_episodes=0, progress_bar=False)
 
 
-def _train_baseline(config: PipelineConfig, source_dir: Path, folder: Path, timesteps: int) -> dict[str, Any]:
+def _train_baseline(config: PipelineConfig, source_dir: Path, folder: Path, timesteps: int,
+                    within_budget: bool) -> dict[str, Any]:
     """Trains (or resumes, or reuses a complete) scratch or oracle run on the target into ``folder``."""
     from sim2real.training import train
 
-    train(baseline_train_config(read_run_info(source_dir), config.target, timesteps, config.seed), folder, resume=True)
+    train(baseline_train_config(read_run_info(source_dir), config.target, timesteps, config.seed, within_budget), folder,
+          resume=True)
     info = read_run_info(folder)
     return {"timesteps": info.timesteps_done, "wall_time_s": info.record.get("wall_time_s")}
 

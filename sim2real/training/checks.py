@@ -131,6 +131,15 @@ def hyperparameter_names(algo: str) -> set[str]:
     return set(inspect.signature(ALGORITHM_CLASSES[algo].__init__).parameters) - SET_BY_THE_TRAINER - {"self"}
 
 
+def constructor_default(algo: str, name: str) -> Any:
+    """The default of ``algo``'s SB3 constructor argument ``name`` (what an unset hyperparameter is)."""
+    import inspect
+
+    from sim2real.policies.policy import ALGORITHM_CLASSES
+
+    return inspect.signature(ALGORITHM_CLASSES[algo].__init__).parameters[name].default
+
+
 def check_hyperparams(algo: str, hyperparams: Mapping[str, Any], n_envs: int) -> None:
     """Refuses hyperparameter names the algorithm's constructor does not take, and values SB3 would take
     without complaint but cannot train with, before anything is written.

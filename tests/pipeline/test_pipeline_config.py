@@ -108,3 +108,26 @@ def test_oracle_run_must_match_env_and_target(ppo_run: Path) -> None:
         pipeline_config_from_dict(config_dict(f"oracle_run={ppo_run}"))
     with pytest.raises(ValueError, match="oracle_run '.*' was trained on target 'nominal', not 'overloaded'"):
         pipeline_config_from_dict(config_dict("env=inverted_pendulum", f"oracle_run={ppo_run}"))
+
+
+def test_the_scratch_baseline_spends_at_most_its_budget_in_whole_rollouts(ppo_run: Path, tmp_path: Path) -> None:
+    """SB3 finishes the rollout that crosses a budget (4 x 512 steps: 20,480 for 20,000); the same-budget scratch
+    run is planned in whole rollouts within it, as fine-tuning is, so it never has more target data than the
+    methods it judges. The oracle is not a budgeted run."""
+    from sim2real.pipeline.runner import baseline_train_config
+    from sim2real.policies import read_run_info
+    from sim2real.presets import target_spec
+    from sim2real.training import train
+    from sim2real.transfer.finetune import ppo_rollout_plan
+
+    source = read_run_info(ppo_run)
+    algo = source.algo_config
+    for budget in (20_000, 1_000):
+        config = baseline_train_config(source, target_spec("heavy"), budget, seed=0, within_budget=True)
+        n_steps, rollouts = ppo_rollout_plan(budget, algo["n_envs"], algo["hyperparams"]["n_steps"],
+                                             algo["hyperparams"]["batch_size"])
+        assert config.algo.hyperparams["n_steps"] == n_steps
+        assert config.timesteps == n_steps * algo["n_envs"] * rollouts <= budget
+    assert baseline_train_config(source, target_spec("heavy"), 1_000, seed=0).timesteps == 1_000
+    train(replace(config, progress_bar=False), tmp_path / "scratch")
+    assert config.timesteps - algo["n_envs"] < read_run_info(tmp_path / "scratch").timesteps_done <= 1_000
