@@ -85,12 +85,15 @@ class TransferMethod(ABC, Generic[SettingsT]):
             expert on the target (its oracle) passes it as ``expert`` where neither is set.
         needs_dataset: The method cannot run without a recorded dataset of target steps (its ``dataset``
             setting); a pipeline must supply one.
+        supports_recurrent: The method can adapt a recurrent (``recurrent_ppo``) source. None does today:
+            each acts, labels or trains step by step or in batches without the LSTM's state.
     """
 
     name: ClassVar[str]
     Settings: ClassVar[type[Any]]
     needs_expert: ClassVar[bool] = False
     needs_dataset: ClassVar[bool] = False
+    supports_recurrent: ClassVar[bool] = False
 
     def __init__(self, settings: SettingsT) -> None:
         self.settings = settings
@@ -108,6 +111,14 @@ class TransferMethod(ABC, Generic[SettingsT]):
     def validate(self, setup: TransferSetup, source: RunInfo) -> None:
         """Checks what needs the setup or the source run (e.g. budget below one round); raises ``ValueError``."""
         return None
+
+    def check(self, setup: TransferSetup, source: RunInfo) -> None:
+        """Everything checked before any work (and before a target step is spent): the kind of source the
+        method can adapt, then the method's own :meth:`validate`."""
+        if source.algo == "recurrent_ppo" and not self.supports_recurrent:
+            raise ValueError(f"method '{self.name}' cannot adapt a recurrent (recurrent_ppo) source: it would run the "
+                             "LSTM without its state; give a source trained with policy.history=k (ppo, sac or td3)")
+        self.validate(setup, source)
 
     @abstractmethod
     def adapt(self, setup: TransferSetup, source: Policy, budget: TargetBudget) -> AdaptedPolicy:
@@ -179,7 +190,7 @@ def prepare_transfer(source_dir: str | Path, target: DynamicsSpec, method: str, 
     method_cls = METHODS.get(method)
     instance = method_cls(method_cls.settings_from_dict(settings))
     setup, source = load_setup(source_dir, target, budget, seed, device=device, expect_env=expect_env)
-    instance.validate(setup, source)
+    instance.check(setup, source)
     return instance, setup, source
 
 
@@ -192,7 +203,7 @@ def run_transfer(method: TransferMethod[Any], setup: TransferSetup, source: RunI
     run_dir = Path(run_dir)
     if _same_or_inside(run_dir, setup.source_dir):
         raise ValueError(f"the transfer run folder '{run_dir}' must lie outside the source run folder '{setup.source_dir}'")
-    method.validate(setup, source)
+    method.check(setup, source)
     run_dir.mkdir(parents=True, exist_ok=True)
     update_metadata(run_dir, kind="transfer", method=method.name, source_run=str(setup.source_dir),
                     budget=setup.budget, seed=setup.seed, complete=False)

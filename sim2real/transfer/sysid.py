@@ -163,11 +163,6 @@ class Sysid(TransferMethod[SysidSettings]):
         if source.algo_config is None:
             raise ValueError(f"sysid trains with the source run's algorithm config, and '{setup.source_dir}' records "
                              f"none (a scripted policy?)")
-        if source.algo == "recurrent_ppo":
-            # Measurement and the selection between inits act step by step without the LSTM's state.
-            raise ValueError("sysid does not support a recurrent (recurrent_ppo) source: its measurement and its "
-                             "choice between inits would run the LSTM without its state; use a source with "
-                             "policy.history=k (ppo, sac or td3) instead")
 
     def adapt(self, setup: TransferSetup, source: Policy, budget: TargetBudget) -> AdaptedPolicy:
         """Measures, identifies, trains in the calibrated simulator (and optionally fine-tunes)."""

@@ -74,11 +74,15 @@ def test_bad_input_fails_before_any_work(ppo_run: Path, settings: dict, budget: 
         prepare_transfer(ppo_run, target_spec("high_gravity"), "sysid", {**FAST, **settings}, budget, seed=0)
 
 
-def test_recurrent_runs_are_refused_as_sysid_sources_and_dagger_experts(ppo_run: Path, tmp_path: Path) -> None:
+def test_recurrent_runs_are_refused_as_sources_and_dagger_experts(ppo_run: Path, tmp_path: Path) -> None:
+    """No method can adapt an LSTM source (each would run it without its state): refused before any target
+    step; bc and dagger used to spend their demonstration budget first, finetune and dann to crash."""
     recurrent = tmp_path / "lstm"
     train(tiny_train_config("recurrent_ppo", timesteps=256), recurrent)
-    with pytest.raises(ValueError, match="sysid does not support a recurrent"):
-        prepare_transfer(recurrent, target_spec("high_gravity"), "sysid", FAST, 1000, seed=0)
+    for method, settings in (("sysid", FAST), ("finetune", {}), ("dann", {}), ("bc", {"expert": str(ppo_run)}),
+                             ("dagger", {"expert": str(ppo_run)})):
+        with pytest.raises(ValueError, match=f"method '{method}' cannot adapt a recurrent"):
+            prepare_transfer(recurrent, target_spec("high_gravity"), method, settings, 1000, seed=0)
     with pytest.raises(ValueError, match=f"expert '{recurrent}' is recurrent"):
         prepare_transfer(ppo_run, target_spec("high_gravity"), "dagger", {"expert": str(recurrent)}, 1000, seed=0)
 
