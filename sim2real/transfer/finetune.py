@@ -23,6 +23,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
 
 from sim2real.policies.policy import Policy
 from sim2real.policies.run_info import RunInfo
+from sim2real.training.config import algo_config_from_dict
 from sim2real.transfer.base import (
     AdaptedPolicy,
     TransferMethod,
@@ -91,6 +92,12 @@ class Finetune(TransferMethod[FinetuneSettings]):
         s = self.settings
         if source.algo != "ppo" and s.warmup_steps >= setup.budget:
             raise ValueError(f"warmup_steps={s.warmup_steps} leaves nothing of budget={setup.budget} for training")
+        if source.algo != "ppo" and source.algo_config is not None:
+            train_freq = algo_config_from_dict(dict(source.algo_config), source.env.name).hyperparams.get("train_freq", 1)
+            if train_freq not in (1, [1, "step"], (1, "step")):
+                raise ValueError(f"finetune continues an off-policy source up to its budget exactly, but the source trains "
+                                 f"with train_freq={train_freq!r}, which collects past the point it is asked to stop "
+                                 "(the last target steps would exceed the budget); fine-tune a source with train_freq=1")
         hidden = len((source.algo_config or {}).get("network", {}).get("pi", ()))
         if hidden and s.freeze_layers > hidden:
             raise ValueError(f"freeze_layers={s.freeze_layers} but the actor encoder has {hidden} layers")

@@ -119,3 +119,12 @@ def test_sac_finetuning_stays_within_budget(tmp_path: Path) -> None:
     adapted = load_policy(tmp_path / "ft")
     assert isinstance(adapted.model, SAC)
     assert torch.equal(adapted.encoder_layers()[0].weight, load_policy(source).encoder_layers()[0].weight)
+
+
+def test_an_off_policy_source_that_collects_in_blocks_is_refused(tmp_path: Path) -> None:
+    """With train_freq=64 SB3 collects whole blocks past the step it is asked to stop at: the run hit the
+    budget's hard cap (BudgetExhausted) after spending the whole budget, and wrote nothing."""
+    source = tmp_path / "sac"
+    train(tiny_train_config("sac", timesteps=300, train_freq=64), source)
+    with pytest.raises(ValueError, match="train_freq=64"):
+        prepare_transfer(source, target_spec(TARGET), "finetune", {}, 2000, seed=0)
