@@ -36,7 +36,7 @@ class RunInfo:
         train_fps: Training throughput in env steps per second (trained runs).
         method: The transfer method (adapted runs).
         source_run: The run it was adapted from (adapted runs).
-        budget: The target-step budget (adapted runs).
+        budget: The target-step budget (adapted runs, and a same-budget scratch run trained within it).
         target_steps_used: Target steps the adaptation spent (adapted runs).
         settings: The transfer method's settings (adapted runs).
         privileged: ``none``; ``critic`` (asymmetric actor-critic: the critic saw the privileged observation);

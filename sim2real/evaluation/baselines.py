@@ -53,8 +53,9 @@ class Baselines:
 
 def scratch_runs(value: Any) -> dict[int, Path]:
     """``{budget: run folder}`` from a folder, a list of folders, or a mapping; the budget of a bare folder is
-    the training steps it was asked for (its metadata's ``timesteps``: SB3 may run a few more to finish a
-    rollout, which must not make it another budget than the adapted policies' it is compared with)."""
+    the one it was trained within (its metadata's ``budget``, which the pipeline's scratch run records: it
+    trains whole rollouts inside it), else the training steps it was asked for (``timesteps``: SB3 may run a
+    few more to finish a rollout, which must not make it another budget than the adapted policies')."""
     if not value:
         return {}
     if isinstance(value, dict):
@@ -63,5 +64,8 @@ def scratch_runs(value: Any) -> dict[int, Path]:
     budgets = {}
     for folder in folders:
         info = read_run_info(folder)
-        budgets[int(info.timesteps) if info.timesteps and not info.is_transfer else info.steps_spent] = Path(folder)
+        if info.budget and not info.is_transfer:
+            budgets[info.budget] = Path(folder)
+        else:
+            budgets[int(info.timesteps) if info.timesteps and not info.is_transfer else info.steps_spent] = Path(folder)
     return budgets

@@ -28,9 +28,11 @@ class GateThresholds:
         min_normalized_score: Smallest allowed normalized target score (0 = random, 100 = oracle).
         min_reference_score: Smallest allowed reference-normalized score (0 = random, 100 = the env's fixed
             expert reference; comparable across runs).
-        min_gap_closed: Smallest allowed share of the zero-shot-to-oracle gap closed (1 = all of it).
+        min_gap_closed: Smallest allowed share of the zero-shot-to-oracle gap closed (1 = all of it); adapted
+            policies only (a zero-shot policy closes none by definition).
         min_target_return: Smallest allowed target return.
-        forbid_negative_transfer: Fail when a policy is flagged for negative transfer.
+        forbid_negative_transfer: Fail when an adapted policy is flagged for negative transfer, or has no
+            verdict (no baseline to judge it against).
         conservative: Compare the pessimistic end of each confidence interval instead of the mean.
     """
 
@@ -121,15 +123,22 @@ def _check_row(row: dict[str, Any], t: GateThresholds) -> list[str]:
     if t.min_target_return is not None and target < t.min_target_return:
         out.append(f"{name}: target return{which} {target:.1f} is below --min-target-return {t.min_target_return:g}")
     out.extend(_check_optional(row, "normalized_score", "normalized score", t.min_normalized_score, ".1f"))
-    out.extend(_check_optional(row, "gap_closed", "gap closed", t.min_gap_closed, ".2f"))
+    adapted = row.get("role") != "zero_shot"  # gap closed and negative transfer describe an adaptation
+    if adapted:
+        out.extend(_check_optional(row, "gap_closed", "gap closed", t.min_gap_closed, ".2f"))
     if t.min_reference_score is not None:
         score = row.get("reference_score")
         if score is None:
             out.append(f"{name}: no reference score in the report (no fixed reference returns for its env)")
         elif score < t.min_reference_score:
             out.append(f"{name}: reference score {score:.1f} is below --min-reference-score {t.min_reference_score:g}")
-    if t.forbid_negative_transfer and row.get("negative_transfer"):
-        out.append(f"{name}: negative transfer (reliably worse than the zero-shot source or from-scratch baseline)")
+    if t.forbid_negative_transfer and adapted:
+        flag = row.get("negative_transfer")
+        if flag is None:
+            out.append(f"{name}: no negative-transfer verdict in the report (it needs the zero-shot source or a "
+                       "same-budget from-scratch run among the baselines), so the gate cannot pass it")
+        elif flag:
+            out.append(f"{name}: negative transfer (reliably worse than the zero-shot source or from-scratch baseline)")
     return out
 
 

@@ -13,7 +13,7 @@ from sim2real.pipeline.config import MethodRun, PipelineConfig
 from sim2real.pipeline.stages import Stage, run_stages
 from sim2real.policies import Policy, RunInfo, read_run_info
 from sim2real.randomization.spec import DynamicsSpec
-from sim2real.runs import write_json_atomic
+from sim2real.runs import update_metadata, write_json_atomic
 from sim2real.training.checks import ON_POLICY, constructor_default
 from sim2real.training.config import TrainConfig, algo_config_from_dict
 
@@ -181,6 +181,8 @@ def _train_baseline(config: PipelineConfig, source_dir: Path, folder: Path, time
 
     train(baseline_train_config(read_run_info(source_dir), config.target, timesteps, config.seed, within_budget), folder,
           resume=True)
+    if within_budget:  # trained in whole rollouts within it: the budget, not its step count, pairs it with the methods
+        update_metadata(folder, budget=int(timesteps))
     info = read_run_info(folder)
     return {"timesteps": info.timesteps_done, "wall_time_s": info.record.get("wall_time_s")}
 

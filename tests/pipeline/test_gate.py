@@ -111,6 +111,22 @@ def test_unusable_reports_exit_2(tmp_path: Path, content: str, message: str, cap
         assert str(path) in err  # the file is named
 
 
+def test_no_negative_transfer_verdict_fails_and_adaptation_metrics_skip_the_zero_shot_row() -> None:
+    """A row without a verdict (a truncated report, or no baseline to judge against) cannot pass
+    --forbid-negative-transfer; gap closed and negative transfer are about adapted policies, so the zero-shot
+    row (no verdict, no gap closed by definition) is not failed on them."""
+    unjudged = {k: v for k, v in row("dann", "policy", 300, 320).items() if k != "negative_transfer"}
+    failures = check_report({"policies": [unjudged]}, GateThresholds(forbid_negative_transfer=True))
+    assert failures == ["dann: no negative-transfer verdict in the report (it needs the zero-shot source or a "
+                        "same-budget from-scratch run among the baselines), so the gate cannot pass it"]
+    zero_shot = row("zero_shot_source", "zero_shot", 1000, 600) | {"negative_transfer": None, "gap_closed": None}
+    closed = row("finetune", "policy", 1000, 900) | {"gap_closed": 0.75}
+    report = {"policies": [zero_shot, closed]}
+    assert check_report(report, GateThresholds(forbid_negative_transfer=True, min_gap_closed=0.5)) == []
+    assert check_report(report, GateThresholds(min_gap_closed=0.8)) == [
+        "finetune: gap closed 0.75 is below --min-gap-closed 0.8"]
+
+
 def test_an_undefined_metric_fails_its_threshold_with_the_reason() -> None:
     reason = "the oracle 'oracle' does not beat 'zero_shot_source' significantly on the target"
     bc = row("bc", "policy", 300, 337.5) | {"gap_closed": None, "undefined": {"gap_closed": reason,

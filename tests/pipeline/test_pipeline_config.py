@@ -6,6 +6,7 @@ import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -114,10 +115,10 @@ def test_the_scratch_baseline_spends_at_most_its_budget_in_whole_rollouts(ppo_ru
     """SB3 finishes the rollout that crosses a budget (4 x 512 steps: 20,480 for 20,000); the same-budget scratch
     run is planned in whole rollouts within it, as fine-tuning is, so it never has more target data than the
     methods it judges. The oracle is not a budgeted run."""
-    from sim2real.pipeline.runner import baseline_train_config
+    from sim2real.evaluation.baselines import scratch_runs
+    from sim2real.pipeline.runner import _train_baseline, baseline_train_config
     from sim2real.policies import read_run_info
     from sim2real.presets import target_spec
-    from sim2real.training import train
     from sim2real.transfer.finetune import ppo_rollout_plan
 
     source = read_run_info(ppo_run)
@@ -129,5 +130,7 @@ def test_the_scratch_baseline_spends_at_most_its_budget_in_whole_rollouts(ppo_ru
         assert config.algo.hyperparams["n_steps"] == n_steps
         assert config.timesteps == n_steps * algo["n_envs"] * rollouts <= budget
     assert baseline_train_config(source, target_spec("heavy"), 1_000, seed=0).timesteps == 1_000
-    train(replace(config, progress_bar=False), tmp_path / "scratch")
+    pipeline = SimpleNamespace(target=target_spec("heavy"), seed=0)
+    _train_baseline(pipeline, ppo_run, tmp_path / "scratch", 1_000, within_budget=True)
     assert config.timesteps - algo["n_envs"] < read_run_info(tmp_path / "scratch").timesteps_done <= 1_000
+    assert scratch_runs(tmp_path / "scratch") == {1_000: tmp_path / "scratch"}  # paired by budget, not its steps
