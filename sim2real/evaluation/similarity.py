@@ -126,24 +126,27 @@ def _squared_distances(x: np.ndarray) -> np.ndarray:
     return np.maximum(norms[:, None] + norms[None, :] - 2.0 * x @ x.T, 0.0)
 
 
-def _mmd2_unbiased(kernel: np.ndarray, masks: np.ndarray) -> np.ndarray:
+def _mmd2_unbiased(kernel: np.ndarray, masks: np.ndarray, paired: bool = False) -> np.ndarray:
     """Unbiased MMD² for each row of ``masks`` (True: the sample is in the first group).
 
-    ``kernel`` is the pooled kernel matrix with its diagonal set to zero.
+    ``kernel`` is the pooled kernel matrix with its diagonal set to zero, and with ``paired`` also each pair's
+    own cross entry (a pair's two members are dependent: their similarity would pull the cross term up and
+    the statistic down by about 2 (E k(x_i, y_i) - E k(x, y')) / n).
     """
     first = masks.astype(np.float64)
     second = 1.0 - first
     n, m = first.sum(axis=1), second.sum(axis=1)
     k_first = first @ kernel
     within_x = np.sum(k_first * first, axis=1) / (n * (n - 1))
-    cross = np.sum(k_first * second, axis=1) / (n * m)
+    cross = np.sum(k_first * second, axis=1) / (n * (m - 1) if paired else n * m)
     within_y = np.sum((second @ kernel) * second, axis=1) / (m * (m - 1))
     return within_x + within_y - 2.0 * cross
 
 
 def mmd_test(x: np.ndarray, y: np.ndarray, permutations: int, rng: np.random.Generator,
              paired: bool = False) -> tuple[float, float, float]:
-    """Unbiased MMD² of samples ``x`` and ``y`` (rows), its permutation p-value and the kernel bandwidth.
+    """Unbiased MMD² of samples ``x`` and ``y`` (rows), its permutation p-value and the kernel bandwidth
+    (paired: the U-statistic over pairs ``i != j`` of k(x_i, x_j) + k(y_i, y_j) - k(x_i, y_j) - k(x_j, y_i)).
 
     Features are standardized with the pooled mean and std (constant features dropped); the Gaussian
     kernel's bandwidth is the median pairwise distance of the pooled sample. With ``paired`` (row ``i`` of
@@ -165,15 +168,18 @@ def mmd_test(x: np.ndarray, y: np.ndarray, permutations: int, rng: np.random.Gen
     bandwidth = float(np.sqrt(median)) if median > 0 else 1.0
     kernel = np.exp(-sq / (2.0 * bandwidth**2))
     np.fill_diagonal(kernel, 0.0)
+    if paired:  # a swap keeps each pair split between the groups: its own cross entry never counts
+        pairs = np.arange(len(x))
+        kernel[pairs, pairs + len(x)] = kernel[pairs + len(x), pairs] = 0.0
     is_x = np.zeros(len(pooled), dtype=bool)
     is_x[: len(x)] = True
-    observed = float(_mmd2_unbiased(kernel, is_x[None, :])[0])
+    observed = float(_mmd2_unbiased(kernel, is_x[None, :], paired)[0])
     if paired:
         swaps = rng.random((permutations, len(x))) < 0.5
         shuffled = np.concatenate([~swaps, swaps], axis=1)
     else:
         shuffled = np.stack([rng.permutation(is_x) for _ in range(permutations)])
-    exceed = int(np.sum(_mmd2_unbiased(kernel, shuffled) >= observed - 1e-12))
+    exceed = int(np.sum(_mmd2_unbiased(kernel, shuffled, paired) >= observed - 1e-12))
     return observed, (exceed + 1) / (permutations + 1), bandwidth
 
 

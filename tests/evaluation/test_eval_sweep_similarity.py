@@ -38,6 +38,24 @@ def test_mmd_is_about_zero_for_one_distribution_and_large_for_a_shift() -> None:
     assert shifted[0] > 0.1 and shifted[1] < 0.05
 
 
+def test_paired_mmd_is_the_u_statistic_over_pairs() -> None:
+    """Pairs (x_i, y_i) are dependent: the paired statistic leaves each pair's own cross term out, the
+    U-statistic over i != j of k(x_i, x_j) + k(y_i, y_j) - k(x_i, y_j) - k(x_j, y_i), and is about 0 when both
+    sides share a distribution (with the pair's own term in, near-copies gave about -2 / n)."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 2))
+    y = x + rng.normal(0.0, 0.05, size=x.shape)  # each y_i a near-copy of its x_i
+    mmd2, _, bandwidth = mmd_test(x, y, 50, np.random.default_rng(1), paired=True)
+    pooled = np.vstack([x, y])
+    z = (pooled - pooled.mean(axis=0)) / pooled.std(axis=0)
+    k = np.exp(-((z[:, None] - z[None]) ** 2).sum(-1) / (2 * bandwidth**2))
+    n = len(x)
+    kxx, kyy, kxy = k[:n, :n], k[n:, n:], k[:n, n:]
+    h = kxx + kyy - kxy - kxy.T
+    assert mmd2 == pytest.approx((h.sum() - np.trace(h)) / (n * (n - 1)), abs=1e-12)
+    assert abs(mmd2) < 0.01
+
+
 def test_similarity_separates_a_no_op_target_from_real_ones(ppo_run: Path) -> None:
     policy = Policy.load(ppo_run)
     source = policy.info.randomization
