@@ -82,7 +82,13 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 class CheckpointEvery(BaseCallback):
     """Saves a resumable checkpoint every ``every`` environment steps (with ``extra()``'s files, if given),
     then calls ``on_save`` (if given), e.g. to record progress that a killed run must not lose (wall time,
-    blow-ups)."""
+    blow-ups).
+
+    It saves when a rollout starts, once ``every`` more steps are done: SB3 updates the model after a rollout
+    and stores an off-policy step's transition after the step's callbacks, so a save from a step callback
+    held the model before its last update (a PPO checkpoint lost the whole last rollout's update) and a
+    replay buffer one transition short.
+    """
 
     def __init__(self, run_dir: Path, every: int, on_save: Callable[[], None] | None = None,
                  extra: Callable[[], Mapping[str, Any]] | None = None) -> None:
@@ -96,12 +102,14 @@ class CheckpointEvery(BaseCallback):
     def _init_callback(self) -> None:
         self._next = (self.model.num_timesteps // self.every + 1) * self.every
 
-    def _on_step(self) -> bool:
+    def _on_rollout_start(self) -> None:
         if self.model.num_timesteps >= self._next:
             save_checkpoint(self.model, self.run_dir, self.extra() if self.extra else None)
             if self.on_save is not None:
                 self.on_save()
-            self._next += self.every
+            self._next = (self.model.num_timesteps // self.every + 1) * self.every
+
+    def _on_step(self) -> bool:
         return True
 
 

@@ -129,7 +129,8 @@ class LinearSchedule:
     start: float
 
     def __call__(self, progress_remaining: float) -> float:
-        return self.start * progress_remaining
+        # PPO finishes the rollout that crosses the run's end: progress goes below 0 there (a negative rate)
+        return self.start * max(progress_remaining, 0.0)
 
 
 def wrap_normalize(venv: VecEnv, algo: AlgoConfig, stats_path: Path | None = None) -> VecEnv:

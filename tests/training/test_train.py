@@ -167,7 +167,7 @@ def test_train_script_rejects_bad_input_before_training(tmp_path: Path, override
     assert not (tmp_path / "metadata.json").exists()
 
 
-@pytest.mark.parametrize("checkpoint_every", [0, 128])
+@pytest.mark.parametrize("checkpoint_every", [0, 128, 150])  # 150: a periodic save falls on the run's last step
 def test_extending_a_finished_run_continues_its_end_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                          checkpoint_every: int) -> None:
     from sim2real.training import trainer
@@ -247,6 +247,8 @@ def test_linear_schedules_decay_to_zero_and_survive_a_resume(tmp_path: Path) -> 
     model = train(config, tmp_path)
     assert model.lr_schedule(1.0) == pytest.approx(1e-3) and model.lr_schedule(0.5) == pytest.approx(5e-4)
     assert model.clip_range(0.25) == pytest.approx(0.05)
+    # PPO finishes the rollout that crosses the end, where SB3's progress goes negative: no negative rate
+    assert model.lr_schedule(-0.28) == 0.0 and model.clip_range(-0.28) == 0.0
     assert model.policy.optimizer.param_groups[0]["lr"] < 1e-3  # it decayed during training
     resumed = train(replace(config, timesteps=1024), tmp_path, resume=True)
     assert resumed.lr_schedule(0.5) == pytest.approx(5e-4)
