@@ -45,7 +45,9 @@ def distill_command(cfg: DictConfig) -> None:
         write_run_config(run_dir, {**to_dict(cfg), "overwrite": False}, user_overrides())
         seed_everything(settings.seed)
         metadata = distill(teacher, run_dir, settings, randomization)
-    print(f"student (history {settings.history}, {metadata['timesteps_done']} simulated steps, 0 target steps): {run_dir}")
+    selection = metadata["metrics"].get("selection_steps")
+    spent = f"{metadata['timesteps_done']} simulated steps" + (f" + {selection} to choose a round" if selection else "")
+    print(f"student (history {settings.history}, {spent}, 0 target steps): {run_dir}")
 
 
 @hydra.main(config_path="../configs", config_name="distill", version_base=None)

@@ -10,7 +10,10 @@ act as the teacher would, inferring the robot from how it responded:
 2. label every visited state with the teacher's action (the teacher reads the privileged observation,
    the student its history of the same moment);
 3. retrain the student on everything gathered so far (the supervised core of ``bc``/``dagger``), with
-   observation statistics re-estimated on the aggregate.
+   observation statistics re-estimated on the aggregate;
+4. optionally (``select_episodes``), score the round's student deterministically on the same fixed episodes
+   of the randomization and, at the end, keep the round that scored best instead of the last one: the
+   student's quality swings from round to round, and choosing in simulation costs no target step.
 
 Two students (``method``):
 
@@ -28,6 +31,7 @@ Everything happens in simulation: zero target steps. The student is written as a
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -77,6 +81,8 @@ class DistillSettings:
         batch_size: Steps per gradient step.
         learning_rate: Adam learning rate of the student's actor.
         eval_episodes: Episodes of the final check on the training randomization (student and teacher; 0 skips).
+        select_episodes: Episodes (the same reset seeds every round, other than the final check's) on which each
+            round's student is scored deterministically; the best-scoring round is kept (0: the last round).
         seed: Seed of the student's initialization, the rollouts and the mini-batches.
         adaptation_hidden: Hidden layer sizes of ``rma``'s adaptation module.
         adaptation_loss: What ``rma``'s module is fitted to: ``privileged`` (RMA's regression onto the
@@ -96,6 +102,7 @@ class DistillSettings:
     batch_size: int = 256
     learning_rate: float = 1e-3
     eval_episodes: int = 10
+    select_episodes: int = 0
     seed: int = 0
     adaptation_hidden: tuple[int, ...] = (256, 128)
     adaptation_loss: str = "privileged"
@@ -109,7 +116,7 @@ class DistillSettings:
         object.__setattr__(self, "adaptation_hidden", tuple(
             require_int("adaptation_hidden entry", size, minimum=1, whole_float=True) for size in hidden))
         for name, minimum in (("history", 1), ("iterations", 1), ("steps_per_iteration", 1), ("epochs", 1),
-                              ("batch_size", 1), ("eval_episodes", 0), ("seed", 0)):
+                              ("batch_size", 1), ("eval_episodes", 0), ("select_episodes", 0), ("seed", 0)):
             object.__setattr__(self, name, require_int(name, getattr(self, name), minimum=minimum, whole_float=True))
         object.__setattr__(self, "train_episode_steps", require_int(
             "train_episode_steps", self.train_episode_steps, minimum=1, whole_float=True, optional=True))
@@ -340,6 +347,7 @@ def distill(teacher_run: str | Path, run_dir: str | Path, settings: DistillSetti
     rng = np.random.default_rng(settings.seed)
     observations, labels, rounds = np.zeros((0, views.layout.stacked_dim)), np.zeros((0, student.model.action_space.shape[0])), []
     privileged = np.zeros((0, views.privileged_dim), np.float32)
+    selection = RoundSelection(randomization, teacher.info.target, settings) if settings.select_episodes else None
     start = time.perf_counter()
     try:
         for i, episode_seed in enumerate(child_seeds(settings.seed, settings.iterations)):
@@ -358,16 +366,57 @@ def distill(teacher_run: str | Path, run_dir: str | Path, settings: DistillSetti
             rounds.append({"round": i, "beta": beta, "steps": len(collector.observations), "episode_return_mean":
                            float(np.mean(returns)) if returns else None, "train_error_before": fit["train_error_before"],
                            "train_error_after": fit["train_error_after"], "action_error": error})
+            selected = selection.score(student, i) if selection else None
+            rounds[-1]["selection_return"] = selected
             print(f"round {i}: beta {beta:.3f}, {len(observations)} labelled steps, rollout return "
                   f"{rounds[-1]['episode_return_mean']}, fit error {fit['train_error_after']:.4g}, "
-                  f"action error {error:.4g}")
+                  f"action error {error:.4g}" + ("" if selected is None else f", selection return {selected:.1f}"))
     finally:
         env.close()
+    kept = selection.restore_best(student) if selection else {}
     wall = time.perf_counter() - start
     _save_student(student, run_dir)
     check = _final_check(teacher, student, randomization, settings)
     return update_metadata(run_dir, complete=True, timesteps_done=int(len(observations)), target_steps_used=0,
-                           wall_time_s=round(wall, 2), metrics={"rounds": rounds, **check})
+                           wall_time_s=round(wall, 2), metrics={"rounds": rounds, **kept, **check})
+
+
+class RoundSelection:
+    """Scores each round's student on the same fixed episodes of the randomization (deterministic actions, reset
+    seeds ``20_000 + seed + i``, apart from the final check's) and keeps a copy of the best one.
+
+    Args:
+        randomization: The distillation randomization.
+        target: The teacher's robot, under the randomization.
+        settings: ``select_episodes`` and ``seed``.
+    """
+
+    def __init__(self, randomization: DynamicsSpec, target: DynamicsSpec, settings: DistillSettings) -> None:
+        self.randomization, self.target = randomization, target
+        self.episodes, self.seed = settings.select_episodes, 20_000 + settings.seed
+        self.best: tuple[float, int, dict[str, Any], ObsNormalizer | None] | None = None
+        self.steps = 0
+
+    def score(self, student: Policy, round_index: int) -> float:
+        """The student's mean return on the selection episodes; remembers the student if it is the best so far."""
+        result = rollout_returns(student, student.info.env, self.episodes, self.seed,
+                                 randomization=self.randomization, target=self.target)
+        self.steps += int(np.sum(result.lengths))
+        score = float(np.mean(result.returns))
+        if self.best is None or score > self.best[0]:
+            self.best = (score, round_index, copy.deepcopy(student.model.policy.state_dict()),
+                         copy.deepcopy(student.normalizer))
+        return score
+
+    def restore_best(self, student: Policy) -> dict[str, Any]:
+        """Puts the best round's weights and statistics back into ``student``; returns what was kept."""
+        assert self.best is not None, "no round was scored"
+        score, round_index, state, normalizer = self.best
+        student.model.policy.load_state_dict(state)
+        student.normalizer = normalizer
+        student.sync_target_actor()
+        print(f"kept round {round_index} (selection return {score:.1f} over {self.episodes} episodes)")
+        return {"kept_round": round_index, "selection_return": score, "selection_steps": self.steps}
 
 
 def _collect(env: Any, collector: Collector, seed: int, steps: int, episode_steps: int | None = None) -> list[float]:

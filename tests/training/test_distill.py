@@ -269,3 +269,42 @@ def test_a_teacher_is_evaluated_on_each_target_with_that_targets_privileged_obse
     assert results[1]["mean"] == pytest.approx(float(heavy.returns.mean()))
     with pytest.raises(ValueError, match="effects"):
         privileged_rollout_returns(teacher, 1, 0, target=target_spec("delayed"))
+
+
+def test_round_selection_keeps_the_best_scoring_round(teacher_run: Path, tmp_path: Path) -> None:
+    """Every round is scored on the same episodes; the saved student is the best round's, weights and statistics."""
+    settings = replace(TINY, iterations=3, eval_episodes=0, select_episodes=2)
+    metadata = distill(teacher_run, tmp_path, settings)
+    scores = [r["selection_return"] for r in metadata["metrics"]["rounds"]]
+    kept = metadata["metrics"]["kept_round"]
+    assert len(scores) == 3 and kept == int(np.argmax(scores)) and metadata["metrics"]["selection_return"] == max(scores)
+    student = Policy.load(tmp_path)
+    again = distill_module.rollout_returns(student, student.info.env, 2, 20_000 + settings.seed,
+                                           randomization=student.info.randomization, target=student.info.target)
+    assert float(np.mean(again.returns)) == pytest.approx(max(scores))
+    assert metadata["metrics"]["selection_steps"] >= 3 * 2  # every scored episode's steps are reported
+
+
+def test_round_selection_restores_an_earlier_round(student_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    scores = iter([5.0, 1.0])
+    monkeypatch.setattr(distill_module, "rollout_returns",
+                        lambda *args, **kwargs: RolloutResult(np.array([next(scores)]), np.array([7]), 0))
+    student = Policy.load(student_run)
+    selection = distill_module.RoundSelection(student.info.randomization, student.info.target, replace(TINY, select_episodes=1))
+    obs = np.linspace(-0.2, 0.2, student.model.observation_space.shape[0]).astype(np.float32)
+    before, mean_before = student.act(obs), student.normalizer.mean.copy()
+    selection.score(student, 0)
+    with torch.no_grad():
+        for parameter in student.model.policy.parameters():
+            parameter.add_(0.5)
+    student.normalizer = distill_module.fitted_normalizer(np.ones((4, len(obs))))
+    assert not np.allclose(student.act(obs), before)
+    selection.score(student, 1)
+    assert selection.restore_best(student) == {"kept_round": 0, "selection_return": 5.0, "selection_steps": 14}
+    np.testing.assert_allclose(student.act(obs), before)
+    np.testing.assert_array_equal(student.normalizer.mean, mean_before)
+
+
+def test_select_episodes_is_checked() -> None:
+    with pytest.raises(ValueError, match="select_episodes=-1 must be an integer >= 0"):
+        DistillSettings(select_episodes=-1)
