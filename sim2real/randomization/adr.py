@@ -202,9 +202,10 @@ class AdrState:
     """
 
     def __init__(self, spec: AdrSpec, env_name: str, episode_fraction: float = 1.0) -> None:
-        """``episode_fraction``: the share of the robot's episode that a training episode lasts (``train_episode_steps``
-        over the robot's episode length); the thresholds, returns of whole episodes, are scaled by it."""
-        require_float("episode_fraction", episode_fraction, low=0.0, high=1.0, low_open=True)
+        """``episode_fraction``: a training episode's length over the robot's registered episode length (below 1 for
+        ``train_episode_steps`` or a shortened ``max_episode_steps``, above 1 for a lengthened one); the thresholds,
+        returns of the registered episode, are scaled by it."""
+        require_float("episode_fraction", episode_fraction, low=0.0, low_open=True)
         self.spec = spec
         self.names = [d.target for d in spec.dimensions]
         self.lower_threshold, self.upper_threshold = (t * episode_fraction for t in spec.thresholds_for(env_name))

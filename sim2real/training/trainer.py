@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -255,10 +255,12 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
 
 def adr_state(config: TrainConfig, checkpoint: Path | None) -> AdrState | None:
     """The ADR state of a run with an ``adr`` randomization: the checkpoint's when resuming, else the initial one.
-    With ``train_episode_steps``, the thresholds (returns of whole episodes) scale with the cut episodes' share."""
+    The thresholds are returns of the robot's registered episode: they scale with the share of it that a training
+    episode lasts (``train_episode_steps``, else an overridden ``env.max_episode_steps``)."""
     if config.randomization.adr is None:
         return None
-    fraction = 1.0 if config.train_episode_steps is None else config.train_episode_steps / episode_limit(config.env)
+    played = config.train_episode_steps or episode_limit(config.env)
+    fraction = played / episode_limit(replace(config.env, max_episode_steps=None))
     state = AdrState(config.randomization.adr, config.env.name, episode_fraction=fraction)
     if checkpoint is not None and (checkpoint / ADR_FILE).is_file():
         state.load_dict(read_json(checkpoint / ADR_FILE))

@@ -77,6 +77,20 @@ def test_cut_training_episodes_report_their_boundaries_and_scale_the_thresholds(
     assert widened == len(adr["trajectory"]) - 1 > 20  # every change widened, and a 3-step cut gives many
 
 
+@pytest.mark.parametrize(("max_episode_steps", "train_episode_steps", "scale"),
+                         [(None, None, 1.0), (500, None, 0.5), (500, 100, 0.1), (2000, None, 2.0)])
+def test_thresholds_scale_with_the_training_episodes_share_of_the_registered_one(
+        max_episode_steps: int | None, train_episode_steps: int | None, scale: float) -> None:
+    """Thresholds are returns of InvertedPendulum's registered 1000-step episode: a run whose episodes last 500
+    (an overridden time limit) or 100 steps (a cut) must pass proportionally lower ones."""
+    from sim2real.training.trainer import adr_state
+
+    config = adr_config([300.0, 900.0], train_episode_steps=train_episode_steps)
+    config = dataclasses.replace(config, env=dataclasses.replace(config.env, max_episode_steps=max_episode_steps))
+    state = adr_state(config, checkpoint=None)
+    assert (state.lower_threshold, state.upper_threshold) == pytest.approx((300.0 * scale, 900.0 * scale))
+
+
 def test_same_seed_same_trajectory_different_seed_differs(tmp_path: Path) -> None:
     def trajectory(seed: int, name: str) -> list:
         train(adr_config(WIDEN, timesteps=512, seed=seed), tmp_path / name)
