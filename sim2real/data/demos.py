@@ -30,7 +30,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from sim2real.envs.registry import EnvSpec, make_base_env, resolve_env
+from sim2real.envs.registry import EnvSpec, resolve_env
 from sim2real.episodes import run_steps
 from sim2real.randomization.factory import make_env
 from sim2real.randomization.spec import DynamicsSpec
@@ -308,7 +308,7 @@ def _env_spaces(env: str | EnvSpec | gym.Env) -> tuple[str | None, dict[str, Any
     if isinstance(env, gym.Env):
         return (env.spec.id if env.spec is not None else None), describe_spaces(env)
     spec = resolve_env(env)
-    probe = make_base_env(spec)
+    probe = make_env(spec)  # with the spec's history: a history policy's demonstrations hold stacked observations
     try:
         return spec.label, describe_spaces(probe)
     finally:

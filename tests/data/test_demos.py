@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from sim2real.data import (
     sidecar_path,
 )
 from sim2real.data.experts import save_lqr_expert
+from sim2real.envs.registry import resolve_env
 from sim2real.evaluation.rollout import rollout_returns
 from sim2real.policies import load_policy
 from sim2real.presets import target_spec
@@ -109,6 +111,20 @@ def test_loading_for_another_env_fails_naming_both(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="InvertedPendulum-v5"):
         load_demonstrations(path, make_env("inverted_pendulum"))  # a built env works too
     assert len(load_demonstrations(path, "hopper")) == 20
+
+
+def test_a_history_env_takes_demonstrations_recorded_with_its_history(tmp_path: Path) -> None:
+    """Recorded on a history env, observations are the stacked ones: they fit that env, not the plain robot."""
+    spec = replace(resolve_env("inverted_pendulum"), history=3)
+    env = make_env(spec)
+    rng = np.random.default_rng(0)
+    data = collect_demonstrations(lambda obs: rng.uniform(-1, 1, 1).astype(np.float32), env, steps=20, seed=0,
+                                  info={"env": spec.to_record(), "target": {"name": "nominal"}})
+    env.close()
+    path = save_demonstrations(data, tmp_path / "history.npz")
+    assert load_demonstrations(path, spec).observations.shape[1] == env.observation_space.shape[0] > 4
+    with pytest.raises(ValueError, match=r"observation shape differ"):
+        load_demonstrations(path, "inverted_pendulum")
 
 
 def test_broken_files_are_rejected(tmp_path: Path) -> None:
