@@ -10,7 +10,7 @@ from typing import Any
 
 from sim2real.envs.registry import EnvSpec, env_spec_from_record
 from sim2real.randomization.spec import DynamicsSpec
-from sim2real.runs import METADATA_FILE, MODEL_FILE, VECNORMALIZE_FILE, read_json
+from sim2real.runs import METADATA_FILE, MODEL_FILE, VECNORMALIZE_FILE, final_files_problem, read_json
 
 ALGORITHMS = ("ppo", "sac", "td3", "recurrent_ppo")
 
@@ -124,6 +124,10 @@ def read_run_info(run_dir: str | os.PathLike[str]) -> RunInfo:
         raise ValueError(f"'{run_dir}' has no {MODEL_FILE}: the run did not finish (resume it with resume={run_dir})")
     if data.get("normalize") and not (run_dir / VECNORMALIZE_FILE).is_file():
         raise ValueError(f"'{run_dir}' normalizes observations but {VECNORMALIZE_FILE} is missing")
+    problem = final_files_problem(run_dir, data)
+    if problem:
+        raise ValueError(f"{problem}: the model and its statistics may not belong together. Resume the run "
+                         f"(resume={run_dir}: it continues from its latest checkpoint and writes them again)")
     if data["algo"] not in ALGORITHMS:
         raise ValueError(f"'{run_dir}': unknown algo '{data['algo']}'; known: {', '.join(ALGORITHMS)}")
     return run_info_from_record(run_dir, data)

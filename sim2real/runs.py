@@ -141,6 +141,55 @@ def load_metadata(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     return read_json(path)
 
 
+# --- a policy's final files: model.zip and vecnormalize.pkl are written one after the other -----------------
+
+FINAL_FILES_KEY = "final_files"
+
+
+def final_files_record(run_dir: str | os.PathLike[str], timesteps: int) -> dict[str, Any]:
+    """What a completing run records of its final files (``metadata[FINAL_FILES_KEY]``): the SHA-256 of each
+    present ``model.zip``/``vecnormalize.pkl`` and the timesteps they hold. The two files are replaced one after
+    the other; the record tells a later reader whether they are still the pair that was completed."""
+    run_dir = Path(run_dir)
+    digests = {name: sha256_file(run_dir / name) for name in (MODEL_FILE, VECNORMALIZE_FILE) if (run_dir / name).is_file()}
+    return {"timesteps": int(timesteps), "sha256": digests}
+
+
+def final_files_problem(run_dir: str | os.PathLike[str], record: dict[str, Any]) -> str | None:
+    """Why the run's final files are not the pair its last completion recorded (None: they are, or the run
+    predates the record)."""
+    expected = (record.get(FINAL_FILES_KEY) or {}).get("sha256")
+    if expected is None:
+        return None
+    run_dir = Path(run_dir)
+    changed = [name for name, digest in expected.items()
+               if not (run_dir / name).is_file() or sha256_file(run_dir / name) != digest]
+    if not changed:
+        return None
+    return (f"{' and '.join(changed)} in '{run_dir}' {'is' if len(changed) == 1 else 'are'} not what the run's last "
+            "completion wrote (it was interrupted while replacing its final files, or they were replaced by hand)")
+
+
+def verified_final_steps(run_dir: str | os.PathLike[str], record: dict[str, Any]) -> int | None:
+    """Timesteps held by the run's final files when they are the pair a completion wrote, else None. A run
+    that predates the record counts when its metadata says complete."""
+    final = record.get(FINAL_FILES_KEY)
+    if final is None:
+        return int(record.get("timesteps_done", 0)) if record.get("complete") else None
+    return None if final_files_problem(run_dir, record) else int(final["timesteps"])
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of a file's bytes (the deployment runtime keeps its own copy: it imports nothing of the package)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 # --- run folders: what made them, who holds them, what may be replaced --------------------------------------
 
 RUN_FILE = "run.json"

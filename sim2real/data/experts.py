@@ -22,7 +22,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 from sim2real.envs.registry import EnvSpec, resolve_env
 from sim2real.randomization.factory import make_env
 from sim2real.randomization.spec import DynamicsSpec
-from sim2real.runs import MODEL_FILE, atomic_path, update_metadata
+from sim2real.runs import MODEL_FILE, atomic_path, final_files_record, update_metadata
 
 
 def linearize(env: str | EnvSpec, target: DynamicsSpec | None = None, eps: float = 1e-5) -> tuple[np.ndarray, np.ndarray]:
@@ -89,7 +89,7 @@ def save_lqr_expert(run_dir: str | Path, env: str | EnvSpec, target: DynamicsSpe
                                               "action_cost": action_cost},
         env=spec.to_record(),
         algo="ppo", normalize=False, randomization=DynamicsSpec(name="none").to_dict(), target=target.to_dict(),
-        seed=0, complete=True, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        seed=0, complete=True, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), final_files=final_files_record(run_dir, 0),
     )
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sim2real.runs import read_json, write_json_atomic
+from sim2real.runs import read_json, sha256_file, write_json_atomic
 
 MARKER = "stage.json"
 STARTED = ".stage_started.json"
@@ -146,13 +146,7 @@ def _empty(folder: Path) -> None:
 
 
 def _file_digest(path: Path) -> str | None:
-    if not path.is_file():
-        return None
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return sha256_file(path) if path.is_file() else None
 
 
 class Progress:

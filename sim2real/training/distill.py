@@ -51,7 +51,7 @@ from sim2real.randomization.factory import make_env
 from sim2real.randomization.history import HistoryLayout, history_layout
 from sim2real.randomization.privileged import privileged_bounds, split_privileged
 from sim2real.randomization.spec import DynamicsSpec
-from sim2real.runs import MODEL_FILE, VECNORMALIZE_FILE, atomic_path, update_metadata
+from sim2real.runs import MODEL_FILE, VECNORMALIZE_FILE, atomic_path, final_files_record, update_metadata
 from sim2real.seeding import child_seeds
 from sim2real.training.config import algo_config_from_dict
 from sim2real.training.trainer import build_model
@@ -378,6 +378,7 @@ def distill(teacher_run: str | Path, run_dir: str | Path, settings: DistillSetti
     _save_student(student, run_dir)
     check = _final_check(teacher, student, randomization, settings)
     return update_metadata(run_dir, complete=True, timesteps_done=int(len(observations)), target_steps_used=0,
+                           final_files=final_files_record(run_dir, len(observations)),
                            wall_time_s=round(wall, 2), metrics={"rounds": rounds, **kept, **check})
 
 

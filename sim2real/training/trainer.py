@@ -30,9 +30,12 @@ from sim2real.runs import (
     MODEL_FILE,
     VECNORMALIZE_FILE,
     atomic_path,
+    final_files_problem,
+    final_files_record,
     load_metadata,
     read_json,
     update_metadata,
+    verified_final_steps,
 )
 from sim2real.seeding import segment_seed
 from sim2real.training.callbacks import (
@@ -176,13 +179,17 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
     torch.set_num_threads(max(1, torch.get_num_threads()))
     checkpoint = latest_checkpoint(run_dir) if resume else None
     resumed_at = 0 if checkpoint is None else checkpoint_steps(checkpoint)
-    if resume and (run_dir / METADATA_FILE).is_file() and (record := load_metadata(run_dir)).get("complete"):
-        done = int(record.get("timesteps_done", 0))
-        if done >= config.timesteps:
+    record = load_metadata(run_dir) if resume and (run_dir / METADATA_FILE).is_file() else {}
+    done = verified_final_steps(run_dir, record) if record else None
+    if record and done is None and (problem := final_files_problem(run_dir, record)):
+        print(f"not continuing from the final files: {problem}")
+    if done is not None:
+        if record.get("complete") and done >= config.timesteps:
             return ALGORITHM_CLASSES[config.algo.name].load(run_dir / MODEL_FILE, device=config.device)
         if resumed_at < done:
-            # Extending a finished run that kept no checkpoint of its end (checkpoint_every=0): continue from its
-            # final model and statistics (an off-policy replay buffer was not kept: it is refilled first).
+            # The final files of a completed run (or of one whose extension was killed) hold more steps than any
+            # checkpoint (checkpoint_every=0): continue from its final model and statistics (an off-policy
+            # replay buffer was not kept: it is refilled first).
             checkpoint, resumed_at = run_dir, done
 
     privileged = config.policy.privileged != "none"
@@ -244,7 +251,8 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
     if config.checkpoint_every > 0:  # the end state too, so that extending the run continues it exactly
         save_checkpoint(model, run_dir, extra() if extra else None)
     save_final(model, run_dir)
-    update_metadata(run_dir, complete=True, **final, **({"train_fps": round(fps, 1)} if fps is not None else {}))
+    update_metadata(run_dir, complete=True, **final, final_files=final_files_record(run_dir, model.num_timesteps),
+                    **({"train_fps": round(fps, 1)} if fps is not None else {}))
     if adr is not None:
         from sim2real.evaluation.plots import adr_ranges_plot
 

@@ -27,7 +27,7 @@ from sim2real.policies.run_info import RunInfo, read_run_info
 from sim2real.randomization.factory import make_env, validate_dynamics
 from sim2real.randomization.spec import DynamicsSpec
 from sim2real.registry import Registry
-from sim2real.runs import MODEL_FILE, VECNORMALIZE_FILE, atomic_path, update_metadata
+from sim2real.runs import MODEL_FILE, VECNORMALIZE_FILE, atomic_path, final_files_record, update_metadata
 from sim2real.training.checks import require_device
 from sim2real.transfer.budget import CountedEnv, TargetBudget
 from sim2real.validation import require_int, require_known_keys
@@ -235,6 +235,7 @@ def run_transfer(method: TransferMethod[Any], setup: TransferSetup, source: RunI
         physics_blowups=budget.physics_blowups,
         wall_time_s=round(wall, 2),
         metrics=adapted.metrics,
+        final_files=final_files_record(run_dir, adapted.model.num_timesteps),
         complete=True,
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import time
@@ -16,7 +17,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from sim2real.evaluation import rollout_returns
 from sim2real.policies import load_policy
 from sim2real.randomization import make_env
-from sim2real.runs import load_metadata
+from sim2real.runs import load_metadata, update_metadata, verified_final_steps
 from sim2real.training import train
 from sim2real.training.callbacks import latest_checkpoint
 from sim2real.training.checks import check_hyperparams
@@ -199,6 +200,33 @@ def test_extending_a_finished_run_continues_its_end_state(tmp_path: Path, monkey
     assert resumed["buffer"] == (done if checkpoint_every else 0)  # kept with a checkpoint, else starts empty ...
     if not checkpoint_every:  # ... and is refilled before the next update, as at the start of training
         assert resumed["learning_starts"] == done + config.algo.hyperparams.get("learning_starts", 100)
+
+
+def test_a_killed_extension_without_checkpoints_continues_from_the_final_files(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An extension marks the run incomplete when it starts; killed then (no checkpoint: checkpoint_every=0), the
+    final files of the completed run are still verified against their record and the next resume starts there."""
+    from sim2real.training import trainer
+
+    config = replace(tiny_train_config("td3", timesteps=300), checkpoint_every=0)
+    train(config, tmp_path)
+    update_metadata(tmp_path, complete=False)  # what the killed extension left behind
+    monkeypatch.setattr(trainer, "build_model", lambda *a, **k: (_ for _ in ()).throw(AssertionError("restarted from 0")))
+    extended = train(replace(config, timesteps=600), tmp_path, resume=True)
+    assert extended.num_timesteps >= 600 and load_metadata(tmp_path)["final_files"]["timesteps"] == extended.num_timesteps
+
+
+def test_a_model_and_statistics_from_different_saves_are_refused(tmp_path: Path) -> None:
+    """model.zip and vecnormalize.pkl are replaced one after the other: a pair that is not the one the run's last
+    completion recorded (here: the statistics of another run) is refused by name, not acted on."""
+    for name, seed in (("a", 0), ("b", 1)):
+        train(tiny_train_config("ppo", timesteps=256, seed=seed), tmp_path / name)
+    load_policy(tmp_path / "a")
+    shutil.copyfile(tmp_path / "b" / "vecnormalize.pkl", tmp_path / "a" / "vecnormalize.pkl")
+    with pytest.raises(ValueError, match=r"vecnormalize.pkl in '.*a' is not what the run's last completion wrote"):
+        load_policy(tmp_path / "a")
+    assert verified_final_steps(tmp_path / "a", load_metadata(tmp_path / "a")) is None
+    assert verified_final_steps(tmp_path / "b", load_metadata(tmp_path / "b")) == 256
 
 
 def test_overwrite_with_an_unknown_hyperparameter_keeps_the_old_run(tmp_path: Path) -> None:
