@@ -12,6 +12,7 @@ from __future__ import annotations
 import shutil
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
@@ -246,16 +247,39 @@ def continue_off_policy(model: OffPolicyAlgorithm, timesteps: int, warmup: int, 
     Its step count is kept: counted afresh, SB3's ``learning_starts`` would replace the trained actor by
     uniform random actions for the first steps and train on them. The first ``warmup`` steps only fill the
     fresh replay buffer with the policy's own (exploration-noised) actions; gradient updates follow.
+
+    The learning-rate schedule runs over these ``timesteps``, as for PPO, which counts them afresh: a
+    ``lin_`` schedule starts again at its full value (read against the kept count, it would sit in the
+    source run's last few percent, near 0). A constant rate is unaffected.
     """
     warmup = max(0, min(warmup, timesteps - 1))
-    gradient_steps = model.gradient_steps
-    if warmup:
-        model.gradient_steps = 0
-        try:
-            model.learn(total_timesteps=warmup, callback=callback, reset_num_timesteps=False)
-        finally:
-            model.gradient_steps = gradient_steps
-    model.learn(total_timesteps=timesteps - warmup, callback=callback, reset_num_timesteps=False)
+    gradient_steps, schedule, start = model.gradient_steps, model.lr_schedule, model.num_timesteps
+    model.lr_schedule = _OverSteps(schedule, model, start, timesteps)
+    try:
+        if warmup:
+            model.gradient_steps = 0
+            try:
+                model.learn(total_timesteps=warmup, callback=callback, reset_num_timesteps=False)
+            finally:
+                model.gradient_steps = gradient_steps
+        model.learn(total_timesteps=timesteps - warmup, callback=callback, reset_num_timesteps=False)
+    finally:
+        model.lr_schedule = schedule  # the saved model carries its own schedule, not this view of it
+
+
+@dataclass
+class _OverSteps:
+    """A schedule read at the progress of ``timesteps`` steps counted from ``start`` (SB3 passes the progress
+    of the whole kept count, ignored here)."""
+
+    schedule: Callable[[float], float]
+    model: OffPolicyAlgorithm
+    start: int
+    timesteps: int
+
+    def __call__(self, _progress_remaining: float) -> float:
+        done = (self.model.num_timesteps - self.start) / self.timesteps
+        return self.schedule(min(1.0, max(0.0, 1.0 - done)))
 
 
 def _same_or_inside(path: Path, folder: Path) -> bool:

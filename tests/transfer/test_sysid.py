@@ -137,3 +137,26 @@ def test_sysid_continuing_a_td3_source_reports_the_simulation_steps_it_took(tmp_
     _, metadata = transfer(tmp_path / "td3", tmp_path / "sysid", init="source")
     assert metadata["metrics"]["sim_steps"]["training"] == FAST["sim_timesteps"]  # not the source's 300 on top
     assert metadata["target_steps_used"] == 1000
+
+
+class _RateLog(BaseCallback):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rates: list[float] = []
+
+    def _on_step(self) -> bool:
+        self.rates.append(self.model.actor.optimizer.param_groups[0]["lr"])
+        return True
+
+
+def test_continuing_restarts_a_linear_schedule_over_the_new_steps(tmp_path: Path) -> None:
+    """Like PPO's fine-tuning (which counts its steps afresh), a lin_ schedule runs again over the continued steps;
+    read against the kept step count it stayed in the source run's tail, near 0."""
+    train(tiny_train_config("td3", timesteps=300, learning_rate="lin_1e-3"), tmp_path / "td3")
+    policy = Policy.load(tmp_path / "td3")
+    model = policy.trainable_copy(env=DummyVecEnv([lambda: Monitor(make_env(policy.info.env))])).model
+    schedule, log = model.lr_schedule, _RateLog()
+    continue_off_policy(model, 200, warmup=50, callback=log)
+    updated = log.rates[51:]  # rates set by the updates after the warm-up
+    assert updated[0] == pytest.approx(1e-3 * (1 - 51 / 200), rel=0.05) and updated[-1] < 0.05e-3
+    assert all(a >= b for a, b in zip(updated, updated[1:])) and model.lr_schedule is schedule
