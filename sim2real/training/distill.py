@@ -55,7 +55,13 @@ from sim2real.runs import MODEL_FILE, VECNORMALIZE_FILE, atomic_path, final_file
 from sim2real.seeding import child_seeds
 from sim2real.training.config import algo_config_from_dict
 from sim2real.training.trainer import build_model
-from sim2real.transfer.demonstrations import DemonstrationSettings, action_error, fit_actor, fit_regression
+from sim2real.transfer.demonstrations import (
+    LR_SCHEDULES,
+    DemonstrationSettings,
+    action_error,
+    fit_actor,
+    fit_regression,
+)
 from sim2real.validation import require_choice, require_float, require_int, require_known_keys
 
 DISTILL_METHODS = ("dagger", "rma")
@@ -80,6 +86,7 @@ class DistillSettings:
         epochs: Passes over the aggregated data per round.
         batch_size: Steps per gradient step.
         learning_rate: Adam learning rate of the student's actor.
+        lr_schedule: ``constant`` or ``cosine`` (annealed to 0 over each round's fit).
         eval_episodes: Episodes of the final check on the training randomization (student and teacher; 0 skips).
         select_episodes: Episodes (the same reset seeds every round, other than the final check's) on which each
             round's student is scored deterministically; the best-scoring round is kept (0: the last round).
@@ -101,6 +108,7 @@ class DistillSettings:
     epochs: int = 10
     batch_size: int = 256
     learning_rate: float = 1e-3
+    lr_schedule: str = "constant"
     eval_episodes: int = 10
     select_episodes: int = 0
     seed: int = 0
@@ -110,6 +118,7 @@ class DistillSettings:
     def __post_init__(self) -> None:
         require_choice("distill method", self.method, DISTILL_METHODS)
         require_choice("adaptation_loss", self.adaptation_loss, ADAPTATION_LOSSES)
+        require_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         hidden = self.adaptation_hidden
         if isinstance(hidden, (str, bytes)) or not hasattr(hidden, "__iter__") or not list(hidden):
             raise ValueError(f"adaptation_hidden={hidden!r} must be a non-empty list of layer sizes, e.g. [256, 128]")
@@ -133,7 +142,8 @@ class DistillSettings:
     def fit_settings(self) -> DemonstrationSettings:
         """The supervised core's settings (the student's data is aggregated, so no held-out split)."""
         return DemonstrationSettings(init="scratch", epochs=self.epochs, batch_size=self.batch_size,
-                                     learning_rate=self.learning_rate, validation_split=0.0, keep_best=False)
+                                     learning_rate=self.learning_rate, lr_schedule=self.lr_schedule,
+                                     validation_split=0.0, keep_best=False)
 
 
 @dataclass

@@ -54,7 +54,7 @@ class DAggerSettings(DemonstrationSettings):
     :class:`~sim2real.transfer.demonstrations.DemonstrationSettings`): ``expert`` (required here: it labels
     the visited states), ``dataset`` (optional initial demonstrations), ``demo_steps`` (initial
     demonstration steps; None: ``budget // (iterations + 1)``), ``init``, ``epochs`` (per retraining),
-    ``batch_size``, ``learning_rate``, ``validation_split``, ``keep_best``.
+    ``batch_size``, ``learning_rate``, ``lr_schedule``, ``validation_split``, ``keep_best``.
 
     Attributes:
         iterations: Rounds of learner rollouts, expert labelling and retraining.

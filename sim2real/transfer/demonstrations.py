@@ -41,6 +41,7 @@ from sim2real.transfer.budget import TargetBudget
 from sim2real.validation import require_bool, require_choice, require_float, require_int
 
 INITS = ("source", "scratch")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,9 @@ class DemonstrationSettings:
         epochs: Passes over the demonstrations.
         batch_size: Demonstration steps per gradient step.
         learning_rate: Adam learning rate of the actor.
+        lr_schedule: ``constant`` (``learning_rate`` throughout) or ``cosine`` (annealed from ``learning_rate`` to 0
+            over the fit's gradient steps, so the weights kept settle instead of ending wherever the last
+            mini-batches left them).
         validation_split: Fraction of the data held out for validation: the last steps, as one
             contiguous block (mostly whole episodes), so the validation error is not flattered by
             near-duplicate neighbouring steps. 0 to train on everything.
@@ -72,6 +76,7 @@ class DemonstrationSettings:
     epochs: int = 30
     batch_size: int = 256
     learning_rate: float = 1e-3
+    lr_schedule: str = "constant"
     validation_split: float = 0.1
     keep_best: bool = True
 
@@ -85,6 +90,7 @@ class DemonstrationSettings:
             epochs=require_int("epochs", self.epochs, minimum=1),
             batch_size=require_int("batch_size", self.batch_size, minimum=1),
             learning_rate=require_float("learning_rate", self.learning_rate, low=0.0, low_open=True),
+            lr_schedule=require_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES),
             validation_split=require_float("validation_split", self.validation_split, low=0.0, high=1.0, high_open=True),
             keep_best=require_bool("keep_best", self.keep_best),
         )
@@ -140,8 +146,8 @@ def fit_regression(predict: Callable[[th.Tensor], th.Tensor], parameters: Iterab
                    module: th.nn.Module, inputs: th.Tensor, targets: th.Tensor, settings: DemonstrationSettings,
                    seed: int) -> dict[str, Any]:
     """The supervised core: Adam on the mean squared error of ``predict(inputs)`` against ``targets``, in
-    shuffled mini-batches, the last ``validation_split`` of the rows held out (``keep_best``: the epoch
-    with the lowest held-out error is kept).
+    shuffled mini-batches (the learning rate constant or cosine-annealed to 0: ``lr_schedule``), the last
+    ``validation_split`` of the rows held out (``keep_best``: the epoch with the lowest held-out error is kept).
 
     Args:
         predict: Differentiable map from a batch of inputs to predictions.
@@ -159,17 +165,22 @@ def fit_regression(predict: Callable[[th.Tensor], th.Tensor], parameters: Iterab
     n_train = len(inputs) - n_val
     train_x, train_y, val_x, val_y = inputs[:n_train], targets[:n_train], inputs[n_train:], targets[n_train:]
     optimizer = th.optim.Adam(parameters, lr=settings.learning_rate)
+    batches_per_epoch = max(1, n_train // settings.batch_size)
+    schedule = (th.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.epochs * batches_per_epoch)
+                if settings.lr_schedule == "cosine" else None)
     rng = np.random.default_rng(seed)
     losses = {"train_error_before": _mse(predict, module, train_x, train_y),
               "validation_error_before": _mse(predict, module, val_x, val_y)}
     best_error, best_epoch, best_state = losses["validation_error_before"], 0, copy.deepcopy(module.state_dict())
     for epoch in range(1, settings.epochs + 1):
         module.train(True)
-        for batch in np.array_split(rng.permutation(n_train), max(1, n_train // settings.batch_size)):
+        for batch in np.array_split(rng.permutation(n_train), batches_per_epoch):
             loss = F.mse_loss(predict(train_x[batch]), train_y[batch])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            if schedule is not None:
+                schedule.step()
         error = _mse(predict, module, val_x, val_y)
         if n_val and error < best_error:
             best_error, best_epoch, best_state = error, epoch, copy.deepcopy(module.state_dict())

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch as th
 from stable_baselines3 import PPO, SAC
 
 from sim2real.data import collect_demonstrations, record_expert_demonstrations, save_demonstrations
@@ -17,7 +18,7 @@ from sim2real.presets import target_spec
 from sim2real.randomization.factory import make_env
 from sim2real.training import train
 from sim2real.transfer import METHODS, prepare_transfer, run_transfer
-from sim2real.transfer.demonstrations import action_error
+from sim2real.transfer.demonstrations import LR_SCHEDULES, DemonstrationSettings, action_error, fit_regression
 from tests.conftest import tiny_train_config
 from tests.transfer.conftest import TARGET
 
@@ -129,3 +130,25 @@ def test_settings_are_registered_and_documented() -> None:
         method.settings_from_dict({"expert": 5})
     doc = method.Settings.__doc__ or ""
     assert all(f"{name}:" in doc for name in method.Settings.__dataclass_fields__)
+
+
+def test_a_cosine_schedule_settles_where_a_constant_rate_keeps_moving() -> None:
+    """Noisy linear regression at a high rate: the constant rate ends wherever its last mini-batches left it,
+    the annealed one at the least-squares fit (the fit's own seed fixes the batches, so only the rate differs)."""
+    rng = np.random.default_rng(0)
+    inputs = th.as_tensor(rng.normal(size=(2048, 8)), dtype=th.float32)
+    targets = inputs @ th.as_tensor(rng.normal(size=(8, 1)), dtype=th.float32) + th.as_tensor(
+        rng.normal(scale=0.5, size=(2048, 1)), dtype=th.float32)
+    solution = th.linalg.lstsq(inputs, targets).solution
+    best = float(th.nn.functional.mse_loss(inputs @ solution, targets))
+    errors = {}
+    for schedule in LR_SCHEDULES:
+        th.manual_seed(0)
+        layer = th.nn.Linear(8, 1, bias=False)
+        settings = DemonstrationSettings(expert="x", epochs=5, batch_size=8, learning_rate=0.05, lr_schedule=schedule,
+                                         validation_split=0.0, keep_best=False)
+        errors[schedule] = fit_regression(layer, list(layer.parameters()), layer, inputs, targets, settings,
+                                          seed=0)["train_error_after"]
+    assert errors["cosine"] < best * 1.002 < best * 1.02 < errors["constant"]
+    with pytest.raises(ValueError, match="lr_schedule='linear'.*valid: constant, cosine"):
+        DemonstrationSettings(expert="x", lr_schedule="linear")
