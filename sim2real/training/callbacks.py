@@ -79,6 +79,33 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return path if (path / "model.zip").is_file() else None
 
 
+RECENT_EPISODES = 10
+"""Training episodes whose mean return and length a run's progress reports."""
+
+
+def recent_train_episodes(model) -> dict[str, float] | None:  # type: ignore[no-untyped-def]
+    """The mean return and length of the last ``RECENT_EPISODES`` finished training episodes (SB3's episode
+    buffer, filled by the envs' ``Monitor``), with how many there were; None before the first one ends.
+    With ``train_episode_steps`` these are the cut episodes, not whole ones."""
+    episodes = list(getattr(model, "ep_info_buffer", None) or [])[-RECENT_EPISODES:]
+    if not episodes:
+        return None
+    return {"episodes": len(episodes), "return_mean": round(float(np.mean([e["r"] for e in episodes])), 2),
+            "length_mean": round(float(np.mean([e["l"] for e in episodes])), 1)}
+
+
+def progress_line(record: Mapping[str, Any], timesteps: int, fps: float | None) -> str:
+    """One line of a run's progress (its ``metadata.json`` fields): steps, speed, the recent training episodes."""
+    line = f"{record['timesteps_done']}/{timesteps} steps, {record['wall_time_s'] / 60:.1f} min"
+    if fps:
+        line += f", {fps:.0f} steps/s"
+    recent = record.get("recent_train_episodes")
+    if recent:
+        line += (f"; last {recent['episodes']} training episodes: return {recent['return_mean']:.1f}, "
+                 f"length {recent['length_mean']:.0f}")
+    return line
+
+
 class CheckpointEvery(BaseCallback):
     """Saves a resumable checkpoint every ``every`` environment steps (with ``extra()``'s files, if given),
     then calls ``on_save`` (if given), e.g. to record progress that a killed run must not lose (wall time,

@@ -45,6 +45,8 @@ from sim2real.training.callbacks import (
     DynamicsLogger,
     checkpoint_steps,
     latest_checkpoint,
+    progress_line,
+    recent_train_episodes,
     save_checkpoint,
 )
 from sim2real.training.checks import check_train_config, linear_start
@@ -223,13 +225,18 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
     start = time.perf_counter()
 
     def progress() -> dict[str, Any]:
-        """What metadata.json records of the run so far (every segment of a resumed run summed)."""
+        """What metadata.json records of the run so far (every segment of a resumed run summed), with the
+        latest training episodes' mean return and length."""
         return {"timesteps_done": int(model.num_timesteps), "physics_blowups": earlier_blowups + logger.blowups,
                 "wall_time_s": round(earlier_wall + time.perf_counter() - start, 2),
+                **({"recent_train_episodes": recent} if (recent := recent_train_episodes(model)) else {}),
                 **({"adr": adr.to_dict()} if adr else {})}
 
     def record_progress() -> None:
-        update_metadata(run_dir, **progress())
+        record = progress()
+        update_metadata(run_dir, **record)
+        if not config.progress_bar:  # a run in the background (a log file): one line per checkpoint instead
+            print(progress_line(record, config.timesteps, logger.steps_per_second), flush=True)
 
     cbs: list[Any] = [logger, *(callbacks or [])]
     extra: Callable[[], dict[str, Any]] | None = None
@@ -248,6 +255,8 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
             record_progress()
             raise
     final, fps = progress(), logger.steps_per_second
+    if not config.progress_bar and remaining > 0:
+        print(progress_line(final, config.timesteps, fps), flush=True)
     if config.checkpoint_every > 0:  # the end state too, so that extending the run continues it exactly
         save_checkpoint(model, run_dir, extra() if extra else None)
     save_final(model, run_dir)

@@ -112,6 +112,22 @@ def test_resume_continues_the_timestep_count(tmp_path: Path) -> None:
     assert load_metadata(tmp_path / "cut")["complete"] and (tmp_path / "cut" / "model.zip").is_file()
 
 
+def test_a_background_run_reports_its_training_episodes_at_each_checkpoint(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Without a progress bar, each checkpoint prints one line (steps, speed, the last training episodes) and
+    metadata.json records the episodes. InvertedPendulum pays 1 per step upright and 0 on the step it falls, so
+    an early policy's returns are its episodes' lengths less one."""
+    config = replace(tiny_train_config("ppo", timesteps=1024), checkpoint_every=256)
+    train(config, tmp_path)
+    lines = [line for line in capsys.readouterr().out.splitlines() if "/1024 steps" in line]
+    assert [line.split("/")[0] for line in lines] == ["256", "512", "768", "1024"]  # 3 checkpoints and the end
+    assert all("steps/s; last " in line and "training episodes: return " in line for line in lines)
+    recent = load_metadata(tmp_path)["recent_train_episodes"]
+    assert recent["episodes"] == 10 and recent["return_mean"] > 0
+    assert recent["return_mean"] == pytest.approx(recent["length_mean"] - 1, abs=0.1)
+    assert f"return {recent['return_mean']:.1f}, length {recent['length_mean']:.0f}" in lines[-1]
+
+
 def test_same_seed_same_weights_different_seed_differs(tmp_path: Path) -> None:
     import torch
 
