@@ -1,0 +1,52 @@
+"""The source-policy return table's script: parallel runs, per-robot step counts, bad input refused first."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sim2real.runs import load_metadata
+from tests.conftest import REPO
+
+SCRIPT = [sys.executable, str(REPO / "scripts" / "bench_returns.py")]
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    (["--envs", "inverted_pendulum", "--steps", "inverted_pendulum=0"], "'inverted_pendulum=0': expected ENV=N"),
+    (["--envs", "inverted_pendulum", "--steps", "pendulum=1000"], "'pendulum=1000': expected ENV=N with ENV one of"),
+    (["--envs", "inverted_pendulum", "--steps", "hopper=1000"], "--steps names ['hopper'], which --envs"),
+    (["--envs", "inverted_pendulum", "--jobs", "0"], "--jobs=0 must be >= 1"),
+])
+def test_bad_arguments_are_refused_before_any_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str], arguments: list[str],
+                                                  message: str) -> None:
+    spec = importlib.util.spec_from_file_location("bench_returns_script", SCRIPT[1])
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    monkeypatch.setattr(sys, "argv", [SCRIPT[1], *arguments, "--out", str(tmp_path / "out")])
+    with pytest.raises(SystemExit) as exit_:
+        module.main()
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_two_seeds_train_at_once_each_into_its_own_folder_and_log(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = subprocess.run([*SCRIPT, "--envs", "inverted_pendulum", "--seeds", "0", "1", "--episodes", "2",
+                             "--steps", "inverted_pendulum=1024", "--jobs", "2", "--out", str(out)],
+                            capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for seed in (0, 1):
+        run = out / "inverted_pendulum" / f"seed_{seed}"
+        meta = load_metadata(run)
+        assert meta["complete"] and meta["seed"] == seed and meta["timesteps_done"] >= 1024
+        assert "/1024 steps" in (out / "inverted_pendulum" / f"seed_{seed}.log").read_text()
+    rows = json.loads((out / "returns.json").read_text())["rows"]
+    assert len(rows) == 1 and rows[0]["timesteps"] == 1024 and rows[0]["seeds"] == 2
+    assert len(rows[0]["seed_means"]) == 2 and rows[0]["interval"] == "student-t over seeds"
+    assert "| inverted_pendulum | ppo | 1,024 |" in (out / "returns.md").read_text()
