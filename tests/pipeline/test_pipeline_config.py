@@ -83,7 +83,9 @@ def test_a_student_block_adds_a_teacher_and_its_student_before_the_report(tmp_pa
     assert cut["source"].fingerprint["train_episode_steps"] == 300 and cut["source"].digest != unset["source"].digest
     # left unset, the setting is not in the fingerprint: pipelines recorded before it existed still resume
     assert "train_episode_steps" not in unset["source"].fingerprint
-    assert "train_episode_steps" not in unset["student"].fingerprint["settings"]
+    assert not {"train_episode_steps", "lr_schedule", "select_episodes"} & set(unset["student"].fingerprint["settings"])
+    annealed = replace(config, student=replace(config.student, settings=replace(settings, lr_schedule="cosine")))
+    assert build_stages(annealed, tmp_path)[names.index("student")].fingerprint["settings"]["lr_schedule"] == "cosine"
 
 
 def test_methods_that_learn_from_an_expert_get_the_oracle() -> None:
