@@ -44,6 +44,15 @@ RETURN_TARGETS: dict[str, tuple[int, float]] = {
 """Training steps of each robot's default, and the nominal return it should reach."""
 
 
+OVERSHOOT = 0.05
+"""How far beyond the asked steps a finished run may be and still stand for them (PPO ends on whole rollouts)."""
+
+
+def finished_steps(run_dir: Path) -> int:
+    """The steps a run folder's training has done (0 for none)."""
+    return int(load_metadata(run_dir).get("timesteps_done", 0)) if (run_dir / "metadata.json").is_file() else 0
+
+
 def train_run(env: str, seed: int, timesteps: int, run_dir: Path, log: Path | None = None) -> None:
     """Trains (or resumes, or extends, or reuses) one run through the training script; its output goes to
     ``log`` (appended) when given, else to this process's."""
@@ -118,8 +127,15 @@ def main() -> None:
         parser.error(str(err))
     if unused := sorted(set(steps) - set(args.envs)):
         parser.error(f"--steps names {unused}, which --envs {args.envs} leaves out")
-    torch.set_num_threads(1)
+    for name, values in (("--envs", args.envs), ("--seeds", args.seeds)):
+        if len(set(values)) < len(values):
+            parser.error(f"{name} {values} repeats a value: each run is one (robot, seed)")
     runs = {env: [args.out / env / f"seed_{seed}" for seed in args.seeds] for env in args.envs}
+    if longer := [f"{run} holds {held:,} steps" for env in args.envs for run in runs[env]
+                  if (held := finished_steps(run)) > steps[env] * (1 + OVERSHOOT)]:
+        parser.error(f"{'; '.join(longer)}, more than the {', '.join(f'{e}={steps[e]:,}' for e in args.envs)} "
+                     f"asked: ask for those steps with --steps, or use another --out")
+    torch.set_num_threads(1)
     jobs = [(env, seed, steps[env], run) for env in args.envs for seed, run in zip(args.seeds, runs[env])]
     if args.jobs == 1:
         for job in jobs:

@@ -21,6 +21,9 @@ SCRIPT = [sys.executable, str(REPO / "scripts" / "bench_returns.py")]
     (["--envs", "inverted_pendulum", "--steps", "pendulum=1000"], "'pendulum=1000': expected ENV=N with ENV one of"),
     (["--envs", "inverted_pendulum", "--steps", "hopper=1000"], "--steps names ['hopper'], which --envs"),
     (["--envs", "inverted_pendulum", "--jobs", "0"], "--jobs=0 must be >= 1"),
+    (["--envs", "inverted_pendulum", "--seeds", "0", "0"], "--seeds [0, 0] repeats a value"),
+    (["--envs", "inverted_pendulum", "--steps", "inverted_pendulum=500"], "holds 1,024 steps, more than the "
+                                                                          "inverted_pendulum=500 asked"),
 ])
 def test_bad_arguments_are_refused_before_any_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                   capsys: pytest.CaptureFixture[str], arguments: list[str],
@@ -28,11 +31,16 @@ def test_bad_arguments_are_refused_before_any_run(tmp_path: Path, monkeypatch: p
     spec = importlib.util.spec_from_file_location("bench_returns_script", SCRIPT[1])
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)  # type: ignore[union-attr]
-    monkeypatch.setattr(sys, "argv", [SCRIPT[1], *arguments, "--out", str(tmp_path / "out")])
+    out = tmp_path / "out"
+    held = out / "inverted_pendulum" / "seed_0"  # a finished run of 1,024 steps
+    held.mkdir(parents=True)
+    (held / "metadata.json").write_text(json.dumps({"complete": True, "timesteps_done": 1024}))
+    before = sorted(out.rglob("*"))
+    monkeypatch.setattr(sys, "argv", [SCRIPT[1], *arguments, "--out", str(out)])
     with pytest.raises(SystemExit) as exit_:
         module.main()
     assert exit_.value.code == 2 and message in capsys.readouterr().err
-    assert not (tmp_path / "out").exists()
+    assert sorted(out.rglob("*")) == before
 
 
 def test_two_seeds_train_at_once_each_into_its_own_folder_and_log(tmp_path: Path) -> None:
