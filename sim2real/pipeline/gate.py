@@ -123,7 +123,7 @@ def _check_row(row: dict[str, Any], t: GateThresholds) -> list[str]:
     if t.min_target_return is not None and target < t.min_target_return:
         out.append(f"{name}: target return{which} {target:.1f} is below --min-target-return {t.min_target_return:g}")
     out.extend(_check_optional(row, "normalized_score", "normalized score", t.min_normalized_score, ".1f"))
-    adapted = row.get("role") != "zero_shot"  # gap closed and negative transfer describe an adaptation
+    adapted = row.get("role") == "policy"  # gap closed and negative transfer describe an adaptation, not a baseline
     if adapted:
         out.extend(_check_optional(row, "gap_closed", "gap closed", t.min_gap_closed, ".2f"))
     if t.min_reference_score is not None:

@@ -125,6 +125,10 @@ def test_no_negative_transfer_verdict_fails_and_adaptation_metrics_skip_the_zero
     assert check_report(report, GateThresholds(forbid_negative_transfer=True, min_gap_closed=0.5)) == []
     assert check_report(report, GateThresholds(min_gap_closed=0.8)) == [
         "finetune: gap closed 0.75 is below --min-gap-closed 0.8"]
+    # a baseline named on purpose (an oracle, a from-scratch run) is no adaptation either
+    oracle = row("oracle", "oracle", 900, 950) | {"negative_transfer": None, "gap_closed": None}
+    assert check_report({"policies": [oracle, closed]}, GateThresholds(forbid_negative_transfer=True,
+                                                                     min_gap_closed=0.5), ["oracle"]) == []
 
 
 def test_an_undefined_metric_fails_its_threshold_with_the_reason() -> None:
