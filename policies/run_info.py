@@ -127,7 +127,8 @@ def read_run_info(run_dir: str | os.PathLike[str]) -> RunInfo:
     problem = final_files_problem(run_dir, data)
     if problem:
         raise ValueError(f"{problem}: the model and its statistics may not belong together. Resume the run "
-                         f"(resume={run_dir}: it continues from its latest checkpoint and writes them again)")
+                         f"(resume={run_dir}: it continues from its latest checkpoint, or from the start without one, and writes "
+                         "them again)")
     if data["algo"] not in ALGORITHMS:
         raise ValueError(f"'{run_dir}': unknown algo '{data['algo']}'; known: {', '.join(ALGORITHMS)}")
     return run_info_from_record(run_dir, data)

@@ -11,7 +11,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -144,39 +144,59 @@ def load_metadata(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
 # --- a policy's final files: model.zip and vecnormalize.pkl are written one after the other -----------------
 
 FINAL_FILES_KEY = "final_files"
+PENDING_FINAL_FILES_KEY = "final_files_pending"
+"""The pair being written: recorded before the files are renamed into place, so a kill between the renames
+and the completion's record leaves a pair that can still be verified."""
 
 
-def final_files_record(run_dir: str | os.PathLike[str], timesteps: int) -> dict[str, Any]:
+def final_files_record(run_dir: str | os.PathLike[str], timesteps: int,
+                       files: Mapping[str, str | os.PathLike[str]] | None = None) -> dict[str, Any]:
     """What a completing run records of its final files (``metadata[FINAL_FILES_KEY]``): the SHA-256 of each
-    present ``model.zip``/``vecnormalize.pkl`` and the timesteps they hold. The two files are replaced one after
-    the other; the record tells a later reader whether they are still the pair that was completed."""
+    present ``model.zip``/``vecnormalize.pkl`` (or of ``files``, ``{name: path}``, e.g. the temporaries about
+    to replace them) and the timesteps they hold. The two files are replaced one after the other; the record
+    tells a later reader whether they are still the pair that was completed."""
     run_dir = Path(run_dir)
-    digests = {name: sha256_file(run_dir / name) for name in (MODEL_FILE, VECNORMALIZE_FILE) if (run_dir / name).is_file()}
-    return {"timesteps": int(timesteps), "sha256": digests}
+    paths = {name: Path(path) for name, path in files.items()} if files is not None else {
+        name: run_dir / name for name in (MODEL_FILE, VECNORMALIZE_FILE) if (run_dir / name).is_file()}
+    return {"timesteps": int(timesteps), "sha256": {name: sha256_file(path) for name, path in paths.items()}}
+
+
+def _changed_files(run_dir: Path, entry: Mapping[str, Any]) -> list[str]:
+    """The files of a final-files record that are missing from ``run_dir`` or differ from it."""
+    return [name for name, digest in entry["sha256"].items()
+            if not (run_dir / name).is_file() or sha256_file(run_dir / name) != digest]
+
+
+def _matching_final_files(run_dir: Path, record: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The completed or pending final-files record that the files in ``run_dir`` are, or None."""
+    for key in (FINAL_FILES_KEY, PENDING_FINAL_FILES_KEY):
+        entry = record.get(key)
+        if entry and entry.get("sha256") is not None and not _changed_files(run_dir, entry):
+            return entry
+    return None
 
 
 def final_files_problem(run_dir: str | os.PathLike[str], record: dict[str, Any]) -> str | None:
-    """Why the run's final files are not the pair its last completion recorded (None: they are, or the run
-    predates the record)."""
-    expected = (record.get(FINAL_FILES_KEY) or {}).get("sha256")
-    if expected is None:
+    """Why the run's final files are not a pair it wrote (None: they are the pair of its last completion, or the
+    pair recorded as pending before a kill stopped the completion, or the run predates the record)."""
+    expected = record.get(FINAL_FILES_KEY) or {}
+    if expected.get("sha256") is None:
         return None
     run_dir = Path(run_dir)
-    changed = [name for name, digest in expected.items()
-               if not (run_dir / name).is_file() or sha256_file(run_dir / name) != digest]
-    if not changed:
+    if _matching_final_files(run_dir, record) is not None:
         return None
+    changed = _changed_files(run_dir, expected)
     return (f"{' and '.join(changed)} in '{run_dir}' {'is' if len(changed) == 1 else 'are'} not what the run's last "
             "completion wrote (it was interrupted while replacing its final files, or they were replaced by hand)")
 
 
 def verified_final_steps(run_dir: str | os.PathLike[str], record: dict[str, Any]) -> int | None:
-    """Timesteps held by the run's final files when they are the pair a completion wrote, else None. A run
-    that predates the record counts when its metadata says complete."""
-    final = record.get(FINAL_FILES_KEY)
-    if final is None:
+    """Timesteps held by the run's final files when they are a pair the run wrote (completed, or recorded as
+    pending), else None. A run that predates the record counts when its metadata says complete."""
+    if record.get(FINAL_FILES_KEY) is None and record.get(PENDING_FINAL_FILES_KEY) is None:
         return int(record.get("timesteps_done", 0)) if record.get("complete") else None
-    return None if final_files_problem(run_dir, record) else int(final["timesteps"])
+    entry = _matching_final_files(Path(run_dir), record)
+    return None if entry is None else int(entry["timesteps"])
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -26,8 +27,10 @@ from sim2real.randomization.factory import make_env, validate_dynamics
 from sim2real.randomization.privileged import privileged_names
 from sim2real.randomization.spec import DynamicsSpec
 from sim2real.runs import (
+    FINAL_FILES_KEY,
     METADATA_FILE,
     MODEL_FILE,
+    PENDING_FINAL_FILES_KEY,
     VECNORMALIZE_FILE,
     atomic_path,
     final_files_problem,
@@ -218,6 +221,10 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
     metadata = run_metadata(config)
     metadata["policy"]["privileged_names"] = names
     # wall time and blow-ups of earlier segments (recorded at their checkpoints): a resumed run sums them
+    if done is not None and record.get(FINAL_FILES_KEY) is None and record.get(PENDING_FINAL_FILES_KEY) is None:
+        # a run completed before final files were recorded: record them before it is marked incomplete, or an
+        # extension killed before its first checkpoint could no longer verify them and would start over
+        metadata[FINAL_FILES_KEY] = final_files_record(run_dir, done)
     previous = update_metadata(run_dir, **metadata, complete=False, timesteps_done=int(model.num_timesteps))
     earlier_wall, earlier_blowups = float(previous.get("wall_time_s", 0.0)), int(previous.get("physics_blowups", 0))
 
@@ -259,8 +266,8 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
         print(progress_line(final, config.timesteps, fps), flush=True)
     if config.checkpoint_every > 0:  # the end state too, so that extending the run continues it exactly
         save_checkpoint(model, run_dir, extra() if extra else None)
-    save_final(model, run_dir)
-    update_metadata(run_dir, complete=True, **final, final_files=final_files_record(run_dir, model.num_timesteps),
+    update_metadata(run_dir, complete=True, **final, final_files=save_final(model, run_dir),
+                    **{PENDING_FINAL_FILES_KEY: None},
                     **({"train_fps": round(fps, 1)} if fps is not None else {}))
     if adr is not None:
         from sim2real.evaluation.plots import adr_ranges_plot
@@ -295,14 +302,23 @@ def privileged_names_of(config: TrainConfig) -> list[str]:
         probe.close()
 
 
-def save_final(model: BaseAlgorithm, run_dir: Path) -> None:
-    """Writes ``model.zip`` and ``vecnormalize.pkl`` into ``run_dir`` atomically."""
-    with atomic_path(run_dir / MODEL_FILE) as tmp:
-        model.save(tmp)
+def save_final(model: BaseAlgorithm, run_dir: Path) -> dict[str, Any]:
+    """Writes ``model.zip`` and ``vecnormalize.pkl`` into ``run_dir`` atomically; returns their final-files record.
+
+    Both are written under temporary names and recorded in ``metadata.json`` as the pending pair before either
+    is renamed into place, so a kill before the completion is recorded leaves a pair that resuming can verify
+    and continue from (not an unverifiable one, which without a checkpoint meant training from the start).
+    """
     venv = model.get_env()
-    if isinstance(venv, VecNormalize):
-        with atomic_path(run_dir / VECNORMALIZE_FILE) as tmp:
-            venv.save(str(tmp))
+    with contextlib.ExitStack() as renames:  # each temporary is renamed onto its file when the block succeeds
+        files = {MODEL_FILE: renames.enter_context(atomic_path(run_dir / MODEL_FILE))}
+        model.save(files[MODEL_FILE])
+        if isinstance(venv, VecNormalize):
+            files[VECNORMALIZE_FILE] = renames.enter_context(atomic_path(run_dir / VECNORMALIZE_FILE))
+            venv.save(str(files[VECNORMALIZE_FILE]))
+        record = final_files_record(run_dir, model.num_timesteps, files)
+        update_metadata(run_dir, **{PENDING_FINAL_FILES_KEY: record})
+    return record
 
 
 def _randomized_names(venv: VecEnv) -> list[str]:

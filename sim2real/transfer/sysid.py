@@ -267,10 +267,11 @@ def finetune_remaining(setup: TransferSetup, model: BaseAlgorithm, algo: AlgoCon
     finetune_cls = METHODS.get("finetune")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        save_final(model, folder)
+        written = save_final(model, folder)
         config = TrainConfig(env=setup.env, algo=algo, randomization=randomization, timesteps=int(model.num_timesteps),
                              seed=setup.seed, checkpoint_every=0, eval_episodes=0, progress_bar=False, device=setup.device)
-        update_metadata(folder, **run_metadata(config), complete=True, timesteps_done=int(model.num_timesteps))
+        update_metadata(folder, **run_metadata(config), complete=True, timesteps_done=int(model.num_timesteps),
+                        final_files=written)
         calibrated = Policy.load(folder, device=setup.device)
         remaining = TargetBudget(budget.remaining)
         finetune = finetune_cls(finetune_cls.settings_from_dict({}))

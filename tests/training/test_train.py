@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -230,6 +231,56 @@ def test_a_killed_extension_without_checkpoints_continues_from_the_final_files(
     monkeypatch.setattr(trainer, "build_model", lambda *a, **k: (_ for _ in ()).throw(AssertionError("restarted from 0")))
     extended = train(replace(config, timesteps=600), tmp_path, resume=True)
     assert extended.num_timesteps >= 600 and load_metadata(tmp_path)["final_files"]["timesteps"] == extended.num_timesteps
+
+
+def test_an_extension_killed_between_its_renames_and_its_record_continues_from_the_new_pair(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The final pair is recorded as pending before it is renamed into place: killed before the completion is
+    recorded (new files, the old record), the run still verifies the new pair and resumes from it, not from 0."""
+    from sim2real.training import trainer
+
+    config = replace(tiny_train_config("ppo", timesteps=256), checkpoint_every=0)
+    train(config, tmp_path)
+    record = trainer.update_metadata
+
+    def killed_at_completion(run_dir, **fields):  # type: ignore[no-untyped-def]
+        if fields.get("complete"):
+            raise KeyboardInterrupt
+        return record(run_dir, **fields)
+
+    monkeypatch.setattr(trainer, "update_metadata", killed_at_completion)
+    with pytest.raises(KeyboardInterrupt):
+        train(replace(config, timesteps=512), tmp_path, resume=True)
+    monkeypatch.undo()
+    meta = load_metadata(tmp_path)
+    assert not meta["complete"] and meta["final_files"]["timesteps"] == 256  # the old record, the new files
+    assert verified_final_steps(tmp_path, meta) == 512
+    load_policy(tmp_path)  # a pair the run wrote: not refused
+    monkeypatch.setattr(trainer, "build_model", lambda *a, **k: (_ for _ in ()).throw(AssertionError("restarted from 0")))
+    assert train(replace(config, timesteps=512), tmp_path, resume=True).num_timesteps == 512
+    meta = load_metadata(tmp_path)
+    assert meta["complete"] and meta["final_files"]["timesteps"] == 512 and meta["final_files_pending"] is None
+
+
+def test_a_run_completed_before_final_files_were_recorded_survives_a_killed_extension(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run that completed without a final-files record gets one when an extension starts, so the extension,
+    killed before any checkpoint, leaves final files the next resume can verify and continue from."""
+    from sim2real.training import trainer
+
+    config = replace(tiny_train_config("ppo", timesteps=256), checkpoint_every=0)
+    train(config, tmp_path)
+    legacy = load_metadata(tmp_path)
+    del legacy["final_files"], legacy["final_files_pending"]
+    (tmp_path / "metadata.json").write_text(json.dumps(legacy))
+    monkeypatch.setattr(trainer, "DynamicsLogger", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("killed")))
+    with pytest.raises(RuntimeError, match="killed"):  # after the extension marked the run incomplete
+        train(replace(config, timesteps=512), tmp_path, resume=True)
+    meta = load_metadata(tmp_path)
+    assert not meta["complete"] and verified_final_steps(tmp_path, meta) == 256
+    monkeypatch.undo()
+    monkeypatch.setattr(trainer, "build_model", lambda *a, **k: (_ for _ in ()).throw(AssertionError("restarted from 0")))
+    assert train(replace(config, timesteps=512), tmp_path, resume=True).num_timesteps == 512
 
 
 def test_a_model_and_statistics_from_different_saves_are_refused(tmp_path: Path) -> None:
