@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from sim2real.pipeline.config import MethodRun, PipelineConfig
-from sim2real.pipeline.stages import Stage, run_stages
+from sim2real.pipeline.stages import Stage, run_stages, settled
 from sim2real.policies import Policy, RunInfo, read_run_info
 from sim2real.randomization.spec import DynamicsSpec
 from sim2real.runs import update_metadata, write_json_atomic
@@ -71,8 +71,7 @@ def build_stages(config: PipelineConfig, out_dir: Path) -> list[Stage]:
                             lambda folder: _train(teacher, folder), POLICY_ARTIFACTS))
         settings = config.student.settings
         stages.append(Stage(STUDENT, out_dir / STUDENT, settings.iterations * settings.steps_per_iteration,
-                            {"teacher": teacher_fp, "settings": _unset_dropped(
-                                asdict(settings), train_episode_steps=None, lr_schedule="constant", select_episodes=0)},
+                            {"teacher": teacher_fp, "settings": settled(asdict(settings))},
                             lambda folder: _distill(out_dir / TEACHER, folder, settings), POLICY_ARTIFACTS,
                             (stages[-1],)))
     report_fp = {"upstream": [s.digest for s in stages], "episodes": config.episodes, "seeds": config.eval_seeds}
@@ -107,15 +106,9 @@ def run_pipeline(config: PipelineConfig, out_dir: str | Path, printer: Callable[
 
 
 def _train_fingerprint(config: Any) -> dict[str, Any]:
-    return _unset_dropped({"env": config.env.name, "algo": asdict(config.algo) | {"network": asdict(config.algo.network)},
+    return settled({"env": config.env.name, "algo": asdict(config.algo) | {"network": asdict(config.algo.network)},
                            "randomization": config.randomization.to_dict(), "timesteps": config.timesteps,
-                           "seed": config.seed, "train_episode_steps": config.train_episode_steps}, train_episode_steps=None)
-
-
-def _unset_dropped(fingerprint: dict[str, Any], **defaults: Any) -> dict[str, Any]:
-    """``fingerprint`` without the settings left at their defaults (``name=default``) that were added after
-    stages were first recorded: those stages keep their fingerprints (and resume)."""
-    return {k: v for k, v in fingerprint.items() if not (k in defaults and v == defaults[k])}
+                           "seed": config.seed, "train_episode_steps": config.train_episode_steps})
 
 
 def _train(train_config: TrainConfig, folder: Path) -> dict[str, Any]:

@@ -18,6 +18,20 @@ STARTED = ".stage_started.json"
 """Written when a stage starts: the settings its folder's (partial) files were made with."""
 EXTENDABLE = ("timesteps",)
 """Fingerprint entries a rerun may raise and still continue the files there (a training stage trains on)."""
+SETTLED_DEFAULTS: dict[str, Any] = {"train_episode_steps": None, "lr_schedule": "constant", "select_episodes": 0}
+"""Settings added after stages were first recorded, with the value that keeps the earlier behaviour. At that
+value they are left out of fingerprints (:func:`settled`), and a recorded fingerprint is compared in the same
+form, so stages recorded before a setting existed, or while it was written out, still match."""
+
+
+def settled(fingerprint: Any) -> Any:
+    """``fingerprint`` without :data:`SETTLED_DEFAULTS` entries at their defaults, at any depth."""
+    if isinstance(fingerprint, dict):
+        return {key: settled(value) for key, value in fingerprint.items()
+                if not (key in SETTLED_DEFAULTS and value == SETTLED_DEFAULTS[key])}
+    if isinstance(fingerprint, list):
+        return [settled(value) for value in fingerprint]
+    return fingerprint
 
 
 @dataclass
@@ -69,7 +83,11 @@ class Stage:
             data = read_json(marker)
         except (OSError, UnicodeDecodeError, json.JSONDecodeError):
             return False
-        if not isinstance(data, dict) or data.get("digest") != self.digest:
+        if not isinstance(data, dict):
+            return False
+        recorded = data.get("fingerprint")
+        if data.get("digest") != self.digest and not (
+                isinstance(recorded, dict) and settled(_plain(recorded)) == settled(_plain(self.fingerprint))):
             return False
         outputs = self.outputs()
         if None in outputs.values() or data.get("outputs") != outputs:
@@ -88,7 +106,7 @@ class Stage:
         """
         self.folder.mkdir(parents=True, exist_ok=True)
         previous = self.recorded_fingerprint()
-        if previous is not None and not _continues(previous, _plain(self.fingerprint)):
+        if previous is not None and not _continues(settled(previous), settled(_plain(self.fingerprint))):
             _empty(self.folder)
         write_json_atomic(self.folder / STARTED, {"stage": self.name, "fingerprint": self.fingerprint})
         marker = self.folder / MARKER

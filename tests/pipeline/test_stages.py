@@ -38,6 +38,19 @@ def test_changed_fingerprint_reruns(tmp_path: Path) -> None:
     assert calls == ["s", "s"]
 
 
+def test_a_setting_at_its_settled_default_matches_whether_or_not_it_was_recorded(tmp_path: Path) -> None:
+    """A setting added later (``lr_schedule``) matches at its default whether a stage's record left it out (made
+    before it existed) or wrote it out: the stage is not run again; another value still reruns it."""
+    calls: list[str] = []
+    written_out = {"settings": {"iterations": 16, "lr_schedule": "constant", "select_episodes": 0}}
+    run_stages([counting_stage(tmp_path / "s", calls, written_out)], lambda _: None)
+    run_stages([counting_stage(tmp_path / "s", calls, {"settings": {"iterations": 16}})], lambda _: None)
+    assert calls == ["s"]
+    run_stages([counting_stage(tmp_path / "s", calls, {"settings": {"iterations": 16, "lr_schedule": "cosine"}})],
+               lambda _: None)
+    assert calls == ["s", "s"]
+
+
 def test_interrupted_stage_leaves_no_marker_and_reruns(tmp_path: Path) -> None:
     calls: list[str] = []
     with pytest.raises(RuntimeError):
