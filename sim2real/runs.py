@@ -179,7 +179,7 @@ def _matching_final_files(run_dir: Path, record: Mapping[str, Any]) -> dict[str,
 def final_files_problem(run_dir: str | os.PathLike[str], record: dict[str, Any]) -> str | None:
     """Why the run's final files are not a pair it wrote (None: they are the pair of its last completion, or the
     pair recorded as pending before a kill stopped the completion, or the run predates the record)."""
-    expected = record.get(FINAL_FILES_KEY) or {}
+    expected = record.get(FINAL_FILES_KEY) or record.get(PENDING_FINAL_FILES_KEY) or {}
     if expected.get("sha256") is None:
         return None
     run_dir = Path(run_dir)

@@ -262,6 +262,20 @@ def test_an_extension_killed_between_its_renames_and_its_record_continues_from_t
     assert meta["complete"] and meta["final_files"]["timesteps"] == 512 and meta["final_files_pending"] is None
 
 
+def test_a_pending_pair_alone_is_checked_too(tmp_path: Path) -> None:
+    """A run whose only record is a pending pair (its first completion killed after the renames) still has its
+    files checked against it: a file replaced since is named, and the run cannot continue from them."""
+    from sim2real.runs import PENDING_FINAL_FILES_KEY, final_files_problem, final_files_record
+
+    (tmp_path / "model.zip").write_bytes(b"model")
+    (tmp_path / "vecnormalize.pkl").write_bytes(b"statistics")
+    record = {"complete": False, PENDING_FINAL_FILES_KEY: final_files_record(tmp_path, 512)}
+    assert final_files_problem(tmp_path, record) is None and verified_final_steps(tmp_path, record) == 512
+    (tmp_path / "vecnormalize.pkl").write_bytes(b"other statistics")
+    assert "vecnormalize.pkl in" in final_files_problem(tmp_path, record)
+    assert verified_final_steps(tmp_path, record) is None
+
+
 def test_a_run_completed_before_final_files_were_recorded_survives_a_killed_extension(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A run that completed without a final-files record gets one when an extension starts, so the extension,
