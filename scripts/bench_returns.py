@@ -19,8 +19,9 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -44,13 +45,20 @@ RETURN_TARGETS: dict[str, tuple[int, float]] = {
 """Training steps of each robot's default, and the nominal return it should reach."""
 
 
-OVERSHOOT = 0.05
-"""How far beyond the asked steps a finished run may be and still stand for them (PPO ends on whole rollouts)."""
+def asked_steps(run_dir: Path) -> int:
+    """The steps a run folder's training was last asked for (0 for none)."""
+    return int(load_metadata(run_dir).get("timesteps", 0)) if (run_dir / "metadata.json").is_file() else 0
 
 
-def finished_steps(run_dir: Path) -> int:
-    """The steps a run folder's training has done (0 for none)."""
-    return int(load_metadata(run_dir).get("timesteps_done", 0)) if (run_dir / "metadata.json").is_file() else 0
+def run_child(command: list[str], **kwargs: Any) -> int:
+    """Runs a training process to its end and returns its exit code. Ctrl-C reaches the child too, which saves
+    a checkpoint before it exits: this waits for that, where ``subprocess.run`` kills it after 0.25 s."""
+    with subprocess.Popen(command, **kwargs) as process:
+        try:
+            return process.wait()
+        except KeyboardInterrupt:
+            process.wait()
+            raise
 
 
 def train_run(env: str, seed: int, timesteps: int, run_dir: Path, log: Path | None = None) -> None:
@@ -62,14 +70,32 @@ def train_run(env: str, seed: int, timesteps: int, run_dir: Path, log: Path | No
     where = [f"resume={run_dir}"] if (run_dir / "metadata.json").is_file() else [
         f"env={env}", f"seed={seed}", f"hydra.run.dir={run_dir}"]
     command = [sys.executable, str(REPO / "scripts" / "train.py"), *where, f"timesteps={timesteps}",
-               "eval_episodes=0", "progress_bar=false", "torch_threads=1"]
+               "eval_episodes=0", "progress_bar=false"]
     if log is None:
-        subprocess.run(command, check=True, cwd=REPO)
+        code = run_child(command, cwd=REPO)
+    else:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("a") as out:
+            code = run_child([*command, "torch_threads=1"], cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+    if code != 0:
+        raise RuntimeError(f"training {env} seed {seed} failed (exit code {code})" + (f": see {log}" if log else ""))
+
+
+def train_all(jobs: list[tuple[str, int, int, Path]], parallel: int) -> None:
+    """Trains every (env, seed, steps, run folder), ``parallel`` at a time; the first failure (or Ctrl-C) stops
+    the queue: the runs already started finish or save their checkpoints, no new one starts."""
+    if parallel == 1:
+        for job in jobs:
+            train_run(*job)
         return
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("a") as out:
-        if subprocess.run(command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT).returncode != 0:
-            raise RuntimeError(f"training {env} seed {seed} failed: see {log}")
+    pool = ThreadPoolExecutor(parallel)
+    try:
+        for future in as_completed([pool.submit(train_run, *job, log=job[3].with_suffix(".log")) for job in jobs]):
+            future.result()
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown()
 
 
 def parse_steps(items: list[str]) -> dict[str, int]:
@@ -77,9 +103,11 @@ def parse_steps(items: list[str]) -> dict[str, int]:
     steps = {}
     for item in items:
         env, _, value = item.partition("=")
-        if env not in RETURN_TARGETS or not value.isdigit() or int(value) < 1:
+        if env not in RETURN_TARGETS or not value.isdecimal() or int(value) < 1:
             raise ValueError(f"--steps {item!r}: expected ENV=N with ENV one of {sorted(RETURN_TARGETS)} "
                              f"and N a positive step count")
+        if env in steps:
+            raise ValueError(f"--steps names {env} twice ({env}={steps[env]} and {item})")
         steps[env] = int(value)
     return steps
 
@@ -94,6 +122,7 @@ def evaluate(env: str, runs: list[Path], episodes: int, timesteps: int, target: 
     return {"env": env, "algo": metadata[0]["algo"], "timesteps": timesteps, "seeds": len(runs), "episodes": episodes,
             "mean": summary.mean, "ci_low": summary.ci_low, "ci_high": summary.ci_high, "interval": interval,
             "seed_means": returns.mean(axis=1).round(1).tolist(), "target": target,
+            "timesteps_done": [int(m["timesteps_done"]) for m in metadata],
             "reached": bool(summary.mean >= target),
             "wall_time_s": float(np.mean([m["wall_time_s"] for m in metadata])),
             "train_fps": float(np.mean([m.get("train_fps", 0.0) for m in metadata]))}
@@ -131,18 +160,12 @@ def main() -> None:
         if len(set(values)) < len(values):
             parser.error(f"{name} {values} repeats a value: each run is one (robot, seed)")
     runs = {env: [args.out / env / f"seed_{seed}" for seed in args.seeds] for env in args.envs}
-    if longer := [f"{run} holds {held:,} steps" for env in args.envs for run in runs[env]
-                  if (held := finished_steps(run)) > steps[env] * (1 + OVERSHOOT)]:
+    if longer := [f"{run} was trained for {held:,} steps" for env in args.envs for run in runs[env]
+                  if (held := asked_steps(run)) > steps[env]]:
         parser.error(f"{'; '.join(longer)}, more than the {', '.join(f'{e}={steps[e]:,}' for e in args.envs)} "
                      f"asked: ask for those steps with --steps, or use another --out")
     torch.set_num_threads(1)
-    jobs = [(env, seed, steps[env], run) for env in args.envs for seed, run in zip(args.seeds, runs[env])]
-    if args.jobs == 1:
-        for job in jobs:
-            train_run(*job)
-    else:
-        with ThreadPoolExecutor(args.jobs) as pool:
-            list(pool.map(lambda job: train_run(*job, log=job[3].with_suffix(".log")), jobs))
+    train_all([(env, seed, steps[env], run) for env in args.envs for seed, run in zip(args.seeds, runs[env])], args.jobs)
     rows = []
     for env in args.envs:
         rows.append(evaluate(env, runs[env], args.episodes, steps[env], RETURN_TARGETS[env][1]))

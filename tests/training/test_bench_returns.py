@@ -22,8 +22,11 @@ SCRIPT = [sys.executable, str(REPO / "scripts" / "bench_returns.py")]
     (["--envs", "inverted_pendulum", "--steps", "hopper=1000"], "--steps names ['hopper'], which --envs"),
     (["--envs", "inverted_pendulum", "--jobs", "0"], "--jobs=0 must be >= 1"),
     (["--envs", "inverted_pendulum", "--seeds", "0", "0"], "--seeds [0, 0] repeats a value"),
-    (["--envs", "inverted_pendulum", "--steps", "inverted_pendulum=500"], "holds 1,024 steps, more than the "
-                                                                          "inverted_pendulum=500 asked"),
+    (["--envs", "inverted_pendulum", "--steps", "inverted_pendulum=500"], "was trained for 1,024 steps, more than "
+                                                                          "the inverted_pendulum=500 asked"),
+    (["--envs", "inverted_pendulum", "--steps", "inverted_pendulum=1²"], "'inverted_pendulum=1²': expected ENV=N"),
+    (["--envs", "inverted_pendulum", "--steps", "inverted_pendulum=9", "inverted_pendulum=8"],
+     "--steps names inverted_pendulum twice"),
 ])
 def test_bad_arguments_are_refused_before_any_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                   capsys: pytest.CaptureFixture[str], arguments: list[str],
@@ -34,7 +37,7 @@ def test_bad_arguments_are_refused_before_any_run(tmp_path: Path, monkeypatch: p
     out = tmp_path / "out"
     held = out / "inverted_pendulum" / "seed_0"  # a finished run of 1,024 steps
     held.mkdir(parents=True)
-    (held / "metadata.json").write_text(json.dumps({"complete": True, "timesteps_done": 1024}))
+    (held / "metadata.json").write_text(json.dumps({"complete": True, "timesteps": 1024, "timesteps_done": 1024}))
     before = sorted(out.rglob("*"))
     monkeypatch.setattr(sys, "argv", [SCRIPT[1], *arguments, "--out", str(out)])
     with pytest.raises(SystemExit) as exit_:
@@ -58,3 +61,9 @@ def test_two_seeds_train_at_once_each_into_its_own_folder_and_log(tmp_path: Path
     assert len(rows) == 1 and rows[0]["timesteps"] == 1024 and rows[0]["seeds"] == 2
     assert len(rows[0]["seed_means"]) == 2 and rows[0]["interval"] == "student-t over seeds"
     assert "| inverted_pendulum | ppo | 1,024 |" in (out / "returns.md").read_text()
+    # the same command again reuses both runs (PPO may end past the asked steps, on a whole rollout)
+    logs = [(out / "inverted_pendulum" / f"seed_{seed}.log").read_text() for seed in (0, 1)]
+    again = subprocess.run(result.args, capture_output=True, text=True, cwd=REPO)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert [(out / "inverted_pendulum" / f"seed_{seed}.log").read_text() for seed in (0, 1)] == logs
+    assert json.loads((out / "returns.json").read_text())["rows"][0]["seed_means"] == rows[0]["seed_means"]
