@@ -45,9 +45,9 @@ RETURN_TARGETS: dict[str, tuple[int, float]] = {
 """Training steps of each robot's default, and the nominal return it should reach."""
 
 
-def asked_steps(run_dir: Path) -> int:
-    """The steps a run folder's training was last asked for (0 for none)."""
-    return int(load_metadata(run_dir).get("timesteps", 0)) if (run_dir / "metadata.json").is_file() else 0
+def run_record(run_dir: Path) -> dict[str, Any]:
+    """A run folder's ``metadata.json`` (empty before its training started)."""
+    return load_metadata(run_dir) if (run_dir / "metadata.json").is_file() else {}
 
 
 def run_child(command: list[str], **kwargs: Any) -> int:
@@ -64,10 +64,10 @@ def run_child(command: list[str], **kwargs: Any) -> int:
 def train_run(env: str, seed: int, timesteps: int, run_dir: Path, log: Path | None = None) -> None:
     """Trains (or resumes, or extends, or reuses) one run through the training script; its output goes to
     ``log`` (appended) when given, else to this process's."""
-    done = load_metadata(run_dir) if run_dir.is_dir() else {}
+    done = run_record(run_dir)
     if done.get("complete") and done.get("timesteps_done", 0) >= timesteps:
         return
-    where = [f"resume={run_dir}"] if (run_dir / "metadata.json").is_file() else [
+    where = [f"resume={run_dir}"] if done else [
         f"env={env}", f"seed={seed}", f"hydra.run.dir={run_dir}"]
     command = [sys.executable, str(REPO / "scripts" / "train.py"), *where, f"timesteps={timesteps}",
                "eval_episodes=0", "progress_bar=false"]
@@ -161,7 +161,7 @@ def main() -> None:
             parser.error(f"{name} {values} repeats a value: each run is one (robot, seed)")
     runs = {env: [args.out / env / f"seed_{seed}" for seed in args.seeds] for env in args.envs}
     if longer := [f"{run} was trained for {held:,} steps" for env in args.envs for run in runs[env]
-                  if (held := asked_steps(run)) > steps[env]]:
+                  if (held := int(run_record(run).get("timesteps", 0))) > steps[env]]:
         parser.error(f"{'; '.join(longer)}, more than the {', '.join(f'{e}={steps[e]:,}' for e in args.envs)} "
                      f"asked: ask for those steps with --steps, or use another --out")
     torch.set_num_threads(1)
