@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import zlib
 
 import numpy as np
 
@@ -20,6 +21,14 @@ def child_seeds(seed: int, n: int) -> list[int]:
     """Returns ``n`` independent 32-bit seeds derived from ``seed`` (``SeedSequence.spawn``)."""
     children = np.random.SeedSequence(seed).spawn(n)
     return [int(child.generate_state(1)[0]) for child in children]
+
+
+def stream(seed: int, name: str) -> np.random.Generator:
+    """The generator of one named use of ``seed``: the same (seed, name) draws the same numbers, and two names
+    never share a stream (``SeedSequence`` keyed by the name's CRC-32). Two components handed the same seed
+    (the measurement's excitation noise and the identification's hold-out split, say) then stay independent,
+    which ``SeedSequence(seed).spawn(k)`` in each does not guarantee: its first child is the same for every k."""
+    return np.random.default_rng(np.random.SeedSequence([seed, zlib.crc32(name.encode())]))
 
 
 def segment_seed(seed: int, steps: int) -> int:

@@ -61,6 +61,7 @@ from sim2real.data.demos import sidecar_path
 from sim2real.envs.registry import EnvSpec, resolve_env
 from sim2real.randomization.factory import make_env
 from sim2real.runs import atomic_path, library_versions, read_json, write_json_atomic
+from sim2real.seeding import stream
 from sim2real.validation import require_choice, require_float, require_int
 
 FORMAT = "sim2real-trajectories"
@@ -243,7 +244,7 @@ def measure(env: gym.Env, settings: MeasurementSettings, seed: int = 0,
             policy: Callable[[np.ndarray], np.ndarray] | None = None, info: Mapping[str, Any] | None = None
             ) -> Trajectories:
     """Records ``settings.steps`` steps of ``env`` under the configured excitation (noise seeded by ``seed``)."""
-    rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
+    rng = stream(seed, "sysid.excitation")  # not the identification's split, search or bootstrap stream
     act = excitation(settings.excitation, env.action_space, settings.amplitude, rng, policy=policy,
                      dt=control_dt(env), trajectory_length=settings.trajectory_length)
     provenance = {**dict(info or {}), "excitation": settings.excitation, "amplitude": settings.amplitude}

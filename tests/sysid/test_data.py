@@ -38,6 +38,21 @@ def test_same_seed_same_recording_different_seed_differs() -> None:
     assert not np.array_equal(first.actions, other.actions)
 
 
+def test_excitation_noise_is_not_the_identification_split_stream() -> None:
+    """The recording and the identification take the same seed; the excitation's noise must not be the
+    hold-out split's stream (both were ``SeedSequence(seed).spawn(k)[0]``)."""
+    env = make_env(ENV)
+    box = env.action_space
+    env.close()
+    split_stream = np.random.default_rng(np.random.SeedSequence(0).spawn(3)[0])
+    as_split = excitation("random", box, 0.5, split_stream, trajectory_length=100)
+    split_actions = np.array([as_split(None, t) for t in range(100)])
+    recorded = record("nominal", 100).actions
+    assert np.abs(recorded - split_actions).max() > 0.1
+    again = record("nominal", 100).actions
+    assert np.array_equal(recorded, again)
+
+
 def test_two_seeds_never_record_the_same_trajectory() -> None:
     """A chirp is the same every trajectory, so only the reset state tells trajectories apart: seed 1 must not
     start where seed 0 did (with reset seeds ``seed + i`` its trajectory i was seed 0's i + 1)."""

@@ -52,7 +52,7 @@ def with_encoder_noise(data: Trajectories, std: float, seed: int = 0) -> Traject
 
 
 def test_one_noisy_trajectory_gets_a_block_bootstrap_spread_not_false_precision(high_gravity_data: Trajectories) -> None:
-    noisy = with_encoder_noise(high_gravity_data, 0.05)
+    noisy = with_encoder_noise(high_gravity_data, 0.03)
     lengths = [end - start for start, end in noisy.episode_bounds()]
     one = noisy.select_episodes([int(np.argmax(lengths))])
     fast = {**FAST, "holdout_fraction": 0.0}
