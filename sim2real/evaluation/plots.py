@@ -147,8 +147,9 @@ def sample_efficiency_plot(report: Report, path: str | Path) -> Path | None:
     return _save(figure, Path(path))
 
 
-def aggregate_bar_charts(rows: list[dict[str, Any]], out_dir: Path) -> list[Path]:
-    """One bar chart of target return (mean over runs, interval across runs) per (env, target) of an aggregate."""
+def aggregate_bar_charts(rows: list[dict[str, Any]], out_dir: Path, confidence: float) -> list[Path]:
+    """One bar chart of target return (mean over runs, interval across runs at ``confidence``) per (env, target)
+    of an aggregate."""
     by_task: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         by_task.setdefault(f"{row['env']} / {row['target']}", []).append(row)
@@ -161,7 +162,7 @@ def aggregate_bar_charts(rows: list[dict[str, Any]], out_dir: Path) -> list[Path
                          np.array([r["target_return"]["ci_high"] for r in task_rows]))
         axes.bar(range(len(task_rows)), means, yerr=errors, capsize=4, color=SOURCE_COLOR, alpha=0.8)
         axes.set_xticks(range(len(task_rows)), labels, rotation=30, ha="right", fontsize=8)
-        axes.set_ylabel("target return (mean over runs, 95% CI)")
+        axes.set_ylabel(f"target return (mean over runs, {confidence:.0%} CI)")
         axes.set_title(f"Target return across runs: {title}")
         paths.append(_save(figure, out_dir / f"aggregate_{title.replace(' / ', '__')}.png"))
     return paths

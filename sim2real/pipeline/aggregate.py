@@ -322,7 +322,7 @@ def plot_aggregate(aggregate: dict[str, Any], out_dir: Path) -> list[Path]:
     """Target returns per task, target return vs budget per method (several budgets), the performance profile."""
     from sim2real.evaluation import plots
 
-    paths = plots.aggregate_bar_charts(aggregate["policies"], out_dir)
+    paths = plots.aggregate_bar_charts(aggregate["policies"], out_dir, aggregate["confidence"])
     curve = plots.aggregate_budget_curves(aggregate["policies"], out_dir / "aggregate_sample_efficiency.png")
     if curve is not None:
         paths.append(curve)

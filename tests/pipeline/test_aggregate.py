@@ -44,6 +44,19 @@ def test_writes_json_markdown_and_plots(tmp_path: Path) -> None:
     assert all(Path(p).stat().st_size > 1000 for p in aggregate["plots"])
 
 
+def test_bar_chart_states_the_aggregate_confidence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sim2real.evaluation import plots
+    from sim2real.pipeline.aggregate import plot_aggregate
+
+    write_sweep(tmp_path, [700, 800, 900])
+    labels: list[str] = []
+    save = plots._save
+    monkeypatch.setattr(plots, "_save", lambda figure, path, tight=True: (
+        labels.extend(axes.get_ylabel() for axes in figure.axes), save(figure, path, tight))[1])
+    plot_aggregate(aggregate_reports(find_reports(tmp_path), confidence=0.9), tmp_path)
+    assert "target return (mean over runs, 90% CI)" in labels
+
+
 def test_no_reports_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no report.json under"):
         find_reports(tmp_path)
