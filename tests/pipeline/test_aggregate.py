@@ -51,8 +51,12 @@ def test_bar_chart_states_the_aggregate_confidence(tmp_path: Path, monkeypatch: 
     write_sweep(tmp_path, [700, 800, 900])
     labels: list[str] = []
     save = plots._save
-    monkeypatch.setattr(plots, "_save", lambda figure, path, tight=True: (
-        labels.extend(axes.get_ylabel() for axes in figure.axes), save(figure, path, tight))[1])
+
+    def save_and_read_labels(figure, path, tight=True):  # noqa: ANN001, ANN202
+        labels.extend(axes.get_ylabel() for axes in figure.axes)
+        return save(figure, path, tight)
+
+    monkeypatch.setattr(plots, "_save", save_and_read_labels)
     plot_aggregate(aggregate_reports(find_reports(tmp_path), confidence=0.9), tmp_path)
     assert "target return (mean over runs, 90% CI)" in labels
 
