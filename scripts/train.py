@@ -3,6 +3,7 @@
     python scripts/train.py env=hopper randomization=default algo=ppo timesteps=300000 seed=1
     python scripts/train.py resume=outputs/train/<run>            # continue an interrupted run
     python scripts/train.py resume=outputs/train/<run> timesteps=200000   # ... or extend a finished one
+    python scripts/train.py env=hopper calibration=outputs/calibrate/<run> timesteps=400000  # in a calibrated simulator
 
 The output folder must be new or empty; a training run already there is continued only with `resume=`
 and replaced only with `overwrite=true` (files the toolkit did not write stay).
@@ -31,8 +32,10 @@ from sim2real.cli import (
 from sim2real.envs.registry import check_record_code, trust_env
 from sim2real.presets import to_dict
 from sim2real.randomization.factory import validate_dynamics
+from sim2real.randomization.spec import DynamicsSpec
 from sim2real.runs import CONFIG_FILE, check_artifacts, check_run_dir, claim_run_dir
 from sim2real.seeding import seed_everything, set_torch_threads
+from sim2real.sysid.report import calibration_randomization, read_calibration
 from sim2real.training import train, train_config_from_dict
 from sim2real.training.checks import check_train_config, check_train_settings
 from sim2real.training.report import evaluate_run, format_eval_table
@@ -65,6 +68,17 @@ def resumed_config(run_dir: Path, given: dict[str, Any], overrides: list[str]) -
     return {**saved, **{key: given[key] for key in CHANGEABLE_ON_RESUME if key in given_keys}}
 
 
+def calibrated(raw: dict[str, Any]) -> dict[str, Any]:
+    """The randomization of ``calibration=``: the calibrated ranges over the configured randomization (which
+    covers what was not identified), as ``method=sysid`` trains; the run's config records it in full."""
+    calibration = read_calibration(raw["calibration"], env=raw["env"]["name"])
+    base = DynamicsSpec.from_dict(raw.get("randomization"), default_name="randomization")
+    if base.adr is not None:
+        raise ValueError(f"calibration={raw['calibration']} trains under fixed calibrated ranges; randomization="
+                         f"{base.name} (ADR) cannot be their base: give a fixed one (default, none, wide, ...)")
+    return calibration_randomization(calibration, base).to_dict()
+
+
 def train_command(cfg: DictConfig) -> None:
     """Checks the folder and every setting, claims the folder, then trains (or resumes) and evaluates."""
     overrides = user_overrides()
@@ -75,7 +89,9 @@ def train_command(cfg: DictConfig) -> None:
     check_run_dir(run_dir, "train", resume=resume, overwrite=overwrite)
     trusted_code(raw)
     if resume:
-        raw = resumed_config(run_dir, raw, overrides)
+        raw = resumed_config(run_dir, raw, overrides)  # its randomization already holds any calibration
+    elif raw.get("calibration") is not None:
+        raw["randomization"] = calibrated(raw)
     raw.update(resume=None, overwrite=False)  # the saved config describes the run, not this command
     check_train_settings(raw)
     config = train_config_from_dict(raw)  # validates everything before any training

@@ -275,6 +275,22 @@ class LatencyEstimate:
         return len(self.searched) > 1 and self.calibrated[0] == self.calibrated[1]
 
 
+def calibrated_randomization(ranges: Mapping[str, Sequence[float]], latency: Sequence[int] | None,
+                             base: DynamicsSpec | None = None, name: str = "calibrated") -> DynamicsSpec:
+    """A calibrated randomization: ``base``'s terms and effects (e.g. the source's, covering what was not
+    identified) with a log-uniform scale term per identified handle after them (so they override on shared
+    members), and ``latency`` (``[low, high]`` control steps, ``None`` when it was not searched) in the effects.
+    An ADR ``base`` counts with the ranges it stands at (the ranges a finished source reached), not its limits."""
+    base = (base or DynamicsSpec(name=name)).at_current_ranges()
+    terms = tuple(ParameterTerm(handle, LogUniform(*map(float, r)), "scale") for handle, r in ranges.items())
+    kept = tuple(t for t in base.parameters if t.target not in ranges)  # same handle: replaced
+    effects = base.effects
+    if latency is not None:
+        low, high = (int(v) for v in latency)
+        effects = replace(effects, action_latency=low, action_latency_max=high if high > low else None)
+    return DynamicsSpec(name=name, parameters=kept + terms, effects=effects)
+
+
 @dataclass(frozen=True)
 class Calibration:
     """The result of :func:`identify`: a distribution over the dynamics, and how well it predicts.
@@ -314,18 +330,9 @@ class Calibration:
         return {p.handle: p.value for p in self.parameters}
 
     def randomization(self, base: DynamicsSpec | None = None, name: str = "calibrated") -> DynamicsSpec:
-        """The calibrated randomization: ``base``'s terms and effects (e.g. the source's, covering what was not
-        identified) with the identified parameters' terms after them (so they override on shared members),
-        and the identified latency range in the effects when latency was searched. An ADR ``base`` counts
-        with the ranges it stands at (the ranges a finished source reached), not its limits."""
-        base = (base or DynamicsSpec(name=name)).at_current_ranges()
-        terms = tuple(ParameterTerm(p.handle, LogUniform(*p.calibrated), "scale") for p in self.parameters)
-        kept = tuple(t for t in base.parameters if t.target not in self.scales)  # same handle: replaced
-        effects = base.effects
-        if len(self.latency.searched) > 1:
-            low, high = self.latency.calibrated
-            effects = replace(effects, action_latency=low, action_latency_max=high if high > low else None)
-        return DynamicsSpec(name=name, parameters=kept + terms, effects=effects)
+        """The calibrated randomization over ``base`` (:func:`calibrated_randomization`)."""
+        latency = self.latency.calibrated if len(self.latency.searched) > 1 else None
+        return calibrated_randomization({p.handle: p.calibrated for p in self.parameters}, latency, base, name)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form (what ``calibration.json`` holds)."""

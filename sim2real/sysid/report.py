@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from sim2real.randomization.spec import DynamicsSpec
 from sim2real.runs import atomic_path, write_json_atomic
+from sim2real.sysid.identify import calibrated_randomization
 
 CALIBRATION_FILE = "calibration.json"
 CALIBRATION_PLOT = "calibration.png"
@@ -23,6 +26,41 @@ def summary(calibration: Mapping[str, Any]) -> dict[str, Any]:
         "heldout_rmse_before_after": heldout,
         "wall_time_s": calibration["wall_time_s"],
     }
+
+
+def read_calibration(path: str | Path, env: str | None = None) -> dict[str, Any]:
+    """The calibration a ``calibration.json`` holds (``path`` the file or the folder it is in: a calibration
+    or sysid transfer run); with ``env``, refuses one of another robot.
+
+    Raises:
+        ValueError: no such file, unreadable JSON, not a calibration, or a calibration of another robot.
+    """
+    path = Path(path)
+    file = path / CALIBRATION_FILE if path.is_dir() else path
+    if not file.is_file():
+        raise ValueError(f"calibration={path}: no {CALIBRATION_FILE} there; give the file, or the folder of a "
+                         f"calibration (scripts/calibrate.py) or sysid transfer run that holds one")
+    try:
+        data = json.loads(file.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"calibration={file} is not readable JSON ({err})") from None
+    missing = [k for k in ("env", "parameters", "latency") if not isinstance(data, dict) or k not in data]
+    if missing:
+        raise ValueError(f"calibration={file} is not a calibration (no {', '.join(missing)}); it is what "
+                         f"scripts/calibrate.py or method=sysid write")
+    if env is not None and data["env"] != env:
+        raise ValueError(f"calibration={file} identifies env '{data['env']}', not '{env}'")
+    return data
+
+
+def calibration_randomization(calibration: Mapping[str, Any], base: DynamicsSpec | None = None,
+                              name: str = "calibrated") -> DynamicsSpec:
+    """The calibrated randomization of a calibration dict (what ``calibration.json`` holds) over ``base``,
+    as :meth:`~sim2real.sysid.identify.Calibration.randomization` builds it from the calibration itself."""
+    latency = calibration["latency"]
+    ranges = {handle: p["calibrated_range"] for handle, p in calibration["parameters"].items()}
+    searched = latency["calibrated_range"] if len(latency["searched"]) > 1 else None
+    return calibrated_randomization(ranges, searched, base, name)
 
 
 def write_calibration(calibration: Mapping[str, Any], out_dir: str | Path) -> list[Path]:

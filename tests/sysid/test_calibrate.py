@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -72,3 +74,72 @@ def test_script_rejects_a_dataset_of_another_env(tmp_path: Path, high_gravity_da
     assert result.returncode == 2
     assert "error: trajectories" in result.stderr and "do not fit env 'hopper'" in result.stderr
     assert not (tmp_path / "run" / CALIBRATION_FILE).exists()
+
+
+@pytest.fixture(scope="module")
+def calibration_dir(tmp_path_factory: pytest.TempPathFactory, high_gravity_data: Trajectories) -> Path:
+    out = tmp_path_factory.mktemp("calibration")
+    calibrate(prepare_calibration(ENV_SPEC, SETTINGS, dataset=save_trajectories(high_gravity_data, out / "robot.npz")),
+              out)
+    return out
+
+
+def test_calibration_json_rebuilds_the_randomization_the_calibration_gives(calibration_dir: Path) -> None:
+    from sim2real.presets import load_preset
+    from sim2real.randomization import DynamicsSpec
+    from sim2real.sysid.report import calibration_randomization, read_calibration
+
+    report = read_calibration(calibration_dir, env="inverted_pendulum")
+    base = DynamicsSpec.from_dict(load_preset("randomization", "default"))
+    rebuilt = calibration_randomization(report, base)
+    low, high = report["parameters"]["gravity"]["calibrated_range"]
+    assert low < 2.0 < high and high / low < 1.2  # narrow around the identified x2
+    terms = {t.target: t for t in rebuilt.parameters}
+    assert (terms["gravity"].distribution.low, terms["gravity"].distribution.high) == (low, high)
+    assert set(terms) == {t.target for t in base.parameters} | {"gravity"}  # what was not identified stays the base's
+    assert rebuilt.to_dict() == DynamicsSpec.from_dict(rebuilt.to_dict()).to_dict()
+    with pytest.raises(ValueError, match="identifies env 'inverted_pendulum', not 'hopper'"):
+        read_calibration(calibration_dir / CALIBRATION_FILE, env="hopper")
+
+
+def run_train(*overrides: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "scripts" / "train.py"), "env=inverted_pendulum", "algo=ppo",
+                           "algo.hyperparams.n_steps=64", "algo.hyperparams.batch_size=64", "timesteps=64",
+                           "eval_episodes=0", "checkpoint_every=0", "progress_bar=false", *overrides],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+
+
+def test_train_script_trains_in_the_calibrated_simulator(tmp_path: Path, calibration_dir: Path) -> None:
+    from sim2real.runs import load_metadata
+
+    copy = tmp_path / "robot_calibration.json"
+    shutil.copy(calibration_dir / CALIBRATION_FILE, copy)
+    result = run_train(f"calibration={copy}", f"hydra.run.dir={tmp_path / 'run'}")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(copy.read_text())
+    first = load_metadata(tmp_path / "run")
+    recorded = first["randomization"]
+    assert recorded["name"] == "calibrated"
+    gravity = recorded["parameters"]["gravity"]
+    assert [gravity["low"], gravity["high"]] == report["parameters"]["gravity"]["calibrated_range"]
+    assert recorded["parameters"]["masses"]["low"] == 0.8  # the default randomization covers the rest
+    copy.unlink()  # the run's config holds the calibrated randomization itself: extending it needs no file
+    extended = subprocess.run([sys.executable, str(REPO / "scripts" / "train.py"), f"resume={tmp_path / 'run'}",
+                               f"timesteps={2 * first['timesteps_done']}"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert extended.returncode == 0, extended.stderr
+    meta = load_metadata(tmp_path / "run")
+    assert meta["timesteps_done"] == 2 * first["timesteps_done"] and meta["randomization"] == recorded
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda cal, tmp: [f"calibration={tmp / 'none'}"], "no calibration.json there"),
+    (lambda cal, tmp: [f"calibration={cal}", "env=hopper"], "identifies env 'inverted_pendulum', not 'hopper'"),
+    (lambda cal, tmp: [f"calibration={cal / 'robot.json'}"], "is not a calibration (no parameters, latency)"),
+    (lambda cal, tmp: [f"calibration={cal}", "randomization=adr"], "cannot be their base"),
+])
+def test_train_script_rejects_a_bad_calibration_before_training(tmp_path: Path, calibration_dir: Path, make: Any,
+                                                                message: str) -> None:
+    result = run_train(*make(calibration_dir, tmp_path), f"hydra.run.dir={tmp_path / 'run'}")
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert not (tmp_path / "run").exists()
