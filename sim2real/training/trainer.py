@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -255,8 +257,9 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
     remaining = config.timesteps - model.num_timesteps
     if remaining > 0:
         try:
-            model.learn(total_timesteps=remaining, callback=CallbackList(cbs), reset_num_timesteps=checkpoint is None,
-                        tb_log_name="train", progress_bar=config.progress_bar)
+            with sigterm_interrupts():
+                model.learn(total_timesteps=remaining, callback=CallbackList(cbs),
+                            reset_num_timesteps=checkpoint is None, tb_log_name="train", progress_bar=config.progress_bar)
         except KeyboardInterrupt:
             save_checkpoint(model, run_dir, extra() if extra else None)
             record_progress()
@@ -275,6 +278,27 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
         adr_ranges_plot(adr, run_dir / "adr_ranges.png")
     venv.close()
     return model
+
+
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """Within it, SIGTERM (``kill``, a cluster scheduler's stop) interrupts like Ctrl-C, so training saves a
+    checkpoint before it exits; a second SIGTERM meets the previous handler (by default: exit at once). Only the
+    main thread can take signals: elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def interrupt(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, previous)
+        raise KeyboardInterrupt(f"signal {signum} (SIGTERM)")
+
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def adr_state(config: TrainConfig, checkpoint: Path | None) -> AdrState | None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -81,6 +83,38 @@ def test_a_resumed_segment_draws_its_own_stream_reproducibly(tmp_path: Path) -> 
         starts.append(resumed.observations)
     np.testing.assert_array_equal(starts[0], starts[1])  # the same resume point: the same stream
     assert not np.allclose(starts[0], first.observations)  # not the first segment's resets replayed
+
+
+class SendSigterm(BaseCallback):
+    """Sends this process SIGTERM once, at ``steps``."""
+
+    def __init__(self, steps: int) -> None:
+        super().__init__()
+        self.steps, self.sent = steps, False
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self.steps and not self.sent:
+            self.sent = True
+            os.kill(os.getpid(), signal.SIGTERM)
+        return True
+
+
+def test_sigterm_saves_a_checkpoint_where_training_stands(tmp_path: Path) -> None:
+    unhandled: list[int] = []
+    ours = lambda signum, frame: unhandled.append(signum)  # noqa: E731
+    previous = signal.signal(signal.SIGTERM, ours)
+    try:
+        config = replace(tiny_train_config("ppo", timesteps=1536), checkpoint_every=1024)
+        with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
+            train(config, tmp_path, callbacks=[SendSigterm(300)])
+        assert signal.getsignal(signal.SIGTERM) is ours  # the handler before training is back
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert not unhandled  # training took the signal, not the handler outside it
+    stopped = load_metadata(tmp_path)["timesteps_done"]
+    assert 300 <= stopped < 1024  # before the first periodic checkpoint
+    assert latest_checkpoint(tmp_path).name == f"step_{stopped}"  # saved where it stood, not lost
+    assert train(config, tmp_path, resume=True).num_timesteps >= 1536
 
 
 def test_resume_continues_the_timestep_count(tmp_path: Path) -> None:
