@@ -4,6 +4,7 @@ domain randomization, evaluated on nominal dynamics.
     python scripts/bench_returns.py                                   # every robot in RETURN_TARGETS, seeds 0 1 2
     python scripts/bench_returns.py --envs hopper half_cheetah --seeds 0 --out benchmarks/returns
     python scripts/bench_returns.py --envs walker2d --steps walker2d=600000 --jobs 3   # longer, 3 runs at once
+    python scripts/bench_returns.py --envs hopper --seeds 0 1 --evaluate-only           # the table of finished runs alone
 
 Each (robot, seed) trains with ``scripts/train.py`` into ``<out>/<env>/seed_<k>`` (an interrupted run is
 resumed, a finished one is reused, a shorter finished one extended), ``--jobs`` of them at a time (each
@@ -52,6 +53,16 @@ def run_record(run_dir: Path) -> dict[str, Any]:
     return load_metadata(run_dir) if (run_dir / "metadata.json").is_file() else {}
 
 
+def unfinished(record: dict[str, Any], timesteps: int) -> str | None:
+    """Why a run (its ``metadata.json``) still needs training to reach ``timesteps``; ``None`` when it is done."""
+    done = int(record.get("timesteps_done", 0))
+    if not record:
+        return "no run there"
+    if not record.get("complete"):
+        return f"interrupted at {done:,} steps"
+    return None if done >= timesteps else f"finished at {done:,} steps"
+
+
 def run_child(command: list[str], **kwargs: Any) -> int:
     """Runs a training process to its end and returns its exit code. Ctrl-C reaches the child too, which saves
     a checkpoint before it exits: this waits for that, where ``subprocess.run`` kills it after 0.25 s."""
@@ -67,7 +78,7 @@ def train_run(env: str, seed: int, timesteps: int, run_dir: Path, log: Path | No
     """Trains (or resumes, or extends, or reuses) one run through the training script; its output goes to
     ``log`` (appended) when given, else to this process's."""
     done = run_record(run_dir)
-    if done.get("complete") and done.get("timesteps_done", 0) >= timesteps:
+    if unfinished(done, timesteps) is None:
         return
     where = [f"resume={run_dir}"] if done else [
         f"env={env}", f"seed={seed}", f"hydra.run.dir={run_dir}"]
@@ -149,6 +160,8 @@ def main() -> None:
                         help="training steps for these robots instead of the table's (e.g. walker2d=600000)")
     parser.add_argument("--jobs", type=int, default=1, help="trainings run at once (each single-threaded)")
     parser.add_argument("--out", type=Path, default=REPO / "outputs" / "bench_returns")
+    parser.add_argument("--evaluate-only", action="store_true",
+                        help="train nothing: evaluate the finished runs in --out, refusing if one is missing or short")
     args = parser.parse_args()
     if args.episodes < 1 or any(seed < 0 for seed in args.seeds) or args.jobs < 1:
         parser.error(f"--episodes={args.episodes} and --jobs={args.jobs} must be >= 1 and --seeds={args.seeds} >= 0")
@@ -166,8 +179,14 @@ def main() -> None:
                   if (held := int(run_record(run).get("timesteps", 0))) > steps[env]]:
         parser.error(f"{'; '.join(longer)}, more than the {', '.join(f'{e}={steps[e]:,}' for e in args.envs)} "
                      f"asked: ask for those steps with --steps, or use another --out")
+    if args.evaluate_only and (short := [f"{run}: {why}" for env in args.envs for run in runs[env]
+                                         if (why := unfinished(run_record(run), steps[env]))]):
+        parser.error(f"--evaluate-only trains nothing, and these runs are not finished at the steps asked: "
+                     f"{'; '.join(short)}; run without --evaluate-only to train them")
     torch.set_num_threads(1)
-    train_all([(env, seed, steps[env], run) for env in args.envs for seed, run in zip(args.seeds, runs[env])], args.jobs)
+    if not args.evaluate_only:
+        train_all([(env, seed, steps[env], run) for env in args.envs for seed, run in zip(args.seeds, runs[env])],
+                  args.jobs)
     rows = []
     for env in args.envs:
         rows.append(evaluate(env, runs[env], args.episodes, steps[env], RETURN_TARGETS[env][1]))

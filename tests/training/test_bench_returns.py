@@ -27,6 +27,10 @@ SCRIPT = [sys.executable, str(REPO / "scripts" / "bench_returns.py")]
     (["--envs", "inverted_pendulum", "--steps", "inverted_pendulum=1²"], "'inverted_pendulum=1²': expected ENV=N"),
     (["--envs", "inverted_pendulum", "--steps", "inverted_pendulum=9", "inverted_pendulum=8"],
      "--steps names inverted_pendulum twice"),
+    (["--envs", "inverted_pendulum", "--seeds", "0", "1", "--steps", "inverted_pendulum=1024", "--evaluate-only"],
+     "not finished at the steps asked: " + "{out}/inverted_pendulum/seed_1: no run there"),
+    (["--envs", "inverted_pendulum", "--seeds", "0", "--steps", "inverted_pendulum=2048", "--evaluate-only"],
+     "seed_0: finished at 1,024 steps; run without --evaluate-only to train them"),
 ])
 def test_bad_arguments_are_refused_before_any_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                   capsys: pytest.CaptureFixture[str], arguments: list[str],
@@ -42,7 +46,7 @@ def test_bad_arguments_are_refused_before_any_run(tmp_path: Path, monkeypatch: p
     monkeypatch.setattr(sys, "argv", [SCRIPT[1], *arguments, "--out", str(out)])
     with pytest.raises(SystemExit) as exit_:
         module.main()
-    assert exit_.value.code == 2 and message in capsys.readouterr().err
+    assert exit_.value.code == 2 and message.format(out=out) in capsys.readouterr().err
     assert sorted(out.rglob("*")) == before
 
 
@@ -65,5 +69,9 @@ def test_two_seeds_train_at_once_each_into_its_own_folder_and_log(tmp_path: Path
     logs = [(out / "inverted_pendulum" / f"seed_{seed}.log").read_text() for seed in (0, 1)]
     again = subprocess.run(result.args, capture_output=True, text=True, cwd=REPO)
     assert again.returncode == 0, again.stderr[-2000:]
+    assert [(out / "inverted_pendulum" / f"seed_{seed}.log").read_text() for seed in (0, 1)] == logs
+    assert json.loads((out / "returns.json").read_text())["rows"][0]["seed_means"] == rows[0]["seed_means"]
+    evaluated = subprocess.run([*result.args, "--evaluate-only"], capture_output=True, text=True, cwd=REPO)
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     assert [(out / "inverted_pendulum" / f"seed_{seed}.log").read_text() for seed in (0, 1)] == logs
     assert json.loads((out / "returns.json").read_text())["rows"][0]["seed_means"] == rows[0]["seed_means"]
