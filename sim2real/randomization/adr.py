@@ -4,7 +4,10 @@ Each randomized dimension (a parameter handle or group scaled from its nominal v
 latency in control steps) has a range that starts narrow, at the nominal value by default. At every
 reset, with probability ``boundary_probability``, one dimension is pinned to one of its bounds (a
 *boundary evaluation*) while every other dimension is sampled from its current range (uniformly, or
-log-uniformly with ``sampling: log_uniform``). The returns of boundary episodes collect in one buffer
+log-uniformly with ``sampling: log_uniform``), as in OpenAI's ADR; with ``boundary_others: nominal`` the other
+dimensions sit at their nominal values instead, so a bound is judged on its own (where dimensions act
+together, as masses against gains on a pendulum, a bound judged amid the others' wide draws may never move).
+The returns of boundary episodes collect in one buffer
 per (dimension, bound); when a buffer holds ``buffer_size`` returns, their mean decides: at or above
 the upper threshold the bound moves out (the range widens), below the lower threshold it moves in (the
 range narrows, never past its starting range, so every range keeps containing where it began: the
@@ -39,6 +42,7 @@ LATENCY_INFO_KEY = "adr_latency"
 LOW, HIGH = 0, 1
 SIDES = ("low", "high")
 SAMPLINGS = ("uniform", "log_uniform")
+BOUNDARY_OTHERS = ("sampled", "nominal")
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,9 @@ class AdrSpec:
             in the factor, or ``log_uniform`` (uniform in its logarithm, as even as the bounds' multiplicative
             steps: a range x0.5-2 then puts half its draws below the nominal value, not a third). The latency
             is always drawn uniformly over whole steps.
+        boundary_others: In a boundary evaluation, the other dimensions are ``sampled`` from their current
+            ranges (OpenAI's ADR) or held at their ``nominal`` values (scale 1, latency 0; every starting range
+            must then contain them).
     """
 
     dimensions: tuple[AdrDimension, ...]
@@ -106,6 +113,7 @@ class AdrSpec:
     boundary_probability: float = 0.5
     buffer_size: int = 5
     sampling: str = "uniform"
+    boundary_others: str = "sampled"
 
     def __post_init__(self) -> None:
         if not self.dimensions:
@@ -117,6 +125,15 @@ class AdrSpec:
         require_int("adr.buffer_size", self.buffer_size, minimum=1)
         if self.sampling not in SAMPLINGS:
             raise ValueError(f"adr.sampling={self.sampling!r}: choose one of {list(SAMPLINGS)}")
+        if self.boundary_others not in BOUNDARY_OTHERS:
+            raise ValueError(f"adr.boundary_others={self.boundary_others!r}: choose one of {list(BOUNDARY_OTHERS)}")
+        if self.boundary_others == "nominal":
+            for d in self.dimensions:
+                nominal = 0.0 if d.is_latency else 1.0
+                if not d.init[0] <= nominal <= d.init[1]:
+                    raise ValueError(f"adr.dimensions.{d.target}.init={list(d.init)} leaves out the nominal value "
+                                     f"{nominal:g} that boundary_others=nominal holds it at; start the range there "
+                                     f"or use boundary_others=sampled")
         if self.sampling == "log_uniform":
             for d in self.physical:
                 if not d.limits[0] > 0:
@@ -129,10 +146,10 @@ class AdrSpec:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AdrSpec:
         """Parses ``{dimensions: {target: {init, limits, step}}, thresholds, env_thresholds, boundary_probability,
-        buffer_size, sampling}``."""
+        buffer_size, sampling, boundary_others}``."""
         data = dict(data)
         require_known_keys("adr", data, ("dimensions", "thresholds", "env_thresholds", "boundary_probability", "buffer_size",
-                                         "sampling"))
+                                         "sampling", "boundary_others"))
         dimensions = []
         for target, entry in dict(data.pop("dimensions", None) or {}).items():
             if not isinstance(entry, Mapping):
@@ -154,7 +171,7 @@ class AdrSpec:
         return {"dimensions": {d.target: d.to_dict() for d in self.dimensions}, "thresholds": list(self.thresholds),
                 "env_thresholds": {env: list(pair) for env, pair in self.env_thresholds.items()},
                 "boundary_probability": self.boundary_probability, "buffer_size": self.buffer_size,
-                "sampling": self.sampling}
+                "sampling": self.sampling, "boundary_others": self.boundary_others}
 
     def starting_at(self, ranges: Mapping[str, Sequence[float]]) -> AdrSpec:
         """The same settings with the ranges starting at ``ranges`` (``{dimension: [low, high]}``, e.g. the ranges

@@ -138,7 +138,7 @@ class AdaptiveRandomization(DomainRandomization):
     """Automatic domain randomization (:mod:`sim2real.randomization.adr`): samples every dimension
     from its current range (uniformly, or log-uniformly with ``sampling: log_uniform``); while training,
     with probability ``boundary_probability`` one dimension sits at one of its bounds instead (a boundary
-    evaluation).
+    evaluation; the others sampled, or at nominal with ``boundary_others: nominal``).
 
     The ranges start at ``spec.adr``'s ``init`` and change only through :meth:`set_adr_ranges`, which the
     training loop calls on every env before training and after each update; boundary evaluations start
@@ -197,8 +197,9 @@ class AdaptiveRandomization(DomainRandomization):
             self.boundary = (dimension, side, float((self.low[dimension], self.high[dimension])[side]))
         values = self.parameters.nominal.copy()
         for i, (dimension, members) in enumerate(zip(self.adr.dimensions, self._members)):
-            if self.boundary is not None and self.boundary[0] == i:
-                factors = np.full(1 if members is None else len(members), self.boundary[2])
+            if self.boundary is not None and (self.boundary[0] == i or self.adr.boundary_others == "nominal"):
+                at = self.boundary[2] if self.boundary[0] == i else 0.0 if dimension.is_latency else 1.0
+                factors = np.full(1 if members is None else len(members), at)
             elif dimension.is_latency:
                 factors = rng.integers(int(self.low[i]), int(self.high[i]) + 1, size=1)
             elif self.adr.sampling == "log_uniform":

@@ -125,6 +125,27 @@ def test_wrapper_starts_at_nominal_and_samples_within_the_given_ranges() -> None
             assert np.allclose(factors, (0.6, 1.8)[env.boundary[1]]) and env.boundary[2] == (0.6, 1.8)[env.boundary[1]]
 
 
+@pytest.mark.parametrize("others", ["sampled", "nominal"])
+def test_a_boundary_evaluation_samples_the_other_dimensions_or_holds_them_at_nominal(others: str) -> None:
+    spec = adr_spec(masses={"init": [1.0, 1.0], "limits": [0.5, 2.0]}, gains={"init": [1.0, 1.0], "limits": [0.5, 2.0]},
+                    action_latency={"init": [0, 0], "limits": [0, 3], "step": 1})
+    spec = dataclasses.replace(spec, adr=dataclasses.replace(spec.adr, boundary_others=others))
+    env = AdaptiveRandomization(make_env("inverted_pendulum"), spec)
+    env.set_adr_ranges([0.6, 0.7, 1], [1.8, 1.5, 2])  # a sampled latency is never the nominal 0
+    groups = [env.parameters.select("masses"), env.parameters.select("gains")]
+    off_nominal = []
+    for seed in range(60):
+        env.reset(seed=seed)
+        if env.boundary is None:
+            continue
+        pinned, side, value = env.boundary
+        factors = [env.values[g] / env.parameters.nominal[g] for g in groups] + [np.array([env.latency])]
+        assert np.allclose(factors[pinned], value)
+        off_nominal += [not np.allclose(f, 0.0 if i == 2 else 1.0) for i, f in enumerate(factors) if i != pinned]
+    assert len(off_nominal) >= 40  # ~30 boundary episodes, two other dimensions each
+    assert all(off_nominal) if others == "sampled" else not any(off_nominal)
+
+
 def test_boundary_evaluations_come_at_the_configured_rate_and_are_reported_on_every_step() -> None:
     env = make_env("inverted_pendulum", randomization=adr_spec())
     env.get_wrapper_attr("set_adr_ranges")([1.0], [1.5])  # what the training loop does first
@@ -240,6 +261,9 @@ def test_the_preset_parses_and_validates_on_every_robot() -> None:
         ({"dimensions": {"masses": {"stepp": 1}}}, "unknown keys ['stepp']"),
         ({"dimensions": {"masses": {}}, "buffer_size": 0}, "adr.buffer_size=0 must be an integer >= 1"),
         ({"dimensions": {"masses": {}}, "sampling": "gaussian"}, "adr.sampling='gaussian': choose one of"),
+        ({"dimensions": {"masses": {}}, "boundary_others": "mean"}, "adr.boundary_others='mean': choose one of"),
+        ({"dimensions": {"masses": {"init": [1.2, 1.5], "limits": [0.5, 2.0]}}, "boundary_others": "nominal"},
+         "init=[1.2, 1.5] leaves out the nominal value 1"),
         ({"dimensions": {"masses": {"init": [1, 1], "limits": [0.0, 2.0]}}, "sampling": "log_uniform"},
          "log_uniform sampling needs scale factors > 0"),
     ],
