@@ -42,7 +42,7 @@ RETURN_TARGETS: dict[str, tuple[int, float]] = {
     "walker2d": (500_000, 3000.0),  # 300k: 1643 (see the README's "Source policies")
     "half_cheetah": (150_000, 4000.0),
     "ant": (300_000, 2000.0),
-    "swimmer": (200_000, 300.0),  # TD3 with gamma 0.9999 (RL Zoo's 1M-step TD3: 359); ~40 until 100k
+    "swimmer": (200_000, 300.0),  # TD3 with gamma 0.9999 (RL Zoo's 1M-step TD3: 359); ~40 until 100k (seed 1: until 180k)
     "pusher": (200_000, -35.0),
 }
 """Training steps of each robot's default, and the nominal return it should reach."""
