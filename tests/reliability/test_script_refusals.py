@@ -90,7 +90,7 @@ def cases(f: dict[str, Path]) -> list[tuple[str, list[str], str]]:
         # settings silently ignored
         ([f"resume={f['resumable']}", "seed=5"], "seed=5 (the run has 0)"),
         ([f"resume={f['resumable']}", "env=hopper"], "env={'name': 'hopper'"),
-        (["+timestep=2048"], "unknown keys ['timestep']; valid: algo, checkpoint_every"),
+        (["+timestep=2048"], "unknown keys ['timestep']; valid: algo, calibration, checkpoint_every"),
         (["progress_bar=maybe"], "progress_bar='maybe' must be true or false"),
         (["device=cuda:99"], "device='cuda:99' is not available here"),
         ([*tiny, "algo.hyperparams.learning_rate=-1"], "algo.hyperparams.learning_rate=-1 must be a number > 0"),
