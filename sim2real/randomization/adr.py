@@ -82,6 +82,11 @@ class AdrDimension:
         """Whether this dimension is the action latency."""
         return self.target == LATENCY
 
+    @property
+    def nominal(self) -> float:
+        """The dimension's nominal value: scale 1, or no latency."""
+        return 0.0 if self.is_latency else 1.0
+
     def to_dict(self) -> dict[str, Any]:
         """The YAML form."""
         return {"init": list(self.init), "limits": list(self.limits), "step": self.step}
@@ -129,10 +134,9 @@ class AdrSpec:
             raise ValueError(f"adr.boundary_others={self.boundary_others!r}: choose one of {list(BOUNDARY_OTHERS)}")
         if self.boundary_others == "nominal":
             for d in self.dimensions:
-                nominal = 0.0 if d.is_latency else 1.0
-                if not d.init[0] <= nominal <= d.init[1]:
+                if not d.init[0] <= d.nominal <= d.init[1]:
                     raise ValueError(f"adr.dimensions.{d.target}.init={list(d.init)} leaves out the nominal value "
-                                     f"{nominal:g} that boundary_others=nominal holds it at; start the range there "
+                                     f"{d.nominal:g} that boundary_others=nominal holds it at; start the range there "
                                      f"or use boundary_others=sampled")
         if self.sampling == "log_uniform":
             for d in self.physical:

@@ -198,7 +198,7 @@ class AdaptiveRandomization(DomainRandomization):
         values = self.parameters.nominal.copy()
         for i, (dimension, members) in enumerate(zip(self.adr.dimensions, self._members)):
             if self.boundary is not None and (self.boundary[0] == i or self.adr.boundary_others == "nominal"):
-                at = self.boundary[2] if self.boundary[0] == i else 0.0 if dimension.is_latency else 1.0
+                at = self.boundary[2] if self.boundary[0] == i else dimension.nominal
                 factors = np.full(1 if members is None else len(members), at)
             elif dimension.is_latency:
                 factors = rng.integers(int(self.low[i]), int(self.high[i]) + 1, size=1)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sim2real.randomization.spec import DynamicsSpec
-from sim2real.runs import atomic_path, write_json_atomic
+from sim2real.runs import atomic_path, read_json, write_json_atomic
 from sim2real.sysid.identify import calibrated_randomization
 
 CALIBRATION_FILE = "calibration.json"
@@ -41,7 +41,7 @@ def read_calibration(path: str | Path, env: str | None = None) -> dict[str, Any]
         raise ValueError(f"calibration={path}: no {CALIBRATION_FILE} there; give the file, or the folder of a "
                          f"calibration (scripts/calibrate.py) or sysid transfer run that holds one")
     try:
-        data = json.loads(file.read_text())
+        data = read_json(file)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ValueError(f"calibration={file} is not readable JSON ({err})") from None
     missing = [k for k in ("env", "parameters", "latency") if not isinstance(data, dict) or k not in data]
