@@ -44,7 +44,7 @@ def transfer_command(cfg: DictConfig) -> None:
     check_artifacts(raw["source"])
     instance, setup, source = prepare_transfer(
         raw["source"], target_spec(raw["target"]), method, settings, require_int("budget", raw["budget"], whole_float=True),
-        raw["seed"], device=raw["device"], expect_env=raw.get("expect_env"))
+        raw["seed"], device=raw["device"], expect_env=raw.get("expect_env"), log=lambda line: print(line, flush=True))
     with claim_run_dir(run_dir, "transfer", overwrite=overwrite):
         write_run_config(run_dir, {**raw, "overwrite": False}, user_overrides())
         seed_everything(setup.seed)

@@ -106,6 +106,55 @@ def progress_line(record: Mapping[str, Any], timesteps: int, fps: float | None) 
     return line
 
 
+class ProgressPrinter(BaseCallback):
+    """Hands ``log`` one :func:`progress_line` every ``every`` steps of a training of ``timesteps`` steps that
+    writes no checkpoints to report at (a transfer method's), counted from where it started, and one at its end.
+
+    One printer may follow several ``learn`` calls of one training (a warm-up, then the updates): it counts from
+    the first.
+    """
+
+    def __init__(self, log: Callable[[str], None], label: str, timesteps: int, every: int) -> None:
+        super().__init__()
+        if every < 1:
+            raise ValueError(f"every={every}: progress is printed every >= 1 steps")
+        self.log = log
+        self.label = label
+        self.timesteps = timesteps
+        self.every = every
+        self._start: tuple[float, int] | None = None
+        self._next = every
+
+    def _on_training_start(self) -> None:
+        if self._start is None:
+            self._start = (time.perf_counter(), int(self.model.num_timesteps))
+
+    def _on_rollout_start(self) -> None:
+        if self.done >= self._next:
+            self.print_line()
+            self._next = (self.done // self.every + 1) * self.every
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_training_end(self) -> None:
+        if self.done >= self.timesteps:
+            self.print_line()
+            self._next = self.done + self.every  # a later learn() of the same training prints nothing twice
+
+    @property
+    def done(self) -> int:
+        """Steps taken since this training started."""
+        return 0 if self._start is None else int(self.model.num_timesteps) - self._start[1]
+
+    def print_line(self) -> None:
+        """Logs where the training stands."""
+        elapsed = time.perf_counter() - self._start[0] if self._start else 0.0
+        record = {"timesteps_done": self.done, "wall_time_s": elapsed,
+                  **({"recent_train_episodes": recent} if (recent := recent_train_episodes(self.model)) else {})}
+        self.log(f"{self.label}: {progress_line(record, self.timesteps, self.done / elapsed if elapsed > 0 else None)}")
+
+
 class CheckpointEvery(BaseCallback):
     """Saves a resumable checkpoint every ``every`` environment steps (with ``extra()``'s files, if given),
     then calls ``on_save`` (if given), e.g. to record progress that a killed run must not lose (wall time,

@@ -48,6 +48,7 @@ class TransferSetup:
         budget: Target steps allowed.
         seed: Seed of this adaptation.
         device: Torch device.
+        log: Where a method reports the progress of its long trainings (``print`` in a script); None: silently.
     """
 
     source_dir: Path
@@ -57,6 +58,16 @@ class TransferSetup:
     budget: int
     seed: int = 0
     device: str = "cpu"
+    log: Callable[[str], None] | None = field(default=None, compare=False, repr=False)
+
+    def progress(self, label: str, timesteps: int) -> list[Any]:
+        """The callbacks that report a training of ``timesteps`` steps to ``log`` (a line per tenth, at least
+        every 10,000 steps): none without a ``log``."""
+        if self.log is None:
+            return []
+        from sim2real.training.callbacks import ProgressPrinter
+
+        return [ProgressPrinter(self.log, label, timesteps, every=max(1, min(10_000, timesteps // 10)))]
 
 
 @dataclass
@@ -158,7 +169,7 @@ def make_source_env(setup: TransferSetup) -> gym.Env:
 
 
 def load_setup(source_dir: str | Path, target: DynamicsSpec, budget: int, seed: int, device: str = "cpu",
-               expect_env: str | None = None) -> tuple[TransferSetup, RunInfo]:
+               expect_env: str | None = None, log: Callable[[str], None] | None = None) -> tuple[TransferSetup, RunInfo]:
     """Validates the source folder and target, returning the setup and what the source run says about itself."""
     budget = require_int("budget", budget, minimum=1, whole_float=True)
     seed = require_int("seed", seed, minimum=0, whole_float=True)
@@ -174,13 +185,13 @@ def load_setup(source_dir: str | Path, target: DynamicsSpec, budget: int, seed: 
     if budget < limit:
         raise ValueError(f"budget={budget} is less than one episode of {env.name} ({limit} steps)")
     setup = TransferSetup(source_dir=source.run_dir, env=env, source_randomization=source.randomization, target=target,
-                          budget=budget, seed=seed, device=device)
+                          budget=budget, seed=seed, device=device, log=log)
     return setup, source
 
 
 def prepare_transfer(source_dir: str | Path, target: DynamicsSpec, method: str, settings: dict[str, Any] | None,
                      budget: int, seed: int, device: str = "cpu", expect_env: str | None = None,
-                     ) -> tuple[TransferMethod[Any], TransferSetup, RunInfo]:
+                     log: Callable[[str], None] | None = None) -> tuple[TransferMethod[Any], TransferSetup, RunInfo]:
     """Validates everything a transfer needs (method, settings, source run, target, budget) before any work.
 
     Returns the method instance, the setup and the source run's :class:`RunInfo` for :func:`run_transfer`.
@@ -190,7 +201,7 @@ def prepare_transfer(source_dir: str | Path, target: DynamicsSpec, method: str, 
     """
     method_cls = METHODS.get(method)
     instance = method_cls(method_cls.settings_from_dict(settings))
-    setup, source = load_setup(source_dir, target, budget, seed, device=device, expect_env=expect_env)
+    setup, source = load_setup(source_dir, target, budget, seed, device=device, expect_env=expect_env, log=log)
     instance.check(setup, source)
     return instance, setup, source
 

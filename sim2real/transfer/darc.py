@@ -306,7 +306,9 @@ class DARC(TransferMethod[DarcSettings]):
         visits = TargetVisits(darc, target, counter, setup.seed)
         before = None
         try:
-            model.learn(total_timesteps=budget.limit * s.source_ratio, callback=visits, reset_num_timesteps=True)
+            steps = budget.limit * s.source_ratio
+            model.learn(total_timesteps=steps, reset_num_timesteps=True,
+                        callback=[visits, *setup.progress("darc: training in the source simulation", steps)])
             before = darc.accuracy()
             darc.train()  # a last update on everything collected, then the held-out check
         finally:

@@ -123,11 +123,13 @@ class Finetune(TransferMethod[FinetuneSettings]):
         frozen = freeze_encoder_layers(student, s.freeze_layers)
         hooks = add_l2sp(model, s.l2sp) if s.l2sp > 0 else []
         tracker = EpisodeTracker()
+        steps = n_steps * n_envs * rollouts if is_ppo else budget.remaining
+        callbacks = [tracker, *setup.progress("finetune on the target", steps)]
         try:
             if is_ppo:
-                model.learn(total_timesteps=n_steps * n_envs * rollouts, callback=tracker, reset_num_timesteps=True)
+                model.learn(total_timesteps=steps, callback=callbacks, reset_num_timesteps=True)
             else:
-                continue_off_policy(model, budget.remaining, self.settings.warmup_steps, tracker)
+                continue_off_policy(model, steps, self.settings.warmup_steps, callbacks)
         finally:
             for hook in hooks:
                 hook.remove()

@@ -230,6 +230,7 @@ def train_in_simulation(setup: TransferSetup, source: Policy, algo: AlgoConfig, 
     ``learning_starts`` steps with its own noisy actions, not uniform ones: :func:`continue_off_policy`).
     Returns the model and the simulation steps it took here (whole rollouts: PPO may pass ``timesteps``)."""
     venv = make_vec_env(setup.env, algo.n_envs, setup.seed, randomization=randomization, vec_env=algo.vec_env)
+    progress = setup.progress(f"sysid: training in the calibrated simulation (init={init})", timesteps)
     if init == "scratch":
         venv = wrap_normalize(venv, algo)
         model = build_model(algo, venv, setup.seed, None, setup.device)
@@ -240,9 +241,9 @@ def train_in_simulation(setup: TransferSetup, source: Policy, algo: AlgoConfig, 
         model.set_random_seed(setup.seed)
         if isinstance(model, OffPolicyAlgorithm):
             start = model.num_timesteps
-            continue_off_policy(model, timesteps, warmup=int(model.learning_starts))
+            continue_off_policy(model, timesteps, warmup=int(model.learning_starts), callback=progress)
             return model, int(model.num_timesteps - start)
-    model.learn(total_timesteps=timesteps, reset_num_timesteps=True)
+    model.learn(total_timesteps=timesteps, callback=progress, reset_num_timesteps=True)
     return model, int(model.num_timesteps)
 
 

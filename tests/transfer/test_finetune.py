@@ -128,3 +128,22 @@ def test_an_off_policy_source_that_collects_in_blocks_is_refused(tmp_path: Path)
     train(tiny_train_config("sac", timesteps=300, train_freq=64), source)
     with pytest.raises(ValueError, match="train_freq=64"):
         prepare_transfer(source, target_spec(TARGET), "finetune", {}, 2000, seed=0)
+
+
+def test_a_given_log_follows_the_training_across_warmup_and_updates(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """scripts/transfer.py passes ``print``: one line per tenth of the target steps, counted across the off-policy
+    warm-up and the updates (two ``learn`` calls), the last at the budget; without a log, nothing is printed."""
+    source = tmp_path / "sac"
+    train(tiny_train_config("sac", timesteps=300), source)
+    capsys.readouterr()
+    lines: list[str] = []
+    method, setup, info = prepare_transfer(source, target_spec(TARGET), "finetune", {"warmup_steps": 700}, 1000,
+                                           seed=0, log=lines.append)
+    run_transfer(method, setup, info, tmp_path / "ft")
+    steps = [int(line.split(": ", 1)[1].split("/")[0]) for line in lines]
+    assert all(line.startswith("finetune on the target: ") for line in lines), lines
+    assert steps == list(range(100, 1001, 100)), lines
+    assert lines[-1].split(": ", 1)[1].startswith("1000/1000 steps")
+    method, setup, info = prepare_transfer(source, target_spec(TARGET), "finetune", {"warmup_steps": 700}, 1000, seed=0)
+    run_transfer(method, setup, info, tmp_path / "quiet")
+    assert "finetune on the target" not in capsys.readouterr().out

@@ -26,8 +26,9 @@ FAST = {"parameters": {"gravity": [0.25, 4.0]}, "latency_max": 0, "measure_steps
         "evaluations": 40, "search_windows": 150, "bootstrap": 20, "sim_timesteps": 512, "selection_episodes": 2}
 
 
-def transfer(source: Path, run_dir: Path, budget: int = 1000, target: str = "high_gravity", **settings):  # noqa: ANN201
-    method, setup, info = prepare_transfer(source, target_spec(target), Sysid.name, {**FAST, **settings}, budget, seed=0)
+def transfer(source: Path, run_dir: Path, budget: int = 1000, target: str = "high_gravity", log=None, **settings):  # noqa: ANN001, ANN201
+    method, setup, info = prepare_transfer(source, target_spec(target), Sysid.name, {**FAST, **settings}, budget, seed=0,
+                                           log=log)
     return method, run_transfer(method, setup, info, run_dir)
 
 
@@ -47,13 +48,19 @@ def test_every_target_step_is_measurement_and_in_the_ledger(ppo_run: Path, tmp_p
 
 
 def test_both_inits_and_finetuning_the_rest_stay_within_the_budget(ppo_run: Path, tmp_path: Path) -> None:
-    _, metadata = transfer(ppo_run, tmp_path / "both", budget=3000, init="both", finetune_remaining=True)
+    lines: list[str] = []
+    _, metadata = transfer(ppo_run, tmp_path / "both", budget=3000, init="both", finetune_remaining=True, log=lines.append)
     ledger = metadata["budget_ledger"]
     assert ledger["measurement"] == 1000 and 0 < ledger["finetune"] <= 2000
     assert metadata["target_steps_used"] == sum(ledger.values()) <= 3000
     metrics = metadata["metrics"]
     assert set(metrics["selection_returns"]) == {"scratch", "source"} and metrics["sim_steps"]["selection"] > 0
     assert metrics["init"] == max(metrics["selection_returns"], key=metrics["selection_returns"].get)
+    labels = ("sysid: training in the calibrated simulation (init=scratch)",
+              "sysid: training in the calibrated simulation (init=source)", "finetune on the target")
+    last = {label: int(line.removeprefix(label + ": ").split("/")[0])  # each training's progress reached the log
+            for line in lines for label in labels if line.startswith(label + ": ")}
+    assert last[labels[0]] >= 512 and last[labels[1]] >= 512 and last[labels[2]] == ledger["finetune"], lines
 
 
 @pytest.mark.parametrize(("settings", "budget", "message"), [
