@@ -30,6 +30,7 @@ import torch
 from sim2real.evaluation.rollout import rollout_returns
 from sim2real.evaluation.stats import summarize, t_interval
 from sim2real.policies import Policy
+from sim2real.processes import sigterm_interrupts
 from sim2real.runs import load_metadata, write_json_atomic, write_text_atomic
 
 REPO = Path(__file__).resolve().parent.parent
@@ -63,15 +64,23 @@ def unfinished(record: dict[str, Any], timesteps: int) -> str | None:
     return None if done >= timesteps else f"finished at {done:,} steps"
 
 
+RUNNING: set[subprocess.Popen[Any]] = set()
+"""The training processes running now (``main`` passes a SIGTERM on to them)."""
+
+
 def run_child(command: list[str], **kwargs: Any) -> int:
-    """Runs a training process to its end and returns its exit code. Ctrl-C reaches the child too, which saves
-    a checkpoint before it exits: this waits for that, where ``subprocess.run`` kills it after 0.25 s."""
+    """Runs a training process to its end and returns its exit code. Ctrl-C reaches the child too (and a SIGTERM,
+    passed on by ``main``), which saves a checkpoint before it exits: this waits for that, where
+    ``subprocess.run`` kills it after 0.25 s."""
     with subprocess.Popen(command, **kwargs) as process:
+        RUNNING.add(process)
         try:
             return process.wait()
         except KeyboardInterrupt:
             process.wait()
             raise
+        finally:
+            RUNNING.discard(process)
 
 
 def train_run(env: str, seed: int, timesteps: int, run_dir: Path, log: Path | None = None) -> None:
@@ -185,8 +194,9 @@ def main() -> None:
                      f"{'; '.join(short)}; run without --evaluate-only to train them")
     torch.set_num_threads(1)
     if not args.evaluate_only:
-        train_all([(env, seed, steps[env], run) for env in args.envs for seed, run in zip(args.seeds, runs[env])],
-                  args.jobs)
+        with sigterm_interrupts(children=lambda: list(RUNNING)):  # `kill` stops the trainings too, checkpointed
+            train_all([(env, seed, steps[env], run) for env in args.envs for seed, run in zip(args.seeds, runs[env])],
+                      args.jobs)
     rows = []
     for env in args.envs:
         rows.append(evaluate(env, runs[env], args.episodes, steps[env], RETURN_TARGETS[env][1]))

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv,
 from sim2real.envs.registry import EnvSpec, episode_limit
 from sim2real.policies.networks import AsymmetricActorCriticPolicy, policy_kwargs
 from sim2real.policies.policy import ALGORITHM_CLASSES, log_in_memory
+from sim2real.processes import sigterm_interrupts
 from sim2real.randomization.adr import AdrState
 from sim2real.randomization.factory import make_env, validate_dynamics
 from sim2real.randomization.privileged import privileged_names
@@ -278,27 +277,6 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
         adr_ranges_plot(adr, run_dir / "adr_ranges.png")
     venv.close()
     return model
-
-
-@contextlib.contextmanager
-def sigterm_interrupts() -> Iterator[None]:
-    """Within it, SIGTERM (``kill``, a cluster scheduler's stop) interrupts like Ctrl-C, so training saves a
-    checkpoint before it exits; a second SIGTERM meets the previous handler (by default: exit at once). Only the
-    main thread can take signals: elsewhere this does nothing."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.getsignal(signal.SIGTERM)
-
-    def interrupt(signum: int, frame: Any) -> None:
-        signal.signal(signal.SIGTERM, previous)
-        raise KeyboardInterrupt(f"signal {signum} (SIGTERM)")
-
-    signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def adr_state(config: TrainConfig, checkpoint: Path | None) -> AdrState | None:

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from sim2real.runs import load_metadata
+from sim2real.training.callbacks import latest_checkpoint
 from tests.conftest import REPO
 
 SCRIPT = [sys.executable, str(REPO / "scripts" / "bench_returns.py")]
@@ -75,3 +80,34 @@ def test_two_seeds_train_at_once_each_into_its_own_folder_and_log(tmp_path: Path
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     assert [(out / "inverted_pendulum" / f"seed_{seed}.log").read_text() for seed in (0, 1)] == logs
     assert json.loads((out / "returns.json").read_text())["rows"][0]["seed_means"] == rows[0]["seed_means"]
+
+
+def test_a_sigterm_to_the_script_stops_its_training_with_a_checkpoint(tmp_path: Path) -> None:
+    """`kill PID` reaches the script alone (Ctrl-C reaches the whole process group): it passes the signal on,
+    so the training child saves a checkpoint and exits instead of training on as an orphan."""
+    out = tmp_path / "out"
+    run = out / "inverted_pendulum" / "seed_0"
+    bench = subprocess.Popen([*SCRIPT, "--envs", "inverted_pendulum", "--seeds", "0", "--steps",
+                              "inverted_pendulum=1000000", "--out", str(out)],
+                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             start_new_session=True)  # its own group: the signal goes to the script alone
+    try:
+        deadline = time.monotonic() + 120
+        while load_metadata_or_empty(run).get("timesteps_done") is None:  # recorded as training begins
+            assert bench.poll() is None and time.monotonic() < deadline, bench.stdout.read() if bench.stdout else ""
+            time.sleep(0.2)
+        time.sleep(3)  # well into model.learn
+        bench.send_signal(signal.SIGTERM)
+        output, _ = bench.communicate(timeout=120)
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # nothing of it outlives the test, whatever happened
+            os.killpg(bench.pid, signal.SIGKILL)
+    assert bench.returncode != 0
+    meta = load_metadata(run)
+    assert meta["complete"] is False and 0 < meta["timesteps_done"] < 1_000_000, output[-2000:]
+    assert latest_checkpoint(run).name == f"step_{meta['timesteps_done']}"  # saved where the child stood
+    assert "KeyboardInterrupt: signal 15 (SIGTERM)" in output
+
+
+def load_metadata_or_empty(run: Path) -> dict:
+    return load_metadata(run) if (run / "metadata.json").is_file() else {}
