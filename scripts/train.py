@@ -4,6 +4,8 @@
     python scripts/train.py resume=outputs/train/<run>            # continue an interrupted run
     python scripts/train.py resume=outputs/train/<run> timesteps=200000   # ... or extend a finished one
     python scripts/train.py env=hopper calibration=outputs/calibrate/<run> timesteps=400000  # in a calibrated simulator
+    python scripts/train.py init=outputs/train/<source> calibration=outputs/calibrate/<run> timesteps=300000
+                                                     # ... continuing a trained policy there
 
 The output folder must be new or empty; a training run already there is continued only with `resume=`
 and replaced only with `overwrite=true` (files the toolkit did not write stay).
@@ -29,7 +31,8 @@ from sim2real.cli import (
     user_overrides,
     write_run_config,
 )
-from sim2real.envs.registry import check_record_code, trust_env
+from sim2real.envs.registry import check_record_code, env_spec_from_dict, trust_env
+from sim2real.policies import read_run_info
 from sim2real.presets import to_dict
 from sim2real.randomization.factory import validate_dynamics
 from sim2real.randomization.spec import DynamicsSpec
@@ -39,6 +42,7 @@ from sim2real.sysid.report import calibration_randomization, read_calibration
 from sim2real.training import train, train_config_from_dict
 from sim2real.training.checks import check_train_config, check_train_settings
 from sim2real.training.report import evaluate_run, format_eval_table
+from sim2real.training.trainer import check_init
 from sim2real.validation import require_bool
 
 # settings a resumed run may change; any other override must agree with the run's saved config
@@ -68,6 +72,27 @@ def resumed_config(run_dir: Path, given: dict[str, Any], overrides: list[str]) -
     return {**saved, **{key: given[key] for key in CHANGEABLE_ON_RESUME if key in given_keys}}
 
 
+def initialized(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """``init=``: the robot, algorithm and policy settings become the init run's (its weights need them);
+    refuses overrides that would change them."""
+    info = read_run_info(raw["init"])
+    keys = override_keys(overrides)
+    changed = [key for key in keys if "." in key and key.split(".")[0] in ("env", "algo", "policy")]
+    changed += [key for key in keys if key == "policy"]
+    changed += [f"{key}={raw[key]['name']}" for key, theirs in (("env", info.env.name), ("algo", info.algo))
+                if key in keys and raw[key].get("name") != theirs]
+    if changed:
+        raise ValueError(f"init={raw['init']} continues a {info.algo} policy for {info.env.name} with its own robot, "
+                         f"algorithm and policy settings; these overrides would change them: {', '.join(changed)}")
+    record = info.env.to_record()
+    env = {key: record[key] for key in ("name", "kwargs", "max_episode_steps", "history")}
+    if info.env != env_spec_from_dict(env):  # a robot given by its own Gymnasium id or entry point
+        env.update(id=record["id"], entry_point=record["entry_point"])
+    noise = (info.record.get("policy") or {}).get("privileged_noise", 0.0)
+    return {**raw, "env": env, "algo": info.algo_config,
+            "policy": {"history": 0, "privileged": info.privileged, "privileged_noise": noise}}
+
+
 def calibrated(raw: dict[str, Any]) -> dict[str, Any]:
     """The randomization of ``calibration=``: the calibrated ranges over the configured randomization (which
     covers what was not identified), as ``method=sysid`` trains; the run's config records it in full."""
@@ -90,12 +115,16 @@ def train_command(cfg: DictConfig) -> None:
     trusted_code(raw)
     if resume:
         raw = resumed_config(run_dir, raw, overrides)  # its randomization already holds any calibration
-    elif raw.get("calibration") is not None:
-        raw["randomization"] = calibrated(raw)
+    else:
+        if raw.get("init") is not None:
+            raw = initialized(raw, overrides)
+        if raw.get("calibration") is not None:
+            raw["randomization"] = calibrated(raw)
     raw.update(resume=None, overwrite=False)  # the saved config describes the run, not this command
     check_train_settings(raw)
     config = train_config_from_dict(raw)  # validates everything before any training
     check_train_config(config)
+    check_init(config)
     validate_dynamics(config.env, config.randomization, config.target, *config.eval_targets)
     trust_env(config.env)  # the robot of the user's own config; the final evaluation rebuilds it from the record
     with claim_run_dir(run_dir, "train", resume=resume, overwrite=overwrite) as claim:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from sim2real.envs.registry import EnvSpec, env_spec_from_dict
@@ -92,6 +93,9 @@ class TrainConfig:
         eval_targets: Targets evaluated at the end besides nominal.
         progress_bar: Show a progress bar while training.
         device: Torch device (``cpu`` or ``cuda``; ``auto`` picks).
+        init: A finished run folder whose policy this run starts from (weights, optimizer state, observation
+            statistics: e.g. a source continued under a calibrated randomization), with its robot, algorithm and
+            policy settings; this run's steps are counted from 0. None: a fresh policy.
     """
 
     env: EnvSpec
@@ -107,6 +111,7 @@ class TrainConfig:
     eval_targets: tuple[DynamicsSpec, ...] = ()
     progress_bar: bool = True
     device: str = "cpu"
+    init: Path | None = None
 
     def __post_init__(self) -> None:
         require_int("timesteps", self.timesteps, minimum=1)
@@ -198,6 +203,7 @@ def train_config_from_dict(cfg: Mapping[str, Any]) -> TrainConfig:
         eval_targets=tuple(_target(t) for t in (cfg.get("eval_targets") or [])),
         progress_bar=bool(cfg.get("progress_bar", True)),
         device=str(cfg.get("device", "cpu")),
+        init=None if cfg.get("init") is None else Path(str(cfg["init"])),
     )
 
 

@@ -22,6 +22,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv,
 from sim2real.envs.registry import EnvSpec, episode_limit
 from sim2real.policies.networks import AsymmetricActorCriticPolicy, policy_kwargs
 from sim2real.policies.policy import ALGORITHM_CLASSES, log_in_memory
+from sim2real.policies.run_info import RunInfo, read_run_info
 from sim2real.processes import sigterm_interrupts
 from sim2real.randomization.adr import AdrState
 from sim2real.randomization.factory import make_env, validate_dynamics
@@ -167,6 +168,7 @@ def run_metadata(config: TrainConfig) -> dict[str, Any]:
         "normalize": config.algo.normalize,
         "randomization": config.randomization.to_dict(),
         "target": config.target.to_dict(),
+        "init": None if config.init is None else str(config.init),
     }
 
 
@@ -181,7 +183,6 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
     run_dir = Path(run_dir)
     check_train_config(config)
     validate_dynamics(config.env, config.randomization, config.target, *config.eval_targets)
-    run_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     checkpoint = latest_checkpoint(run_dir) if resume else None
     resumed_at = 0 if checkpoint is None else checkpoint_steps(checkpoint)
@@ -198,12 +199,16 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
             # replay buffer was not kept: it is refilled first).
             checkpoint, resumed_at = run_dir, done
 
+    init = check_init(config) if checkpoint is None else None  # a checkpoint holds the run's own state
+    warmup = 0  # steps a continued off-policy actor collects into its fresh replay buffer before updates
+    run_dir.mkdir(parents=True, exist_ok=True)
     privileged = config.policy.privileged != "none"
     seed = segment_seed(config.seed, resumed_at)
     venv = make_vec_env(config.env, config.algo.n_envs, seed, config.randomization, config.target,
                         config.algo.vec_env, privileged=privileged, privileged_noise=config.policy.privileged_noise,
                         episode_steps=config.train_episode_steps)
-    venv = wrap_normalize(venv, config.algo, checkpoint / VECNORMALIZE_FILE if checkpoint else None)
+    venv = wrap_normalize(venv, config.algo, checkpoint / VECNORMALIZE_FILE if checkpoint else
+                          (init.normalizer_file if init else None))
     names = privileged_names_of(config) if privileged else []
     if checkpoint is not None:
         model = ALGORITHM_CLASSES[config.algo.name].load(
@@ -215,6 +220,8 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
             # start (without this, updates would sample batches from a handful of transitions).
             model.learning_starts = int(model.num_timesteps) + int(config.algo.hyperparams.get("learning_starts", 100))
         model.set_random_seed(seed)  # loading reseeds with the run's seed: this segment draws its own stream
+    elif init is not None:
+        model, warmup = continued_model(init, config, venv, run_dir / "tb")
     else:
         critic_only = len(names) if config.policy.privileged == "critic" else 0
         model = build_model(config.algo, venv, config.seed, run_dir / "tb", config.device, critic_only_dim=critic_only)
@@ -254,11 +261,16 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
     if config.checkpoint_every > 0:
         cbs.append(CheckpointEvery(run_dir, config.checkpoint_every, on_save=record_progress, extra=extra))
     remaining = config.timesteps - model.num_timesteps
+    warmup = min(warmup, remaining - 1)
     if remaining > 0:
         try:
             with sigterm_interrupts():
-                model.learn(total_timesteps=remaining, callback=CallbackList(cbs),
-                            reset_num_timesteps=checkpoint is None, tb_log_name="train", progress_bar=config.progress_bar)
+                if warmup > 0:
+                    collect_without_updates(model, warmup, CallbackList([logger, *(callbacks or [])]),
+                                            reset_num_timesteps=True)
+                model.learn(total_timesteps=config.timesteps - model.num_timesteps, callback=CallbackList(cbs),
+                            reset_num_timesteps=checkpoint is None and warmup <= 0, tb_log_name="train",
+                            progress_bar=config.progress_bar)
         except KeyboardInterrupt:
             save_checkpoint(model, run_dir, extra() if extra else None)
             record_progress()
@@ -277,6 +289,64 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
         adr_ranges_plot(adr, run_dir / "adr_ranges.png")
     venv.close()
     return model
+
+
+def check_init(config: TrainConfig) -> RunInfo | None:
+    """The run folder ``config.init`` (None without one), checked to be one this run can continue: finished, of
+    the same robot (observation history included), algorithm and normalization, with no privileged observation
+    (its size follows the randomization, which this run changes).
+
+    Raises:
+        ValueError: naming the folder and what differs.
+    """
+    if config.init is None:
+        return None
+    info = read_run_info(config.init)
+    where = f"init={config.init}"
+    if info.complete is not True or info.algo_config is None:
+        raise ValueError(f"{where}: not a finished trained run (complete: {info.complete}, algorithm config: "
+                         f"{'none' if info.algo_config is None else 'recorded'}); give a finished training or transfer run")
+    if info.env != config.env:
+        raise ValueError(f"{where} is a policy for {info.env.to_record()}, not for this run's {config.env.to_record()}")
+    if info.algo != config.algo.name:
+        raise ValueError(f"{where} was trained with {info.algo}; this run's algo={config.algo.name} cannot continue it")
+    if (info.normalizer_file is not None) != config.algo.normalize:
+        raise ValueError(f"{where} {'has' if info.normalizer_file else 'has no'} observation statistics, and this run's "
+                         f"algo.normalize={config.algo.normalize}")
+    if info.privileged != "none" or config.policy.privileged != "none":
+        raise ValueError(f"{where}: privileged={info.privileged} (this run: {config.policy.privileged}); a privileged "
+                         f"observation holds the randomized parameters, so a run under another randomization cannot "
+                         f"continue it: continue memoryless, history or recurrent policies")
+    return info
+
+
+def continued_model(init: RunInfo, config: TrainConfig, venv: VecEnv,
+                    tensorboard_dir: Path) -> tuple[BaseAlgorithm, int]:
+    """The policy of the finished run ``init`` (weights, optimizer state, hyperparameters) on ``venv``, its step
+    count restarted at 0 (this run's schedules run over its own steps), and the steps it should collect before
+    its first update: an off-policy model's ``learning_starts``, which its own actor now collects
+    (:func:`collect_without_updates`; SB3 acts uniformly at random before ``learning_starts``), 0 on-policy."""
+    model = log_in_memory(ALGORITHM_CLASSES[config.algo.name].load(
+        init.model_file, env=venv, device=config.device, tensorboard_log=str(tensorboard_dir)))
+    model.num_timesteps = 0
+    warmup = 0
+    if isinstance(model, OffPolicyAlgorithm):
+        warmup, model.learning_starts = int(model.learning_starts), 0
+    model.set_random_seed(config.seed)
+    return model, warmup
+
+
+def collect_without_updates(model: OffPolicyAlgorithm, steps: int, callback: Any = None,
+                            reset_num_timesteps: bool = False) -> None:
+    """Fills the replay buffer with ``steps`` steps of the model's own (exploration-noised) actions, taking no
+    gradient step: a trained actor's warm-up on a fresh buffer (SB3's ``learning_starts`` would act uniformly at
+    random instead). The model's ``learning_starts`` must not exceed its step count, or SB3 acts at random."""
+    gradient_steps = model.gradient_steps
+    model.gradient_steps = 0
+    try:
+        model.learn(total_timesteps=steps, callback=callback, reset_num_timesteps=reset_num_timesteps)
+    finally:
+        model.gradient_steps = gradient_steps
 
 
 def adr_state(config: TrainConfig, checkpoint: Path | None) -> AdrState | None:

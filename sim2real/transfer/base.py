@@ -30,6 +30,7 @@ from sim2real.randomization.spec import DynamicsSpec
 from sim2real.registry import Registry
 from sim2real.runs import MODEL_FILE, VECNORMALIZE_FILE, atomic_path, final_files_record, update_metadata
 from sim2real.training.checks import require_device
+from sim2real.training.trainer import collect_without_updates
 from sim2real.transfer.budget import CountedEnv, TargetBudget
 from sim2real.validation import require_int, require_known_keys
 
@@ -264,15 +265,11 @@ def continue_off_policy(model: OffPolicyAlgorithm, timesteps: int, warmup: int, 
     source run's last few percent, near 0). A constant rate is unaffected.
     """
     warmup = max(0, min(warmup, timesteps - 1))
-    gradient_steps, schedule, start = model.gradient_steps, model.lr_schedule, model.num_timesteps
+    schedule, start = model.lr_schedule, model.num_timesteps
     model.lr_schedule = _OverSteps(schedule, model, start, timesteps)
     try:
         if warmup:
-            model.gradient_steps = 0
-            try:
-                model.learn(total_timesteps=warmup, callback=callback, reset_num_timesteps=False)
-            finally:
-                model.gradient_steps = gradient_steps
+            collect_without_updates(model, warmup, callback)
         model.learn(total_timesteps=timesteps - warmup, callback=callback, reset_num_timesteps=False)
     finally:
         model.lr_schedule = schedule  # the saved model carries its own schedule, not this view of it

@@ -143,3 +143,46 @@ def test_train_script_rejects_a_bad_calibration_before_training(tmp_path: Path, 
     assert result.returncode == 2, result.stderr
     assert message in result.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_train_script_continues_a_trained_run_in_the_calibrated_simulator(tmp_path: Path, calibration_dir: Path,
+                                                                          script_source: Path) -> None:
+    """init= with calibration=: the source continued under the calibrated ranges, with the source's robot (no env=
+    given: the default robot is another), algorithm and settings, its steps counted from 0."""
+    from sim2real.runs import load_metadata
+
+    result = subprocess.run([sys.executable, str(REPO / "scripts" / "train.py"), f"init={script_source}",
+                             f"calibration={calibration_dir}", "timesteps=64", "eval_episodes=0", "progress_bar=false",
+                             f"hydra.run.dir={tmp_path / 'run'}"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    source, run = load_metadata(script_source), load_metadata(tmp_path / "run")
+    assert run["init"] == str(script_source) and run["env"] == source["env"]
+    assert run["algo_config"] == source["algo_config"] and run["randomization"]["name"] == "calibrated"
+    assert run["complete"] and run["timesteps_done"] == source["timesteps_done"]  # 64 steps: one rollout, from 0
+
+
+@pytest.fixture(scope="module")
+def script_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished 64-step PPO run of scripts/train.py on InvertedPendulum."""
+    folder = tmp_path_factory.mktemp("script_source") / "src"
+    result = run_train(f"hydra.run.dir={folder}")
+    assert result.returncode == 0, result.stderr
+    return folder
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda src, tmp: [f"init={tmp / 'none'}"], "run folder '{tmp}/none' does not exist"),
+    (lambda src, tmp: [f"init={src}", "env=hopper"], "these overrides would change them: env=hopper"),
+    (lambda src, tmp: [f"init={src}", "algo=sac"], "these overrides would change them: algo=sac"),
+    (lambda src, tmp: [f"init={src}", "algo.hyperparams.learning_rate=0.1"],
+     "these overrides would change them: algo.hyperparams.learning_rate"),
+    (lambda src, tmp: [f"init={src}", "policy.history=2"], "these overrides would change them: policy.history"),
+])
+def test_train_script_rejects_a_bad_init_before_training(tmp_path: Path, script_source: Path, make: Any,
+                                                        message: str) -> None:
+    result = subprocess.run([sys.executable, str(REPO / "scripts" / "train.py"), *make(script_source, tmp_path),
+                             "timesteps=64", f"hydra.run.dir={tmp_path / 'run'}"],
+                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert message.format(tmp=tmp_path) in result.stderr
+    assert not (tmp_path / "run").exists()
