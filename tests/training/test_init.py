@@ -20,6 +20,7 @@ from sim2real.training import train
 from sim2real.training.callbacks import latest_checkpoint
 from sim2real.training.trainer import check_init
 from tests.conftest import tiny_train_config
+from tests.training.test_train import StopAt
 
 
 def digest(folder: Path) -> dict[str, str]:
@@ -73,17 +74,6 @@ def test_a_td3_run_continues_the_source_actor_and_fills_its_buffer_with_its_own_
     assert meta["complete"] and meta["timesteps_done"] == 260 and meta["init"] == str(tmp_path / "src")
     assert meta["randomization"]["name"] == "wide"
     assert digest(tmp_path / "src") == before  # the init run is never modified
-
-
-class StopAt(BaseCallback):
-    def __init__(self, steps: int) -> None:
-        super().__init__()
-        self.steps = steps
-
-    def _on_step(self) -> bool:
-        if self.num_timesteps >= self.steps:
-            raise KeyboardInterrupt
-        return True
 
 
 def test_a_ppo_run_from_a_source_resumes_from_its_own_checkpoint(tmp_path: Path, ppo_run: Path) -> None:
