@@ -326,8 +326,8 @@ def continued_model(init: RunInfo, config: TrainConfig, venv: VecEnv,
     count restarted at 0 (this run's schedules run over its own steps), and the steps it should collect before
     its first update: an off-policy model's ``learning_starts``, which its own actor now collects
     (:func:`collect_without_updates`; SB3 acts uniformly at random before ``learning_starts``), 0 on-policy."""
-    model = log_in_memory(ALGORITHM_CLASSES[config.algo.name].load(
-        init.model_file, env=venv, device=config.device, tensorboard_log=str(tensorboard_dir)))
+    model = ALGORITHM_CLASSES[config.algo.name].load(init.model_file, env=venv, device=config.device,
+                                                     tensorboard_log=str(tensorboard_dir))
     model.num_timesteps = 0
     warmup = 0
     if isinstance(model, OffPolicyAlgorithm):

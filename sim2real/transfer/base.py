@@ -29,6 +29,7 @@ from sim2real.randomization.factory import make_env, validate_dynamics
 from sim2real.randomization.spec import DynamicsSpec
 from sim2real.registry import Registry
 from sim2real.runs import MODEL_FILE, VECNORMALIZE_FILE, atomic_path, final_files_record, update_metadata
+from sim2real.training.callbacks import ProgressPrinter
 from sim2real.training.checks import require_device
 from sim2real.training.trainer import collect_without_updates
 from sim2real.transfer.budget import CountedEnv, TargetBudget
@@ -66,8 +67,6 @@ class TransferSetup:
         every 10,000 steps): none without a ``log``."""
         if self.log is None:
             return []
-        from sim2real.training.callbacks import ProgressPrinter
-
         return [ProgressPrinter(self.log, label, timesteps, every=max(1, min(10_000, timesteps // 10)))]
 
 
