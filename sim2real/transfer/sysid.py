@@ -12,7 +12,9 @@
 3. **Train in simulation.** Under the calibrated randomization (the source's randomization with the
    identified terms replacing its terms on the same parameters), with the source's algorithm config, from
    scratch, from the source policy, or both (keeping the one that scores best in the calibrated
-   simulation, which costs no target steps). Simulation steps are reported in the metrics, never charged.
+   simulation, which costs no target steps); with ``select_every``, each training's checkpoints are scored
+   there too and its best one is kept instead of its last. Simulation steps are reported in the metrics,
+   never charged.
 4. Optionally **fine-tune** on the target with what is left of the budget.
 
 The full calibration is ``metrics["calibration"]``; :meth:`Sysid.write_artifacts` writes it as
@@ -31,6 +33,7 @@ import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
+from sim2real.envs.registry import EnvSpec
 from sim2real.policies import Policy, RunInfo, read_run_info
 from sim2real.randomization.spec import DynamicsSpec
 from sim2real.runs import VECNORMALIZE_FILE, update_metadata
@@ -44,6 +47,7 @@ from sim2real.sysid.identify import (
     parse_priors,
 )
 from sim2real.sysid.report import summary, write_calibration
+from sim2real.training.callbacks import KeepBest
 from sim2real.training.config import AlgoConfig, TrainConfig, algo_config_from_dict
 from sim2real.training.trainer import build_model, make_vec_env, run_metadata, save_final, wrap_normalize
 from sim2real.transfer.base import (
@@ -89,7 +93,10 @@ class SysidSettings:
         init: Train in the calibrated simulator from ``scratch``, from the ``source`` policy, or ``both``
             (keep the one scoring best in the calibrated simulation).
         sim_timesteps: Simulation steps of each training run (free: never charged).
-        selection_episodes: Calibrated-simulation episodes scoring each candidate when ``init=both``.
+        select_every: Score each training run in the calibrated simulation every this many of its steps and
+            keep its best-scoring checkpoint instead of its last (0: keep the last).
+        selection_episodes: Calibrated-simulation episodes scoring each candidate (the same reset seeds for
+            all), with ``init=both`` or ``select_every``.
         finetune_remaining: Fine-tune the result on the target with the rest of the budget (method ``finetune``
             with its default settings).
     """
@@ -112,6 +119,7 @@ class SysidSettings:
     keep_source_randomization: bool = True
     init: str = "scratch"
     sim_timesteps: int = 150_000
+    select_every: int = 0
     selection_episodes: int = 10
     finetune_remaining: bool = False
 
@@ -125,9 +133,13 @@ class SysidSettings:
                     keep_source_randomization=require_bool("keep_source_randomization", self.keep_source_randomization),
                     init=require_choice("init", self.init, INITS),
                     sim_timesteps=require_int("sim_timesteps", self.sim_timesteps, minimum=1),
+                    select_every=require_int("select_every", self.select_every, minimum=0),
                     selection_episodes=require_int("selection_episodes", self.selection_episodes, minimum=1),
                     finetune_remaining=require_bool("finetune_remaining", self.finetune_remaining))
         self.identify_settings()  # checks the identification settings
+        if self.select_every > self.sim_timesteps:
+            raise ValueError(f"select_every={self.select_every} is more than sim_timesteps={self.sim_timesteps}: no "
+                             f"checkpoint would be scored; give at most {self.sim_timesteps}, or 0 to keep the last model")
         if self.measure_steps < self.trajectory_length:
             raise ValueError(f"measure_steps={self.measure_steps} is less than one trajectory "
                              f"(trajectory_length={self.trajectory_length})")
@@ -172,11 +184,18 @@ class Sysid(TransferMethod[SysidSettings]):
         randomization = calibration.randomization(setup.source_randomization if s.keep_source_randomization else None)
         algo = algo_config_from_dict(read_run_info(setup.source_dir).algo_config or {}, setup.env.name)
         inits = ("scratch", "source") if s.init == "both" else (s.init,)
-        trained = {init: train_in_simulation(setup, source, algo, randomization, init, s.sim_timesteps)
-                   for init in inits}
-        models = {init: model for init, (model, _) in trained.items()}
-        scores, selection_steps = self.score_in_simulation(setup, models, randomization) if len(models) > 1 else ({}, 0)
-        chosen = max(scores, key=scores.__getitem__) if scores else inits[0]
+        score = SimulationScore(setup.env, randomization, s.selection_episodes, seed=setup.seed + 10_000)
+        models, selection, scores, training_steps = {}, {}, {}, 0
+        for init in inits:  # each training keeps its best-scoring checkpoint (or its last, with nothing to choose)
+            keeper = KeepBest(score, s.select_every) if s.select_every or len(inits) > 1 else None
+            models[init], steps = train_in_simulation(setup, source, algo, randomization, init, s.sim_timesteps,
+                                                      [keeper] if keeper else [])
+            training_steps += steps
+            if keeper is not None:
+                kept = keeper.finish()
+                scores[init] = keeper.scores[kept]
+                selection[init] = {"kept_step": kept, "returns": {str(k): v for k, v in keeper.scores.items()}}
+        chosen = max(scores, key=scores.__getitem__) if len(scores) > 1 else inits[0]
         model = models[chosen]
         metrics: dict[str, Any] = {
             "identified": summary(calibration.to_dict()),
@@ -184,7 +203,8 @@ class Sysid(TransferMethod[SysidSettings]):
             "measurement": {"steps": len(data), "trajectories": data.n_episodes, "excitation": s.excitation},
             "init": chosen,
             "selection_returns": scores,
-            "sim_steps": {"training": sum(steps for _, steps in trained.values()), "selection": selection_steps},
+            "selection": selection,
+            "sim_steps": {"training": training_steps, "selection": score.steps},
             "calibrated_randomization": randomization.to_dict(),
         }
         normalizer = model.get_vec_normalize_env()
@@ -205,32 +225,36 @@ class Sysid(TransferMethod[SysidSettings]):
         finally:
             env.close()
 
-    def score_in_simulation(self, setup: TransferSetup, models: Mapping[str, BaseAlgorithm],
-                            randomization: DynamicsSpec) -> tuple[dict[str, float], int]:
-        """Mean deterministic return of each model on the same calibrated-simulation episodes (free), and the
-        simulation steps that took."""
-        from sim2real.evaluation.rollout import rollout_returns  # the evaluation package is heavy to import
-
-        scores, steps = {}, 0
-        for init, model in models.items():
-            result = rollout_returns(_deterministic(model), setup.env, self.settings.selection_episodes,
-                                     seed=setup.seed + 10_000, randomization=randomization)
-            scores[init], steps = float(np.mean(result.returns)), steps + result.steps
-        return scores, steps
-
     def write_artifacts(self, adapted: AdaptedPolicy, run_dir: str | Path) -> list[Path]:
         """Writes ``calibration.json`` and ``calibration.png`` into the run folder."""
         return write_calibration(adapted.metrics["calibration"], run_dir)
 
 
+class SimulationScore:
+    """A model's mean deterministic return on the same ``episodes`` episodes of the calibrated simulation (free),
+    counting the simulation steps all scorings took."""
+
+    def __init__(self, env: EnvSpec, randomization: DynamicsSpec, episodes: int, seed: int) -> None:
+        self.env, self.randomization, self.episodes, self.seed = env, randomization, episodes, seed
+        self.steps = 0
+
+    def __call__(self, model: BaseAlgorithm) -> float:
+        from sim2real.evaluation.rollout import rollout_returns  # the evaluation package is heavy to import
+
+        result = rollout_returns(_deterministic(model), self.env, self.episodes, seed=self.seed,
+                                 randomization=self.randomization)
+        self.steps += result.steps
+        return float(np.mean(result.returns))
+
+
 def train_in_simulation(setup: TransferSetup, source: Policy, algo: AlgoConfig, randomization: DynamicsSpec,
-                        init: str, timesteps: int) -> tuple[BaseAlgorithm, int]:
+                        init: str, timesteps: int, callbacks: list[Any] | None = None) -> tuple[BaseAlgorithm, int]:
     """Trains ``timesteps`` simulation steps under ``randomization``, from scratch or from the source model
     (then continuing the source's observation statistics; a SAC/TD3 source collects its first
     ``learning_starts`` steps with its own noisy actions, not uniform ones: :func:`continue_off_policy`).
     Returns the model and the simulation steps it took here (whole rollouts: PPO may pass ``timesteps``)."""
     venv = make_vec_env(setup.env, algo.n_envs, setup.seed, randomization=randomization, vec_env=algo.vec_env)
-    progress = setup.progress(f"sysid: training in the calibrated simulation (init={init})", timesteps)
+    progress = setup.progress(f"sysid: training in the calibrated simulation (init={init})", timesteps) + (callbacks or [])
     if init == "scratch":
         venv = wrap_normalize(venv, algo)
         model = build_model(algo, venv, setup.seed, None, setup.device)

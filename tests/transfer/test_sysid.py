@@ -15,11 +15,12 @@ from sim2real.evaluation.rollout import rollout_returns
 from sim2real.policies import Policy, load_policy
 from sim2real.presets import target_spec
 from sim2real.randomization.factory import make_env
+from sim2real.randomization.spec import DynamicsSpec
 from sim2real.sysid.report import CALIBRATION_FILE, CALIBRATION_PLOT
 from sim2real.training import train
 from sim2real.transfer import prepare_transfer, run_transfer
 from sim2real.transfer.base import continue_off_policy
-from sim2real.transfer.sysid import Sysid  # registers method=sysid
+from sim2real.transfer.sysid import SimulationScore, Sysid  # registers method=sysid
 from tests.conftest import tiny_train_config
 
 FAST = {"parameters": {"gravity": [0.25, 4.0]}, "latency_max": 0, "measure_steps": 1000, "trajectory_length": 100,
@@ -63,6 +64,26 @@ def test_both_inits_and_finetuning_the_rest_stay_within_the_budget(ppo_run: Path
     assert last[labels[0]] >= 512 and last[labels[1]] >= 512 and last[labels[2]] == ledger["finetune"], lines
 
 
+def test_select_every_keeps_the_checkpoint_scoring_best_in_the_calibrated_simulation(
+        ppo_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real, measured = SimulationScore.__call__, []
+
+    def earliest_is_best(self: SimulationScore, model) -> float:  # noqa: ANN001
+        measured.append(real(self, model))  # the real return in the calibrated simulation ...
+        return -float(model.num_timesteps)  # ... and a score that makes the first checkpoint, not the last, best
+
+    monkeypatch.setattr(SimulationScore, "__call__", earliest_is_best)
+    _, metadata = transfer(ppo_run, tmp_path / "best", sim_timesteps=6144, select_every=2048, selection_episodes=3)
+    metrics = metadata["metrics"]
+    selection = metrics["selection"]["scratch"]  # PPO rollouts of 4 x 512 steps
+    assert list(selection["returns"]) == ["2048", "4096", "6144"] and selection["kept_step"] == 2048
+    assert metadata["target_steps_used"] == 1000 and metrics["sim_steps"]["selection"] >= 3 * 3  # free
+    # the saved policy is the kept checkpoint, not the end model: it returns what that checkpoint returned
+    calibrated = DynamicsSpec.from_dict(metrics["calibrated_randomization"])
+    again = rollout_returns(load_policy(tmp_path / "best"), "inverted_pendulum", 3, seed=10_000, randomization=calibrated)
+    assert again.returns.mean() == pytest.approx(measured[0], rel=1e-6) and measured[0] != pytest.approx(measured[-1])
+
+
 @pytest.mark.parametrize(("settings", "budget", "message"), [
     ({"parameters": {"torso_mass": [0.5, 2.0]}}, 1000, "unknown parameter 'torso_mass'.*parameters: cart_mass"),
     ({"parameters": {"masses": [0.0, 2.0]}}, 1000, "must be > 0"),
@@ -73,6 +94,7 @@ def test_both_inits_and_finetuning_the_rest_stay_within_the_budget(ppo_run: Path
     ({"init": "best"}, 1000, "init='best' is not valid; valid: scratch, source, both"),
     ({"excitation": "sine"}, 1000, "excitation='sine' is not valid; valid: policy, random, chirp"),
     ({"measure_steps": 50}, 1000, "measure_steps=50 is less than one trajectory"),
+    ({"select_every": 1024, "sim_timesteps": 512}, 1000, "select_every=1024 is more than sim_timesteps=512"),
     ({"trajectory_length": 100, "measure_steps": 500, "horizon": 150}, 1000,
      "horizon=150 is longer than trajectory_length=100"),
 ])
