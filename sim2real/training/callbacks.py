@@ -12,22 +12,27 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
+from sim2real.envs.registry import EnvSpec
 from sim2real.randomization.adr import SIDES, AdrState
+from sim2real.randomization.spec import DynamicsSpec
 from sim2real.runs import read_json, write_json_atomic
 
 CHECKPOINT_DIR = "checkpoints"
 LATEST_FILE = "latest.json"
 ADR_FILE = "adr.json"
+SELECTION_FILE = "selection.pt"
 
 
 def save_checkpoint(model, run_dir: Path, extra: Mapping[str, Any] | None = None) -> Path:  # type: ignore[no-untyped-def]
     """Saves model, VecNormalize statistics, (off-policy) replay buffer and ``extra`` (``{file name: JSON
-    data}``, e.g. the ADR state) as ``checkpoints/step_N``.
+    data}``, e.g. the ADR state, or ``{file name: writer}``, a function that writes the file at the path it is
+    given) as ``checkpoints/step_N``.
 
     The folder is written under a temporary name and renamed, then ``latest.json`` is pointed at it
     atomically, then older checkpoints are removed: an interruption at any moment leaves a valid one.
@@ -50,7 +55,10 @@ def save_checkpoint(model, run_dir: Path, extra: Mapping[str, Any] | None = None
     if isinstance(model, OffPolicyAlgorithm):
         model.save_replay_buffer(tmp / "replay_buffer.pkl")
     for file_name, data in (extra or {}).items():
-        write_json_atomic(tmp / file_name, data)
+        if callable(data):
+            data(tmp / file_name)
+        else:
+            write_json_atomic(tmp / file_name, data)
     tmp.rename(final)
     write_json_atomic(root / LATEST_FILE, {"checkpoint": name, "timesteps": int(model.num_timesteps)})
     for old in root.glob("step_*"):
@@ -179,21 +187,51 @@ class KeepBest(StepsSinceStart):
     rollout starts, after the previous rollout's update, as :class:`CheckpointEvery` saves.
     """
 
-    def __init__(self, score: Callable[[BaseAlgorithm], float], every: int = 0) -> None:
+    def __init__(self, score: Callable[[BaseAlgorithm], float], every: int = 0, count_from: int | None = None) -> None:
+        """``count_from``: the model step count that is step 0 of the scored points (a run's own count, which
+        a resumed segment continues); None: where this training started."""
         super().__init__()
         if every < 0:
             raise ValueError(f"every={every}: give the steps between scorings (> 0), or 0 to score the end model only")
         self.score = score
         self.every = every
+        self.count_from = count_from
         self.scores: dict[int, float] = {}
-        """Each scored point's score, by its steps since the training started."""
+        """Each scored point's score, by its steps (see ``count_from``)."""
         self._best: tuple[int, dict[str, Any], dict[str, Any]] | None = None  # steps, parameters, statistics
         self._next = every
+
+    def _on_training_start(self) -> None:
+        super()._on_training_start()
+        if self.every:
+            self._next = (self.done // self.every + 1) * self.every
 
     def _on_rollout_start(self) -> None:
         if self.every and self.done >= self._next:
             self.consider()
             self._next = (self.done // self.every + 1) * self.every
+
+    @property
+    def done(self) -> int:
+        """Steps of the scored points' count (see ``count_from``)."""
+        if self.count_from is None:
+            return super().done
+        return int(self.model.num_timesteps) - self.count_from
+
+    def save(self, path: Path) -> None:
+        """Writes the scores and the best point's policy (parameters, observation statistics) to ``path``, for
+        a resumed training to continue the selection (:meth:`load`)."""
+        torch.save({"scores": self.scores, "best": self._best}, path)
+
+    def load(self, path: Path) -> None:
+        """Continues the selection saved by :meth:`save` (the toolkit's own file: it holds pickled statistics)."""
+        state = torch.load(path, weights_only=False)
+        self.scores, self._best = dict(state["scores"]), state["best"]
+
+    def record(self) -> dict[str, Any]:
+        """The selection as JSON data: the kept point's steps and every scored point's score."""
+        return {"every": self.every, "kept_step": self.best_step,
+                "returns": {str(k): round(v, 2) for k, v in sorted(self.scores.items())}}
 
     @property
     def best_step(self) -> int | None:
@@ -223,6 +261,37 @@ class KeepBest(StepsSinceStart):
         for name, value in statistics.items():
             setattr(vecnorm, name, copy.deepcopy(value))
         return steps
+
+
+def deterministic_act(model: BaseAlgorithm) -> Callable[[np.ndarray], np.ndarray]:
+    """Maps one raw observation to the model's deterministic action (through its VecNormalize statistics, frozen
+    as they are at each call)."""
+    vecnorm = model.get_vec_normalize_env()
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        normalized = vecnorm.normalize_obs(obs) if vecnorm is not None else obs
+        return model.predict(normalized, deterministic=True)[0]
+
+    return act
+
+
+class SimulationScore:
+    """A model's mean deterministic return on the same ``episodes`` episodes (reset seeds ``seed``, ``seed + 1``,
+    ...) of ``env`` under ``randomization`` (a calibrated simulation: free), counting the simulation steps that
+    all scorings took. For memoryless and history policies (a recurrent or privileged policy needs more than
+    the observation)."""
+
+    def __init__(self, env: EnvSpec, randomization: DynamicsSpec, episodes: int, seed: int) -> None:
+        self.env, self.randomization, self.episodes, self.seed = env, randomization, episodes, seed
+        self.steps = 0
+
+    def __call__(self, model: BaseAlgorithm) -> float:
+        from sim2real.evaluation.rollout import rollout_returns  # the evaluation package is heavy to import
+
+        result = rollout_returns(deterministic_act(model), self.env, self.episodes, seed=self.seed,
+                                 randomization=self.randomization)
+        self.steps += result.steps
+        return float(np.mean(result.returns))
 
 
 class CheckpointEvery(BaseCallback):

@@ -96,6 +96,10 @@ class TrainConfig:
         init: A finished run folder whose policy this run starts from (weights, optimizer state, observation
             statistics: e.g. a source continued under a calibrated randomization), with its robot, algorithm and
             policy settings; this run's steps are counted from 0. None: a fresh policy.
+        select_every: Score the policy every this many steps on ``select_episodes`` deterministic episodes under
+            the run's own randomization (e.g. a calibrated simulation) and make the best-scoring one the run's
+            final policy, not the last (0: the last). Checkpoints keep the selection, so resume continues it.
+        select_episodes: Episodes of each scoring (reset seeds ``10_000 + seed`` onwards, the same each time).
     """
 
     env: EnvSpec
@@ -112,9 +116,20 @@ class TrainConfig:
     progress_bar: bool = True
     device: str = "cpu"
     init: Path | None = None
+    select_every: int = 0
+    select_episodes: int = 10
 
     def __post_init__(self) -> None:
         require_int("timesteps", self.timesteps, minimum=1)
+        require_int("select_every", self.select_every, minimum=0)
+        require_int("select_episodes", self.select_episodes, minimum=1)
+        if self.select_every > self.timesteps:
+            raise ValueError(f"select_every={self.select_every} is more than timesteps={self.timesteps}: no policy "
+                             f"before the end would be scored; give at most {self.timesteps}, or 0 to keep the last")
+        if self.select_every and (self.policy.privileged != "none" or self.algo.name == "recurrent_ppo"):
+            raise ValueError(f"select_every={self.select_every} scores a policy on its observation alone; a "
+                             f"{'recurrent' if self.algo.name == 'recurrent_ppo' else 'privileged'} policy needs more: "
+                             f"give select_every=0")
         require_int("checkpoint_every", self.checkpoint_every, minimum=0)
         require_int("eval_episodes", self.eval_episodes, minimum=0)
         if self.train_episode_steps is not None:
@@ -204,6 +219,8 @@ def train_config_from_dict(cfg: Mapping[str, Any]) -> TrainConfig:
         progress_bar=bool(cfg.get("progress_bar", True)),
         device=str(cfg.get("device", "cpu")),
         init=None if cfg.get("init") is None else Path(str(cfg["init"])),
+        select_every=require_int("select_every", cfg.get("select_every", 0), minimum=0, whole_float=True),
+        select_episodes=require_int("select_episodes", cfg.get("select_episodes", 10), minimum=1, whole_float=True),
     )
 
 

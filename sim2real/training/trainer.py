@@ -45,9 +45,12 @@ from sim2real.runs import (
 from sim2real.seeding import segment_seed
 from sim2real.training.callbacks import (
     ADR_FILE,
+    SELECTION_FILE,
     AdrUpdater,
     CheckpointEvery,
     DynamicsLogger,
+    KeepBest,
+    SimulationScore,
     checkpoint_steps,
     latest_checkpoint,
     progress_line,
@@ -169,6 +172,7 @@ def run_metadata(config: TrainConfig) -> dict[str, Any]:
         "randomization": config.randomization.to_dict(),
         "target": config.target.to_dict(),
         "init": None if config.init is None else str(config.init),
+        "select_every": config.select_every,
     }
 
 
@@ -254,10 +258,18 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
             print(progress_line(record, config.timesteps, logger.steps_per_second), flush=True)
 
     cbs: list[Any] = [logger, *(callbacks or [])]
-    extra: Callable[[], dict[str, Any]] | None = None
+    keeper = selection_keeper(config, checkpoint)
+    extras: list[Callable[[], dict[str, Any]]] = []
     if adr is not None:
         cbs.append(AdrUpdater(adr, venv))
-        extra = lambda: {ADR_FILE: adr.to_dict()}  # noqa: E731
+        extras.append(lambda: {ADR_FILE: adr.to_dict()})
+    if keeper is not None:
+        keeper.init_callback(model)  # its model even when no training is left (a run killed at its last checkpoint)
+        cbs.append(keeper)
+        extras.append(lambda: {SELECTION_FILE: keeper.save})
+
+    def extra() -> dict[str, Any]:
+        return {name: data for files in extras for name, data in files().items()}
     if config.checkpoint_every > 0:
         cbs.append(CheckpointEvery(run_dir, config.checkpoint_every, on_save=record_progress, extra=extra))
     remaining = config.timesteps - model.num_timesteps
@@ -272,14 +284,22 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
                             reset_num_timesteps=checkpoint is None and warmup <= 0, tb_log_name="train",
                             progress_bar=config.progress_bar)
         except KeyboardInterrupt:
-            save_checkpoint(model, run_dir, extra() if extra else None)
+            save_checkpoint(model, run_dir, extra())
             record_progress()
             raise
     final, fps = progress(), logger.steps_per_second
     if not config.progress_bar and remaining > 0:
         print(progress_line(final, config.timesteps, fps), flush=True)
+    if keeper is not None:
+        keeper.consider()  # the end model is a candidate too
     if config.checkpoint_every > 0:  # the end state too, so that extending the run continues it exactly
-        save_checkpoint(model, run_dir, extra() if extra else None)
+        save_checkpoint(model, run_dir, extra())
+    if keeper is not None:
+        kept = keeper.finish()  # the final files hold the best-scoring policy; the end checkpoint the last one
+        final["selection"] = keeper.record()
+        if not config.progress_bar:
+            print(f"kept the policy of step {kept} (return {keeper.scores[kept]:.1f} under the run's randomization; "
+                  f"the last scored {keeper.scores[max(keeper.scores)]:.1f})", flush=True)
     update_metadata(run_dir, complete=True, **final, final_files=save_final(model, run_dir),
                     **{PENDING_FINAL_FILES_KEY: None},
                     **({"train_fps": round(fps, 1)} if fps is not None else {}))
@@ -363,6 +383,18 @@ def adr_state(config: TrainConfig, checkpoint: Path | None) -> AdrState | None:
     elif checkpoint is not None and (checkpoint / METADATA_FILE).is_file() and load_metadata(checkpoint).get("adr"):
         state.load_dict(load_metadata(checkpoint)["adr"])  # a finished run's folder: its metadata holds the end state
     return state
+
+
+def selection_keeper(config: TrainConfig, checkpoint: Path | None) -> KeepBest | None:
+    """The :class:`KeepBest` of a run with ``select_every`` (None without): it scores on the run's own
+    randomization and continues the checkpoint's selection when resuming."""
+    if not config.select_every:
+        return None
+    score = SimulationScore(config.env, config.randomization, config.select_episodes, seed=10_000 + config.seed)
+    keeper = KeepBest(score, config.select_every, count_from=0)
+    if checkpoint is not None and (checkpoint / SELECTION_FILE).is_file():
+        keeper.load(checkpoint / SELECTION_FILE)
+    return keeper
 
 
 def privileged_names_of(config: TrainConfig) -> list[str]:

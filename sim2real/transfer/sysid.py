@@ -29,11 +29,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
-from sim2real.envs.registry import EnvSpec
 from sim2real.policies import Policy, RunInfo, read_run_info
 from sim2real.randomization.spec import DynamicsSpec
 from sim2real.runs import VECNORMALIZE_FILE, update_metadata
@@ -47,7 +45,7 @@ from sim2real.sysid.identify import (
     parse_priors,
 )
 from sim2real.sysid.report import summary, write_calibration
-from sim2real.training.callbacks import KeepBest
+from sim2real.training.callbacks import KeepBest, SimulationScore
 from sim2real.training.config import AlgoConfig, TrainConfig, algo_config_from_dict
 from sim2real.training.trainer import build_model, make_vec_env, run_metadata, save_final, wrap_normalize
 from sim2real.transfer.base import (
@@ -230,23 +228,6 @@ class Sysid(TransferMethod[SysidSettings]):
         return write_calibration(adapted.metrics["calibration"], run_dir)
 
 
-class SimulationScore:
-    """A model's mean deterministic return on the same ``episodes`` episodes of the calibrated simulation (free),
-    counting the simulation steps all scorings took."""
-
-    def __init__(self, env: EnvSpec, randomization: DynamicsSpec, episodes: int, seed: int) -> None:
-        self.env, self.randomization, self.episodes, self.seed = env, randomization, episodes, seed
-        self.steps = 0
-
-    def __call__(self, model: BaseAlgorithm) -> float:
-        from sim2real.evaluation.rollout import rollout_returns  # the evaluation package is heavy to import
-
-        result = rollout_returns(_deterministic(model), self.env, self.episodes, seed=self.seed,
-                                 randomization=self.randomization)
-        self.steps += result.steps
-        return float(np.mean(result.returns))
-
-
 def train_in_simulation(setup: TransferSetup, source: Policy, algo: AlgoConfig, randomization: DynamicsSpec,
                         init: str, timesteps: int, callbacks: list[Any] | None = None) -> tuple[BaseAlgorithm, int]:
     """Trains ``timesteps`` simulation steps under ``randomization``, from scratch or from the source model
@@ -269,17 +250,6 @@ def train_in_simulation(setup: TransferSetup, source: Policy, algo: AlgoConfig, 
             return model, int(model.num_timesteps - start)
     model.learn(total_timesteps=timesteps, callback=progress, reset_num_timesteps=True)
     return model, int(model.num_timesteps)
-
-
-def _deterministic(model: BaseAlgorithm) -> Any:
-    """Maps a raw observation to the model's deterministic action (through its frozen VecNormalize)."""
-    vecnorm = model.get_vec_normalize_env()
-
-    def act(obs: np.ndarray) -> np.ndarray:
-        normalized = vecnorm.normalize_obs(obs) if vecnorm is not None else obs
-        return model.predict(normalized, deterministic=True)[0]
-
-    return act
 
 
 def finetune_remaining(setup: TransferSetup, model: BaseAlgorithm, algo: AlgoConfig, randomization: DynamicsSpec,

@@ -18,9 +18,10 @@ from sim2real.randomization.factory import make_env
 from sim2real.randomization.spec import DynamicsSpec
 from sim2real.sysid.report import CALIBRATION_FILE, CALIBRATION_PLOT
 from sim2real.training import train
+from sim2real.training.callbacks import SimulationScore
 from sim2real.transfer import prepare_transfer, run_transfer
 from sim2real.transfer.base import continue_off_policy
-from sim2real.transfer.sysid import SimulationScore, Sysid  # registers method=sysid
+from sim2real.transfer.sysid import Sysid  # registers method=sysid
 from tests.conftest import tiny_train_config
 
 FAST = {"parameters": {"gravity": [0.25, 4.0]}, "latency_max": 0, "measure_steps": 1000, "trajectory_length": 100,
