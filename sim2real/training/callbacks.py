@@ -27,6 +27,7 @@ CHECKPOINT_DIR = "checkpoints"
 LATEST_FILE = "latest.json"
 ADR_FILE = "adr.json"
 SELECTION_FILE = "selection.pt"
+LOG_ENT_COEF = "log_ent_coef"  # the key of SAC's entropy weight among KeepBest's kept parameters
 
 
 def save_checkpoint(model, run_dir: Path, extra: Mapping[str, Any] | None = None) -> Path:  # type: ignore[no-untyped-def]
@@ -179,7 +180,8 @@ class ProgressPrinter(StepsSinceStart):
 class KeepBest(StepsSinceStart):
     """Scores the model with ``score`` every ``every`` steps of its training (counted from where it started; 0:
     only the end model, scored by :meth:`finish`) and keeps a copy of the best-scoring policy: its network
-    parameters and observation statistics. :meth:`finish` scores the end model and puts the best copy back.
+    parameters (with SAC's entropy weight) and observation statistics. :meth:`finish` scores the end model and
+    puts the best copy back (optimizer states stay the end model's).
 
     A deep-RL learning curve swings between nearby checkpoints (TD3 on a slippery Hopper by more than a third
     of its return 20k steps apart), so the last model is a draw from that swing; a score that costs nothing on
@@ -204,6 +206,8 @@ class KeepBest(StepsSinceStart):
     def _on_training_start(self) -> None:
         super()._on_training_start()
         if self.every:
+            if self.done and self.done % self.every == 0 and self.done not in self.scores:
+                self.consider()  # a resumed run whose segment stopped while scoring this point
             self._next = (self.done // self.every + 1) * self.every
 
     def _on_rollout_start(self) -> None:
@@ -225,7 +229,7 @@ class KeepBest(StepsSinceStart):
 
     def load(self, path: Path) -> None:
         """Continues the selection saved by :meth:`save` (the toolkit's own file: it holds pickled statistics)."""
-        state = torch.load(path, weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=False)
         self.scores, self._best = dict(state["scores"]), state["best"]
 
     def record(self) -> dict[str, Any]:
@@ -245,6 +249,8 @@ class KeepBest(StepsSinceStart):
         self.scores[self.done] = score = float(self.score(self.model))
         if self._best is None or score > self.scores[self._best[0]]:
             parameters = {k: v.detach().clone() for k, v in self.model.policy.state_dict().items()}
+            if isinstance(getattr(self.model, "log_ent_coef", None), torch.Tensor):  # SAC's learned entropy weight
+                parameters[LOG_ENT_COEF] = self.model.log_ent_coef.detach().clone()
             vecnorm = self.model.get_vec_normalize_env()
             statistics = {} if vecnorm is None else {"obs_rms": copy.deepcopy(vecnorm.obs_rms),
                                                      "ret_rms": copy.deepcopy(vecnorm.ret_rms)}
@@ -256,6 +262,10 @@ class KeepBest(StepsSinceStart):
         self.consider()
         assert self._best is not None
         steps, parameters, statistics = self._best
+        parameters = dict(parameters)
+        if LOG_ENT_COEF in parameters:
+            with torch.no_grad():
+                self.model.log_ent_coef.copy_(parameters.pop(LOG_ENT_COEF))
         self.model.policy.load_state_dict(parameters)
         vecnorm = self.model.get_vec_normalize_env()
         for name, value in statistics.items():
@@ -277,19 +287,22 @@ def deterministic_act(model: BaseAlgorithm) -> Callable[[np.ndarray], np.ndarray
 
 class SimulationScore:
     """A model's mean deterministic return on the same ``episodes`` episodes (reset seeds ``seed``, ``seed + 1``,
-    ...) of ``env`` under ``randomization`` (a calibrated simulation: free), counting the simulation steps that
+    ...) of ``env`` under ``randomization`` (a calibrated simulation: free) over ``target`` (None: nominal),
+    counting the simulation steps that
     all scorings took. For memoryless and history policies (a recurrent or privileged policy needs more than
     the observation)."""
 
-    def __init__(self, env: EnvSpec, randomization: DynamicsSpec, episodes: int, seed: int) -> None:
+    def __init__(self, env: EnvSpec, randomization: DynamicsSpec, episodes: int, seed: int,
+                 target: DynamicsSpec | None = None) -> None:
         self.env, self.randomization, self.episodes, self.seed = env, randomization, episodes, seed
+        self.target = target
         self.steps = 0
 
     def __call__(self, model: BaseAlgorithm) -> float:
         from sim2real.evaluation.rollout import rollout_returns  # the evaluation package is heavy to import
 
         result = rollout_returns(deterministic_act(model), self.env, self.episodes, seed=self.seed,
-                                 randomization=self.randomization)
+                                 target=self.target, randomization=self.randomization)
         self.steps += result.steps
         return float(np.mean(result.returns))
 

@@ -97,9 +97,10 @@ class TrainConfig:
             statistics: e.g. a source continued under a calibrated randomization), with its robot, algorithm and
             policy settings; this run's steps are counted from 0. None: a fresh policy.
         select_every: Score the policy every this many steps on ``select_episodes`` deterministic episodes under
-            the run's own randomization (e.g. a calibrated simulation) and make the best-scoring one the run's
+            the run's own randomization and target (e.g. a calibrated simulation) and make the best-scoring one the run's
             final policy, not the last (0: the last). Checkpoints keep the selection, so resume continues it.
-        select_episodes: Episodes of each scoring (reset seeds ``10_000 + seed`` onwards, the same each time).
+        select_episodes: Episodes of each scoring (reset seeds ``20_000 + seed`` onwards, the same each time;
+            the final evaluation's are ``10_000 + seed`` onwards).
     """
 
     env: EnvSpec
@@ -126,6 +127,9 @@ class TrainConfig:
         if self.select_every > self.timesteps:
             raise ValueError(f"select_every={self.select_every} is more than timesteps={self.timesteps}: no policy "
                              f"before the end would be scored; give at most {self.timesteps}, or 0 to keep the last")
+        if self.select_every and self.randomization.adr is not None:
+            raise ValueError(f"select_every={self.select_every} scores policies on fixed dynamics; ADR's ranges move "
+                             f"during the run, so its scores would not compare: give select_every=0 with ADR")
         if self.select_every and (self.policy.privileged != "none" or self.algo.name == "recurrent_ppo"):
             raise ValueError(f"select_every={self.select_every} scores a policy on its observation alone; a "
                              f"{'recurrent' if self.algo.name == 'recurrent_ppo' else 'privileged'} policy needs more: "

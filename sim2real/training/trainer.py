@@ -292,7 +292,8 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
         print(progress_line(final, config.timesteps, fps), flush=True)
     if keeper is not None:
         keeper.consider()  # the end model is a candidate too
-    if config.checkpoint_every > 0:  # the end state too, so that extending the run continues it exactly
+    if config.checkpoint_every > 0 or keeper is not None:  # the end state too, so that extending the run continues
+        # it exactly (with a selection, the final files hold the kept policy, not the end state)
         save_checkpoint(model, run_dir, extra())
     if keeper is not None:
         kept = keeper.finish()  # the final files hold the best-scoring policy; the end checkpoint the last one
@@ -385,12 +386,19 @@ def adr_state(config: TrainConfig, checkpoint: Path | None) -> AdrState | None:
     return state
 
 
+SELECTION_SEED = 20_000
+"""Reset seed of the first episode scoring a run's policy for ``select_every`` (plus the run's seed)."""
+
+
 def selection_keeper(config: TrainConfig, checkpoint: Path | None) -> KeepBest | None:
     """The :class:`KeepBest` of a run with ``select_every`` (None without): it scores on the run's own
     randomization and continues the checkpoint's selection when resuming."""
     if not config.select_every:
         return None
-    score = SimulationScore(config.env, config.randomization, config.select_episodes, seed=10_000 + config.seed)
+    # reset seeds apart from the final evaluation's (10_000 + seed): the kept policy is not scored on the episodes
+    # it was picked on
+    score = SimulationScore(config.env, config.randomization, config.select_episodes, seed=SELECTION_SEED + config.seed,
+                            target=config.target)
     keeper = KeepBest(score, config.select_every, count_from=0)
     if checkpoint is not None and (checkpoint / SELECTION_FILE).is_file():
         keeper.load(checkpoint / SELECTION_FILE)

@@ -13,6 +13,7 @@ from sim2real.policies import Policy
 from sim2real.runs import load_metadata
 from sim2real.training import train
 from sim2real.training.callbacks import KeepBest, SimulationScore, latest_checkpoint
+from sim2real.training.trainer import SELECTION_SEED
 from tests.conftest import tiny_train_config
 
 
@@ -66,15 +67,15 @@ def _earliest_is_best(monkeypatch: pytest.MonkeyPatch) -> dict[int, float]:
 
 def _real_return(run_dir: Path, config) -> float:  # noqa: ANN001
     policy = Policy.load(run_dir)
-    return float(rollout_returns(policy, policy.info.env, config.select_episodes, seed=10_000 + config.seed,
-                                 randomization=config.randomization).returns.mean())
+    return float(rollout_returns(policy, policy.info.env, config.select_episodes, seed=SELECTION_SEED + config.seed,
+                                 target=config.target, randomization=config.randomization).returns.mean())
 
 
 def test_select_every_makes_the_best_scoring_policy_the_run_s_final_one(tmp_path: Path,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     measured = _earliest_is_best(monkeypatch)
-    config = replace(tiny_train_config("ppo", timesteps=1024, n_steps=64), select_every=256, select_episodes=2,
-                     checkpoint_every=512)
+    config = replace(tiny_train_config("ppo", timesteps=1024, n_steps=64, target="high_gravity"), select_every=256,
+                     select_episodes=2, checkpoint_every=512)  # scored on the run's own dynamics: its target too
     train(config, tmp_path / "run")
     selection = load_metadata(tmp_path / "run")["selection"]
     assert selection["kept_step"] == 256 and list(selection["returns"]) == ["256", "512", "768", "1024"]
@@ -87,21 +88,39 @@ def test_select_every_makes_the_best_scoring_policy_the_run_s_final_one(tmp_path
 def test_resumed_run_continues_the_selection_from_its_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     measured = _earliest_is_best(monkeypatch)
     config = replace(tiny_train_config("ppo", timesteps=512, n_steps=64), select_every=256, select_episodes=2,
-                     checkpoint_every=256)
+                     checkpoint_every=0)  # a run with a selection writes its end checkpoint all the same
     train(config, tmp_path / "run")
     extended = replace(config, timesteps=1024)
     train(extended, tmp_path / "run", resume=True)
     selection = load_metadata(tmp_path / "run")["selection"]
     assert list(selection["returns"]) == ["256", "512", "768", "1024"] and selection["kept_step"] == 256
-    # step 256's policy lived only in the checkpoint's selection file when the second segment started
+    # step 256's policy lived only in the end checkpoint's selection file when the second segment started
     assert _real_return(tmp_path / "run", extended) == pytest.approx(measured[256], rel=1e-6)
 
 
-@pytest.mark.parametrize(("changes", "message"), [
-    ({"select_every": 2048}, "select_every=2048 is more than timesteps=1024"),
-    ({"select_every": -1}, "select_every"),
-    ({"select_every": 256, "select_episodes": 0}, "select_episodes"),
+@pytest.mark.parametrize(("randomization", "changes", "message"), [
+    ("default", {"select_every": 2048}, "select_every=2048 is more than timesteps=1024"),
+    ("default", {"select_every": -1}, "select_every"),
+    ("default", {"select_every": 256, "select_episodes": 0}, "select_episodes"),
+    ("adr", {"select_every": 256}, "ADR's ranges move during the run"),
 ])
-def test_bad_selection_settings_are_refused(changes: dict, message: str) -> None:
+def test_bad_selection_settings_are_refused(randomization: str, changes: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        replace(tiny_train_config("ppo", timesteps=1024), **changes)
+        replace(tiny_train_config("ppo", timesteps=1024, randomization=randomization), **changes)
+
+
+def test_keep_best_puts_back_sac_s_entropy_weight_with_its_networks(tmp_path: Path) -> None:
+    seen: list[tuple[dict, torch.Tensor]] = []
+
+    def earliest_is_best(model) -> float:  # noqa: ANN001
+        seen.append(({k: v.detach().clone() for k, v in model.policy.state_dict().items()},
+                     model.log_ent_coef.detach().clone()))
+        return -float(model.num_timesteps)
+
+    keeper = KeepBest(earliest_is_best, every=200)
+    model = train(tiny_train_config("sac", timesteps=600), tmp_path / "sac", callbacks=[keeper])
+    end = model.log_ent_coef.detach().clone()
+    assert keeper.finish() == 200 and sorted(keeper.scores) == [200, 400, 600]
+    parameters, log_ent_coef = seen[0]
+    assert torch.equal(model.log_ent_coef, log_ent_coef) and not torch.equal(end, log_ent_coef)
+    assert all(torch.equal(model.policy.state_dict()[k], v) for k, v in parameters.items())  # targets included
