@@ -164,9 +164,11 @@ def test_continuing_an_off_policy_source_collects_with_its_actor_not_uniform_act
 
 def test_sysid_continuing_a_td3_source_reports_the_simulation_steps_it_took(tmp_path: Path) -> None:
     train(tiny_train_config("td3", timesteps=300), tmp_path / "td3")
-    _, metadata = transfer(tmp_path / "td3", tmp_path / "sysid", init="source")
+    _, metadata = transfer(tmp_path / "td3", tmp_path / "sysid", init="source", select_every=256)
     assert metadata["metrics"]["sim_steps"]["training"] == FAST["sim_timesteps"]  # not the source's 300 on top
     assert metadata["target_steps_used"] == 1000
+    # its checkpoints are counted from where the continued training started, as its steps are
+    assert list(metadata["metrics"]["selection"]["source"]["returns"]) == ["256", "512"]
 
 
 class _RateLog(BaseCallback):
