@@ -6,6 +6,8 @@
     python scripts/train.py env=hopper calibration=outputs/calibrate/<run> timesteps=400000  # in a calibrated simulator
     python scripts/train.py init=outputs/train/<source> calibration=outputs/calibrate/<run> timesteps=300000
                                                      # ... continuing a trained policy there
+    python scripts/train.py init=outputs/train/<source> calibration=outputs/calibrate/<run> timesteps=160000 \
+        select_every=20000                           # ... keeping the checkpoint that scores best there
 
 The output folder must be new or empty; a training run already there is continued only with `resume=`
 and replaced only with `overwrite=true` (files the toolkit did not write stay).
