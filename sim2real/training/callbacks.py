@@ -239,7 +239,7 @@ class KeepBest(StepsSinceStart):
 
     @property
     def best_step(self) -> int | None:
-        """Steps since the start of the best-scoring point so far (None before any scoring)."""
+        """Steps of the best-scoring point so far, counted as :attr:`done` is (None before any scoring)."""
         return None if self._best is None else self._best[0]
 
     def consider(self) -> None:
@@ -288,9 +288,8 @@ def deterministic_act(model: BaseAlgorithm) -> Callable[[np.ndarray], np.ndarray
 class SimulationScore:
     """A model's mean deterministic return on the same ``episodes`` episodes (reset seeds ``seed``, ``seed + 1``,
     ...) of ``env`` under ``randomization`` (a calibrated simulation: free) over ``target`` (None: nominal),
-    counting the simulation steps that
-    all scorings took. For memoryless and history policies (a recurrent or privileged policy needs more than
-    the observation)."""
+    counting the simulation steps that all scorings took. For memoryless and history policies (a recurrent or
+    privileged policy needs more than the observation)."""
 
     def __init__(self, env: EnvSpec, randomization: DynamicsSpec, episodes: int, seed: int,
                  target: DynamicsSpec | None = None) -> None:

@@ -192,7 +192,7 @@ class Sysid(TransferMethod[SysidSettings]):
             if keeper is not None:
                 kept = keeper.finish()
                 scores[init] = keeper.scores[kept]
-                selection[init] = {"kept_step": kept, "returns": {str(k): v for k, v in keeper.scores.items()}}
+                selection[init] = keeper.record()
         chosen = max(scores, key=scores.__getitem__) if len(scores) > 1 else inits[0]
         model = models[chosen]
         metrics: dict[str, Any] = {
