@@ -256,7 +256,7 @@ RUN_KINDS: dict[str, RunKind] = {kind.name: kind for kind in (
     RunKind("train", "a training run", "scripts/train.py", (*_COMMON, *_POLICY, "eval.json", "adr_ranges.png")),
     RunKind("distill", "a distilled student", "scripts/distill.py", (*_COMMON, *_POLICY)),
     RunKind("transfer", "a transfer run", "scripts/transfer.py",
-            (*_COMMON, *_POLICY, "calibration.json", "calibration.png")),
+            (*_COMMON, *_POLICY, "calibration.json", "calibration.png", "trajectories.npz", "trajectories.json")),
     RunKind("pipeline", "a pipeline run", "scripts/pipeline.py",
             (*_COMMON, "pipeline.json", "source", "zero_shot", "baselines", "transfer", "report", "export")),
     RunKind("evaluate", "an evaluation report", "scripts/evaluate.py",

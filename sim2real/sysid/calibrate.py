@@ -11,6 +11,7 @@ from sim2real.policies import Policy, read_run_info
 from sim2real.randomization.factory import make_env, validate_dynamics
 from sim2real.randomization.spec import DynamicsSpec
 from sim2real.sysid.data import (
+    TRAJECTORIES_FILE,
     MeasurementSettings,
     Trajectories,
     env_record,
@@ -20,8 +21,6 @@ from sim2real.sysid.data import (
 )
 from sim2real.sysid.identify import Calibration, IdentifySettings, check_horizon, check_priors, identify
 from sim2real.sysid.report import write_calibration
-
-TRAJECTORIES_FILE = "trajectories.npz"
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,8 @@ from sim2real.validation import require_choice, require_float, require_int
 FORMAT = "sim2real-trajectories"
 FORMAT_VERSION = 1
 ARRAYS = ("qpos", "qvel", "actions", "next_qpos", "next_qvel", "episode_starts")
+TRAJECTORIES_FILE = "trajectories.npz"
+"""The name a run folder gives the trajectories it measured (``scripts/calibrate.py``, ``method=sysid``)."""
 EXCITATIONS = ("policy", "random", "chirp")
 
 Excitation = Callable[[np.ndarray, int], np.ndarray]

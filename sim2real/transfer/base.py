@@ -13,7 +13,7 @@ import shutil
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -51,6 +51,8 @@ class TransferSetup:
         seed: Seed of this adaptation.
         device: Torch device.
         log: Where a method reports the progress of its long trainings (``print`` in a script); None: silently.
+        run_dir: The run folder being written (set by :func:`run_transfer`), where a method keeps at once what
+            a later failure must not take with it, such as measured target data (sysid); None: nowhere.
     """
 
     source_dir: Path
@@ -61,6 +63,7 @@ class TransferSetup:
     seed: int = 0
     device: str = "cpu"
     log: Callable[[str], None] | None = field(default=None, compare=False, repr=False)
+    run_dir: Path | None = field(default=None, compare=False)
 
     def progress(self, label: str, timesteps: int) -> list[Any]:
         """The callbacks that report a training of ``timesteps`` steps to ``log`` (a line per tenth, at least
@@ -222,7 +225,7 @@ def run_transfer(method: TransferMethod[Any], setup: TransferSetup, source: RunI
     policy = Policy.load(setup.source_dir, device=setup.device)
     budget = TargetBudget(setup.budget)
     start = time.perf_counter()
-    adapted = method.adapt(setup, policy, budget)
+    adapted = method.adapt(replace(setup, run_dir=run_dir), policy, budget)
     wall = time.perf_counter() - start
     with atomic_path(run_dir / MODEL_FILE) as tmp:
         adapted.model.save(tmp)

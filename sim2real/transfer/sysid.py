@@ -18,7 +18,10 @@
 4. Optionally **fine-tune** on the target with what is left of the budget.
 
 The full calibration is ``metrics["calibration"]``; :meth:`Sysid.write_artifacts` writes it as
-``calibration.json`` with its plot.
+``calibration.json`` with its plot. The measured trajectories go into the run folder as ``trajectories.npz``
+(the dataset format of :mod:`sim2real.sysid.data`) as soon as they are recorded, so a run that fails or is
+stopped later keeps them: ``scripts/calibrate.py dataset=<run>/trajectories.npz`` identifies from them again,
+and ``scripts/train.py calibration=... [init=<source>]`` trains resumably in what it finds.
 """
 
 from __future__ import annotations
@@ -35,7 +38,15 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from sim2real.policies import Policy, RunInfo, read_run_info
 from sim2real.randomization.spec import DynamicsSpec
 from sim2real.runs import VECNORMALIZE_FILE, update_metadata
-from sim2real.sysid.data import EXCITATIONS, MeasurementSettings, Trajectories, env_record, measure
+from sim2real.sysid.data import (
+    EXCITATIONS,
+    TRAJECTORIES_FILE,
+    MeasurementSettings,
+    Trajectories,
+    env_record,
+    measure,
+    save_trajectories,
+)
 from sim2real.sysid.identify import (
     DEFAULT_PARAMETERS,
     IdentifySettings,
@@ -178,6 +189,8 @@ class Sysid(TransferMethod[SysidSettings]):
         """Measures, identifies, trains in the calibrated simulator (and optionally fine-tunes)."""
         s = self.settings
         data = self.measure(setup, source, budget)
+        if setup.run_dir is not None:  # target steps are the scarce ones: their data outlives whatever fails next
+            save_trajectories(data, Path(setup.run_dir) / TRAJECTORIES_FILE)
         calibration = identify(setup.env, data, s.identify_settings(setup.seed), truth=setup.target)
         randomization = calibration.randomization(setup.source_randomization if s.keep_source_randomization else None)
         algo = algo_config_from_dict(read_run_info(setup.source_dir).algo_config or {}, setup.env.name)
@@ -198,7 +211,8 @@ class Sysid(TransferMethod[SysidSettings]):
         metrics: dict[str, Any] = {
             "identified": summary(calibration.to_dict()),
             "calibration": calibration.to_dict(),
-            "measurement": {"steps": len(data), "trajectories": data.n_episodes, "excitation": s.excitation},
+            "measurement": {"steps": len(data), "trajectories": data.n_episodes, "excitation": s.excitation,
+                            "file": TRAJECTORIES_FILE if setup.run_dir is not None else None},
             "init": chosen,
             "selection_returns": scores,
             "selection": selection,

@@ -11,15 +11,19 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv
 
+from sim2real.envs.registry import resolve_env
 from sim2real.evaluation.rollout import rollout_returns
 from sim2real.policies import Policy, load_policy
 from sim2real.presets import target_spec
 from sim2real.randomization.factory import make_env
 from sim2real.randomization.spec import DynamicsSpec
+from sim2real.sysid.data import TRAJECTORIES_FILE, load_trajectories
+from sim2real.sysid.identify import identify
 from sim2real.sysid.report import CALIBRATION_FILE, CALIBRATION_PLOT
 from sim2real.training import train
 from sim2real.training.callbacks import SimulationScore
 from sim2real.transfer import prepare_transfer, run_transfer
+from sim2real.transfer import sysid as sysid_module
 from sim2real.transfer.base import continue_off_policy
 from sim2real.transfer.sysid import Sysid  # registers method=sysid
 from tests.conftest import tiny_train_config
@@ -44,6 +48,9 @@ def test_every_target_step_is_measurement_and_in_the_ledger(ppo_run: Path, tmp_p
     assert gravity["value"] == pytest.approx(2.0, rel=0.1) and gravity["true_value"] == pytest.approx(2.0)
     assert metrics["calibrated_randomization"]["parameters"]["gravity"]["dist"] == "log_uniform"
     assert load_policy(tmp_path / "sysid").info.is_transfer
+    assert metrics["measurement"]["file"] == TRAJECTORIES_FILE  # the measurement, in the dataset format
+    kept = load_trajectories(tmp_path / "sysid" / TRAJECTORIES_FILE, env="inverted_pendulum")
+    assert len(kept) == 1000 and kept.info["target"]["name"] == "high_gravity"
     written = method.write_artifacts(_adapted(metrics), tmp_path / "sysid")
     assert [p.name for p in written] == [CALIBRATION_FILE, CALIBRATION_PLOT]
     assert json.loads((tmp_path / "sysid" / CALIBRATION_FILE).read_text())["parameters"]["gravity"]["identifiable"]
@@ -83,6 +90,23 @@ def test_select_every_keeps_the_checkpoint_scoring_best_in_the_calibrated_simula
     calibrated = DynamicsSpec.from_dict(metrics["calibrated_randomization"])
     again = rollout_returns(load_policy(tmp_path / "best"), "inverted_pendulum", 3, seed=10_000, randomization=calibrated)
     assert again.returns.mean() == pytest.approx(measured[0], rel=1e-6) and measured[0] != pytest.approx(measured[-1])
+
+
+def test_a_run_failing_after_its_measurement_keeps_the_measured_trajectories(
+        ppo_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Target steps are what a robot makes scarce: the data they bought survives a failure in the simulation
+    training that follows, and identifies the same dynamics again (as ``scripts/calibrate.py dataset=`` does)."""
+    def fail(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise RuntimeError("stopped during the simulation training")
+
+    monkeypatch.setattr(sysid_module, "train_in_simulation", fail)
+    with pytest.raises(RuntimeError, match="stopped during the simulation training"):
+        transfer(ppo_run, tmp_path / "failed")
+    data = load_trajectories(tmp_path / "failed" / TRAJECTORIES_FILE, env="inverted_pendulum")
+    assert len(data) == 1000 and data.info["counts"]["steps"] == 1000
+    settings = Sysid.settings_from_dict(FAST).identify_settings(seed=0)
+    again = identify(resolve_env("inverted_pendulum"), data, settings)
+    assert again.to_dict()["parameters"]["gravity"]["value"] == pytest.approx(2.0, rel=0.1)
 
 
 @pytest.mark.parametrize(("settings", "budget", "message"), [
