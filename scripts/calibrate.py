@@ -3,6 +3,7 @@
     python scripts/calibrate.py env=hopper dataset=robot_logs.npz '~sysid.parameters' '+sysid.parameters={masses:[0.5,2],frictions:[0.3,3]}'
     python scripts/calibrate.py env=inverted_double_pendulum target=overloaded steps=2000 sysid.latency_max=2
     python scripts/calibrate.py target=overloaded steps=2000 sysid.excitation=policy source=outputs/train/<run>
+    python scripts/calibrate.py env=hopper dataset=outputs/transfer/<sysid run>   # again, from what a sysid run measured
 
 The dataset format (joint positions/velocities, actions, episode starts + a JSON sidecar) is documented
 in sim2real/sysid/data.py. The output folder must be new or empty (`overwrite=true` replaces a calibration).

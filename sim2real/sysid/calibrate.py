@@ -47,7 +47,8 @@ class CalibrationInputs:
 def prepare_calibration(env: EnvSpec, settings: IdentifySettings, *, dataset: str | Path | None = None,
                         measurement: MeasurementSettings | None = None, target: DynamicsSpec | None = None,
                         policy: str | Path | None = None) -> CalibrationInputs:
-    """Checks everything before any work: the parameters against the env, the dataset's env, the target,
+    """Checks everything before any work: the parameters against the env, the dataset's env (``dataset``: a
+    file, or a folder holding ``trajectories.npz``, as a calibration or sysid run does), the target,
     the policy's env, that a trajectory can hold a replay window, and that exactly one data source is given.
 
     Raises:
@@ -57,6 +58,8 @@ def prepare_calibration(env: EnvSpec, settings: IdentifySettings, *, dataset: st
         raise ValueError("give exactly one of dataset=FILE (recorded trajectories) and steps=N (fresh rollouts)")
     check_priors(env, settings.priors)
     if dataset is not None:
+        if Path(dataset).is_dir():  # a calibration or sysid run folder: the trajectories it measured
+            dataset = Path(dataset) / TRAJECTORIES_FILE
         data = load_trajectories(dataset, env)
         check_horizon(settings.horizon, data.longest_episode, f"the longest trajectory in '{dataset}'")
         return CalibrationInputs(env, settings, dataset=data)
