@@ -55,10 +55,14 @@ def prepare_calibration(env: EnvSpec, settings: IdentifySettings, *, dataset: st
         ValueError: naming the bad value and the valid choices.
     """
     if (dataset is None) == (measurement is None):
-        raise ValueError("give exactly one of dataset=FILE (recorded trajectories) and steps=N (fresh rollouts)")
+        raise ValueError("give exactly one of dataset=FILE (recorded trajectories, or a run folder holding them) and "
+                         "steps=N (fresh rollouts)")
     check_priors(env, settings.priors)
     if dataset is not None:
         if Path(dataset).is_dir():  # a calibration or sysid run folder: the trajectories it measured
+            if not (Path(dataset) / TRAJECTORIES_FILE).is_file():
+                raise ValueError(f"dataset={dataset} is a folder without {TRAJECTORIES_FILE}: give a trajectories file, "
+                                 f"or the folder of a sysid transfer run or of a calibration (they keep their data)")
             dataset = Path(dataset) / TRAJECTORIES_FILE
         data = load_trajectories(dataset, env)
         check_horizon(settings.horizon, data.longest_episode, f"the longest trajectory in '{dataset}'")
@@ -80,7 +84,8 @@ def prepare_calibration(env: EnvSpec, settings: IdentifySettings, *, dataset: st
 
 def calibrate(inputs: CalibrationInputs, out_dir: str | Path, seed: int = 0) -> Calibration:
     """Records (fresh rollouts) or uses the dataset, identifies, and writes ``calibration.json``,
-    ``calibration.png`` and, for fresh rollouts, ``trajectories.npz`` (+ sidecar) into ``out_dir``."""
+    ``calibration.png`` and the data identified from, ``trajectories.npz`` (+ sidecar), into ``out_dir``: a
+    calibration keeps its data, also when it replaces (``overwrite``) the folder its dataset came from."""
     out_dir = Path(out_dir)
     data = inputs.dataset
     if data is None:
@@ -93,7 +98,7 @@ def calibrate(inputs: CalibrationInputs, out_dir: str | Path, seed: int = 0) -> 
                                  "policy": str(inputs.policy) if inputs.policy else None})
         finally:
             env.close()
-        save_trajectories(data, out_dir / TRAJECTORIES_FILE)
+    save_trajectories(data, out_dir / TRAJECTORIES_FILE)
     calibration = identify(inputs.env, data, inputs.settings, truth=inputs.target)
     write_calibration(calibration.to_dict(), out_dir)
     return calibration

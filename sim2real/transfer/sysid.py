@@ -20,7 +20,7 @@
 The full calibration is ``metrics["calibration"]``; :meth:`Sysid.write_artifacts` writes it as
 ``calibration.json`` with its plot. The measured trajectories go into the run folder as ``trajectories.npz``
 (the dataset format of :mod:`sim2real.sysid.data`) as soon as they are recorded, so a run that fails or is
-stopped later keeps them: ``scripts/calibrate.py dataset=<run>/trajectories.npz`` identifies from them again,
+stopped later keeps them: ``scripts/calibrate.py dataset=<run folder>`` identifies from them again,
 and ``scripts/train.py calibration=... [init=<source>]`` trains resumably in what it finds.
 """
 

@@ -9,11 +9,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from sim2real.presets import target_spec
 from sim2real.sysid.calibrate import calibrate, prepare_calibration
-from sim2real.sysid.data import TRAJECTORIES_FILE, MeasurementSettings, Trajectories, save_trajectories
+from sim2real.sysid.data import (
+    TRAJECTORIES_FILE,
+    MeasurementSettings,
+    Trajectories,
+    load_trajectories,
+    save_trajectories,
+)
 from sim2real.sysid.identify import IdentifySettings
 from sim2real.sysid.report import CALIBRATION_FILE, CALIBRATION_PLOT
 from tests.conftest import REPO
@@ -29,6 +36,8 @@ def test_calibrates_from_a_dataset_file(tmp_path: Path, high_gravity_data: Traje
     assert (tmp_path / "out" / CALIBRATION_PLOT).stat().st_size > 0
     assert report["parameters"]["gravity"]["value"] == pytest.approx(2.0, rel=0.1) == calibration.scales["gravity"]
     assert report["parameters"]["gravity"]["true_value"] is None  # a robot's truth is unknown
+    kept = load_trajectories(tmp_path / "out" / TRAJECTORIES_FILE)  # the calibration keeps the data it used
+    assert np.array_equal(kept.qpos, high_gravity_data.qpos) and np.array_equal(kept.actions, high_gravity_data.actions)
 
 
 def test_a_run_folder_gives_the_trajectories_it_measured(tmp_path: Path, high_gravity_data: Trajectories) -> None:
@@ -36,7 +45,7 @@ def test_a_run_folder_gives_the_trajectories_it_measured(tmp_path: Path, high_gr
     inputs = prepare_calibration(ENV_SPEC, SETTINGS, dataset=tmp_path / "sysid_run")
     assert inputs.dataset is not None and len(inputs.dataset) == len(high_gravity_data)
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ValueError, match=f"trajectories file '.*empty/{TRAJECTORIES_FILE}' does not exist"):
+    with pytest.raises(ValueError, match=f"dataset=.*empty is a folder without {TRAJECTORIES_FILE}"):
         prepare_calibration(ENV_SPEC, SETTINGS, dataset=tmp_path / "empty")
 
 

@@ -17,8 +17,8 @@ from sim2real.policies import Policy, load_policy
 from sim2real.presets import target_spec
 from sim2real.randomization.factory import make_env
 from sim2real.randomization.spec import DynamicsSpec
+from sim2real.sysid.calibrate import calibrate, prepare_calibration
 from sim2real.sysid.data import TRAJECTORIES_FILE, load_trajectories
-from sim2real.sysid.identify import identify
 from sim2real.sysid.report import CALIBRATION_FILE, CALIBRATION_PLOT
 from sim2real.training import train
 from sim2real.training.callbacks import SimulationScore
@@ -102,11 +102,10 @@ def test_a_run_failing_after_its_measurement_keeps_the_measured_trajectories(
     monkeypatch.setattr(sysid_module, "train_in_simulation", fail)
     with pytest.raises(RuntimeError, match="stopped during the simulation training"):
         transfer(ppo_run, tmp_path / "failed")
-    data = load_trajectories(tmp_path / "failed" / TRAJECTORIES_FILE, env="inverted_pendulum")
-    assert len(data) == 1000 and data.info["counts"]["steps"] == 1000
     settings = Sysid.settings_from_dict(FAST).identify_settings(seed=0)
-    again = identify(resolve_env("inverted_pendulum"), data, settings)
-    assert again.to_dict()["parameters"]["gravity"]["value"] == pytest.approx(2.0, rel=0.1)
+    inputs = prepare_calibration(resolve_env("inverted_pendulum"), settings, dataset=tmp_path / "failed")
+    assert inputs.dataset is not None and len(inputs.dataset) == 1000
+    assert calibrate(inputs, tmp_path / "again").scales["gravity"] == pytest.approx(2.0, rel=0.1)
 
 
 @pytest.mark.parametrize(("settings", "budget", "message"), [
