@@ -59,11 +59,12 @@ def prepare_calibration(env: EnvSpec, settings: IdentifySettings, *, dataset: st
                          "steps=N (fresh rollouts)")
     check_priors(env, settings.priors)
     if dataset is not None:
-        if Path(dataset).is_dir():  # a calibration or sysid run folder: the trajectories it measured
-            if not (Path(dataset) / TRAJECTORIES_FILE).is_file():
-                raise ValueError(f"dataset={dataset} is a folder without {TRAJECTORIES_FILE}: give a trajectories file, "
+        folder = Path(dataset)
+        if folder.is_dir():  # a calibration or sysid run folder: the trajectories it measured
+            dataset = folder / TRAJECTORIES_FILE
+            if not dataset.is_file():
+                raise ValueError(f"dataset={folder} is a folder without {TRAJECTORIES_FILE}: give a trajectories file, "
                                  f"or the folder of a sysid transfer run or of a calibration (they keep their data)")
-            dataset = Path(dataset) / TRAJECTORIES_FILE
         data = load_trajectories(dataset, env)
         check_horizon(settings.horizon, data.longest_episode, f"the longest trajectory in '{dataset}'")
         return CalibrationInputs(env, settings, dataset=data)

@@ -190,7 +190,7 @@ class Sysid(TransferMethod[SysidSettings]):
         s = self.settings
         data = self.measure(setup, source, budget)
         if setup.run_dir is not None:  # target steps are the scarce ones: their data outlives whatever fails next
-            save_trajectories(data, Path(setup.run_dir) / TRAJECTORIES_FILE)
+            save_trajectories(data, setup.run_dir / TRAJECTORIES_FILE)
         calibration = identify(setup.env, data, s.identify_settings(setup.seed), truth=setup.target)
         randomization = calibration.randomization(setup.source_randomization if s.keep_source_randomization else None)
         algo = algo_config_from_dict(read_run_info(setup.source_dir).algo_config or {}, setup.env.name)
