@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from sim2real.cli import EXIT_INTERRUPTED
 from sim2real.evaluation.rollout import rollout_returns
 from sim2real.evaluation.stats import summarize, t_interval
 from sim2real.policies import Policy
@@ -194,9 +195,14 @@ def main() -> None:
                      f"{'; '.join(short)}; run without --evaluate-only to train them")
     torch.set_num_threads(1)
     if not args.evaluate_only:
-        with sigterm_interrupts(children=lambda: list(RUNNING)):  # `kill` stops the trainings too, checkpointed
-            train_all([(env, seed, steps[env], run) for env in args.envs for seed, run in zip(args.seeds, runs[env])],
-                      args.jobs)
+        try:
+            with sigterm_interrupts(children=lambda: list(RUNNING)):  # `kill` stops the trainings too, checkpointed
+                train_all([(env, seed, steps[env], run) for env in args.envs for seed, run in zip(args.seeds, runs[env])],
+                          args.jobs)
+        except KeyboardInterrupt as err:
+            print(f"interrupted: {err or 'Ctrl-C'}; the same command resumes the runs from their checkpoints",
+                  file=sys.stderr, flush=True)
+            sys.exit(EXIT_INTERRUPTED)
     rows = []
     for env in args.envs:
         rows.append(evaluate(env, runs[env], args.episodes, steps[env], RETURN_TARGETS[env][1]))

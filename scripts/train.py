@@ -135,7 +135,11 @@ def train_command(cfg: DictConfig) -> None:
         set_torch_threads(cfg.get("torch_threads"))
         print(f"training {config.algo.name} on {config.env.name} with randomization '{config.randomization.name}' "
               f"for {config.timesteps} steps -> {run_dir}")
-        train(config, run_dir, resume=claim.resumed)
+        try:
+            train(config, run_dir, resume=claim.resumed)
+        except KeyboardInterrupt:
+            print(f"continue with: scripts/train.py resume={run_dir}", flush=True)
+            raise
         if config.eval_episodes > 0:
             results = evaluate_run(run_dir, config.eval_targets, config.eval_episodes, seed=10_000 + config.seed)
             print(format_eval_table(results))

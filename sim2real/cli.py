@@ -8,7 +8,9 @@ A script's Hydra task hands its work to :func:`run_script`::
 
 Bad input (a ``ValueError``: every check of :mod:`sim2real.validation`, :class:`~sim2real.runs.RunFolderError`,
 ``BundleError``) ends the script with one line ``error: ...`` on stderr and exit code 2, and an output folder
-that Hydra created but nothing was written into is removed again.
+that Hydra created but nothing was written into is removed again. An interruption (Ctrl-C, or a SIGTERM where
+the script turns it into one) ends it with one line ``interrupted: ...`` and exit code 130, after whatever the
+work saves on its way out (a training's checkpoint).
 """
 
 from __future__ import annotations
@@ -24,11 +26,13 @@ from sim2real.runs import CONFIG_FILE, OVERRIDES_FILE, previous_record, write_te
 from sim2real.validation import require_known_keys
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
 
 
 def run_script(command: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
-    """Runs a script's ``command`` on its composed config; bad input ends it with ``error: ...`` and exit code 2
-    instead of a traceback (unknown top-level settings are refused first)."""
+    """Runs a script's ``command`` on its composed config; bad input ends it with ``error: ...`` and exit code 2,
+    an interruption with ``interrupted: ...`` and exit code 130, instead of a traceback (unknown top-level
+    settings are refused first)."""
     try:
         refuse_unknown_keys(cfg)
         return command(cfg)
@@ -36,6 +40,10 @@ def run_script(command: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
         _remove_empty_output_dir()
         print(f"error: {err}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
+    except KeyboardInterrupt as err:
+        _remove_empty_output_dir()
+        print(f"interrupted: {err or 'Ctrl-C'}", file=sys.stderr, flush=True)
+        sys.exit(EXIT_INTERRUPTED)
 
 
 def _remove_empty_output_dir() -> None:

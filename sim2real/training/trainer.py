@@ -284,8 +284,9 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
                             reset_num_timesteps=checkpoint is None and warmup <= 0, tb_log_name="train",
                             progress_bar=config.progress_bar)
         except KeyboardInterrupt:
-            save_checkpoint(model, run_dir, extra())
+            saved = save_checkpoint(model, run_dir, extra())
             record_progress()
+            print(f"stopped at {model.num_timesteps:,} of {config.timesteps:,} steps; checkpoint saved: {saved}", flush=True)
             raise
     final, fps = progress(), logger.steps_per_second
     if not config.progress_bar and remaining > 0:
