@@ -7,6 +7,8 @@ reset, with probability ``boundary_probability``, one dimension is pinned to one
 log-uniformly with ``sampling: log_uniform``), as in OpenAI's ADR; with ``boundary_others: nominal`` the other
 dimensions sit at their nominal values instead, so a bound is judged on its own (where dimensions act
 together, as masses against gains on a pendulum, a bound judged amid the others' wide draws may never move).
+With ``nominal_probability``, that share of the other training episodes holds every dimension at its nominal
+value: an anchor that keeps the nominal robot in the training data however wide the ranges grow.
 The returns of boundary episodes collect in one buffer
 per (dimension, bound); when a buffer holds ``buffer_size`` returns, their mean decides: at or above
 the upper threshold the bound moves out (the range widens), below the lower threshold it moves in (the
@@ -110,6 +112,9 @@ class AdrSpec:
         boundary_others: In a boundary evaluation, the other dimensions are ``sampled`` from their current
             ranges (OpenAI's ADR) or held at their ``nominal`` values (scale 1, latency 0; every starting range
             must then contain them).
+        nominal_probability: Share of the training episodes that are not boundary evaluations played with every
+            dimension at its nominal value (0: none, as in OpenAI's ADR; every starting range must contain the
+            nominal value otherwise). Outside training the ranges alone are sampled.
     """
 
     dimensions: tuple[AdrDimension, ...]
@@ -119,6 +124,7 @@ class AdrSpec:
     buffer_size: int = 5
     sampling: str = "uniform"
     boundary_others: str = "sampled"
+    nominal_probability: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.dimensions:
@@ -132,12 +138,16 @@ class AdrSpec:
             raise ValueError(f"adr.sampling={self.sampling!r}: choose one of {list(SAMPLINGS)}")
         if self.boundary_others not in BOUNDARY_OTHERS:
             raise ValueError(f"adr.boundary_others={self.boundary_others!r}: choose one of {list(BOUNDARY_OTHERS)}")
-        if self.boundary_others == "nominal":
+        require_float("adr.nominal_probability", self.nominal_probability, low=0.0, high=1.0, high_open=True)
+        holders = [f"{name}={value}" for name, value, holds in (
+            ("boundary_others", "nominal", self.boundary_others == "nominal"),
+            ("nominal_probability", self.nominal_probability, self.nominal_probability > 0)) if holds]
+        if holders:
             for d in self.dimensions:
                 if not d.init[0] <= d.nominal <= d.init[1]:
                     raise ValueError(f"adr.dimensions.{d.target}.init={list(d.init)} leaves out the nominal value "
-                                     f"{d.nominal:g} that boundary_others=nominal holds it at; start the range there "
-                                     f"or use boundary_others=sampled")
+                                     f"{d.nominal:g} that {' and '.join(holders)} holds it at; start the range there "
+                                     f"or use boundary_others=sampled and nominal_probability=0")
         if self.sampling == "log_uniform":
             for d in self.physical:
                 if not d.limits[0] > 0:
@@ -150,10 +160,10 @@ class AdrSpec:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AdrSpec:
         """Parses ``{dimensions: {target: {init, limits, step}}, thresholds, env_thresholds, boundary_probability,
-        buffer_size, sampling, boundary_others}``."""
+        buffer_size, sampling, boundary_others, nominal_probability}``."""
         data = dict(data)
         require_known_keys("adr", data, ("dimensions", "thresholds", "env_thresholds", "boundary_probability", "buffer_size",
-                                         "sampling", "boundary_others"))
+                                         "sampling", "boundary_others", "nominal_probability"))
         dimensions = []
         for target, entry in dict(data.pop("dimensions", None) or {}).items():
             if not isinstance(entry, Mapping):
@@ -175,7 +185,8 @@ class AdrSpec:
         return {"dimensions": {d.target: d.to_dict() for d in self.dimensions}, "thresholds": list(self.thresholds),
                 "env_thresholds": {env: list(pair) for env, pair in self.env_thresholds.items()},
                 "boundary_probability": self.boundary_probability, "buffer_size": self.buffer_size,
-                "sampling": self.sampling, "boundary_others": self.boundary_others}
+                "sampling": self.sampling, "boundary_others": self.boundary_others,
+                "nominal_probability": self.nominal_probability}
 
     def starting_at(self, ranges: Mapping[str, Sequence[float]]) -> AdrSpec:
         """The same settings with the ranges starting at ``ranges`` (``{dimension: [low, high]}``, e.g. the ranges

@@ -138,7 +138,8 @@ class AdaptiveRandomization(DomainRandomization):
     """Automatic domain randomization (:mod:`sim2real.randomization.adr`): samples every dimension
     from its current range (uniformly, or log-uniformly with ``sampling: log_uniform``); while training,
     with probability ``boundary_probability`` one dimension sits at one of its bounds instead (a boundary
-    evaluation; the others sampled, or at nominal with ``boundary_others: nominal``).
+    evaluation; the others sampled, or at nominal with ``boundary_others: nominal``), and with probability
+    ``nominal_probability`` another episode holds every dimension at its nominal value.
 
     The ranges start at ``spec.adr``'s ``init`` and change only through :meth:`set_adr_ranges`, which the
     training loop calls on every env before training and after each update; boundary evaluations start
@@ -196,6 +197,10 @@ class AdaptiveRandomization(DomainRandomization):
             dimension, side = int(rng.integers(n)), int(rng.integers(2))
             self.boundary = (dimension, side, float((self.low[dimension], self.high[dimension])[side]))
         values = self.parameters.nominal.copy()
+        if (self.boundary is None and self.boundaries and self.adr.nominal_probability > 0
+                and rng.random() < self.adr.nominal_probability):  # the anchor: every dimension at nominal
+            self.latency = 0
+            return values
         for i, (dimension, members) in enumerate(zip(self.adr.dimensions, self._members)):
             if self.boundary is not None and (self.boundary[0] == i or self.adr.boundary_others == "nominal"):
                 at = self.boundary[2] if self.boundary[0] == i else dimension.nominal

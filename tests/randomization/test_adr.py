@@ -162,6 +162,31 @@ def test_boundary_evaluations_come_at_the_configured_rate_and_are_reported_on_ev
     assert 70 <= boundaries <= 130  # boundary_probability 0.5 of 200 episodes
 
 
+def test_nominal_probability_holds_that_share_of_the_other_training_episodes_at_nominal() -> None:
+    spec = adr_spec(masses={"init": [0.5, 2.0], "limits": [0.25, 4.0]},
+                    action_latency={"init": [0, 2], "limits": [0, 3], "step": 1})
+    spec = dataclasses.replace(spec, adr=dataclasses.replace(spec.adr, nominal_probability=0.4))
+    env = AdaptiveRandomization(make_env("inverted_pendulum"), spec)
+    masses = env.parameters.select("masses")
+    env.set_adr_ranges([0.5, 0], [2.0, 2])  # training: boundary evaluations on
+    kinds = []
+    env.reset(seed=0)
+    for _ in range(1000):
+        env.reset()
+        at_nominal = np.array_equal(env.values, env.parameters.nominal) and env.latency == 0
+        kinds.append("boundary" if env.boundary is not None else "nominal" if at_nominal else "sampled")
+        if kinds[-1] == "sampled":  # drawn from the ranges (continuous masses never land on nominal exactly)
+            factors = env.values[masses] / env.parameters.nominal[masses]
+            assert np.all((factors >= 0.5) & (factors <= 2.0)) and env.latency in (0, 1, 2)
+    others = len(kinds) - kinds.count("boundary")
+    assert 430 <= kinds.count("boundary") <= 570  # boundary_probability 0.5
+    assert kinds.count("nominal") / others == pytest.approx(0.4, abs=0.07)  # ~500 others: std ~0.022
+    env.set_adr_ranges([0.5, 0], [2.0, 2], boundaries=False)  # outside training: the ranges alone
+    for seed in range(50):
+        env.reset(seed=seed)
+        assert env.boundary is None and not np.array_equal(env.values, env.parameters.nominal)
+
+
 def test_outside_training_the_ranges_are_sampled_uniformly_without_boundary_evaluations() -> None:
     env = AdaptiveRandomization(make_env("inverted_pendulum"), adr_spec(masses={"init": [0.5, 2.0], "limits": [0.5, 2.0]}))
     masses = env.parameters.select("masses")
@@ -264,6 +289,9 @@ def test_the_preset_parses_and_validates_on_every_robot() -> None:
         ({"dimensions": {"masses": {}}, "boundary_others": "mean"}, "adr.boundary_others='mean': choose one of"),
         ({"dimensions": {"masses": {"init": [1.2, 1.5], "limits": [0.5, 2.0]}}, "boundary_others": "nominal"},
          "init=[1.2, 1.5] leaves out the nominal value 1"),
+        ({"dimensions": {"masses": {}}, "nominal_probability": 1.0}, "adr.nominal_probability=1.0 must be"),
+        ({"dimensions": {"masses": {"init": [1.2, 1.5], "limits": [0.5, 2.0]}}, "nominal_probability": 0.2},
+         "leaves out the nominal value 1 that nominal_probability=0.2 holds it at"),
         ({"dimensions": {"masses": {"init": [1, 1], "limits": [0.0, 2.0]}}, "sampling": "log_uniform"},
          "log_uniform sampling needs scale factors > 0"),
     ],
