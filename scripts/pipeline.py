@@ -44,7 +44,12 @@ def pipeline_command(cfg: DictConfig) -> None:
         set_torch_threads(cfg.get("torch_threads"))
         print(f"pipeline: {config.env.name}, target '{config.target.name}', methods {[m.name for m in config.methods]}, "
               f"budget {config.budget} target steps, seed {config.seed} -> {out_dir}")
-        summary = run_pipeline(config, out_dir)
+        try:
+            summary = run_pipeline(config, out_dir)
+        except KeyboardInterrupt:
+            print(f"continue with the same command and hydra.run.dir={out_dir}: finished stages are kept, "
+                  "a training stage resumes from its checkpoint", flush=True)
+            raise
     report_md = out_dir / "report" / "report.md"
     if report_md.is_file():
         print()
