@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from sim2real.cli import EXIT_INTERRUPTED
+from sim2real.cli import exit_interrupted
 from sim2real.evaluation.rollout import rollout_returns
 from sim2real.evaluation.stats import summarize, t_interval
 from sim2real.policies import Policy
@@ -200,9 +200,7 @@ def main() -> None:
                 train_all([(env, seed, steps[env], run) for env in args.envs for seed, run in zip(args.seeds, runs[env])],
                           args.jobs)
         except KeyboardInterrupt as err:
-            print(f"interrupted: {err or 'Ctrl-C'}; the same command resumes the runs from their checkpoints",
-                  file=sys.stderr, flush=True)
-            sys.exit(EXIT_INTERRUPTED)
+            exit_interrupted(err, "the same command resumes the runs from their checkpoints")
     rows = []
     for env in args.envs:
         rows.append(evaluate(env, runs[env], args.episodes, steps[env], RETURN_TARGETS[env][1]))

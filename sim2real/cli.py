@@ -18,7 +18,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -42,8 +42,14 @@ def run_script(command: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
         sys.exit(EXIT_BAD_INPUT)
     except KeyboardInterrupt as err:
         _remove_empty_output_dir()
-        print(f"interrupted: {err or 'Ctrl-C'}", file=sys.stderr, flush=True)
-        sys.exit(EXIT_INTERRUPTED)
+        exit_interrupted(err)
+
+
+def exit_interrupted(err: KeyboardInterrupt, advice: str = "") -> NoReturn:
+    """Ends the process after an interruption with one line ``interrupted: <signal or Ctrl-C>[; advice]`` on
+    stderr and exit code 130."""
+    print(f"interrupted: {err or 'Ctrl-C'}" + (f"; {advice}" if advice else ""), file=sys.stderr, flush=True)
+    sys.exit(EXIT_INTERRUPTED)
 
 
 def _remove_empty_output_dir() -> None:
