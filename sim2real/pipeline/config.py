@@ -19,7 +19,7 @@ from sim2real.validation import require_bool, require_int, require_known_keys
 
 # the source-training settings of configs/pipeline.yaml (env, algo, randomization and seed are the pipeline's own)
 SOURCE_KEYS = ("timesteps", "train_episode_steps", "checkpoint_every", "eval_episodes", "eval_targets", "progress_bar",
-               "device")
+               "device", "select_every", "select_episodes")
 # the student block: the teacher's training steps, privileged noise and training episode length, then
 # DistillSettings (its seed is the pipeline's)
 TEACHER_KEYS = ("teacher_timesteps", "teacher_privileged_noise", "teacher_train_episode_steps")
@@ -188,7 +188,9 @@ def _student(block: Mapping[str, Any] | None, source: TrainConfig, seed: int) ->
     policy = PolicyConfig(privileged="actor", privileged_noise=raw.get("teacher_privileged_noise", 0.0))
     episode_steps = require_int("student.teacher_train_episode_steps", raw.get("teacher_train_episode_steps"),
                                 minimum=1, whole_float=True, optional=True)
-    teacher = dataclasses.replace(source, timesteps=timesteps, policy=policy, train_episode_steps=episode_steps)
+    # the source's checkpoint selection scores observations alone, which a privileged teacher cannot act on
+    teacher = dataclasses.replace(source, timesteps=timesteps, policy=policy, train_episode_steps=episode_steps,
+                                  select_every=0)
     check_train_config(teacher)  # e.g. a randomization with no parameters leaves the teacher nothing to see
     return StudentRun(teacher, settings, raw)
 

@@ -106,9 +106,12 @@ def run_pipeline(config: PipelineConfig, out_dir: str | Path, printer: Callable[
 
 
 def _train_fingerprint(config: Any) -> dict[str, Any]:
+    # the checkpoint selection only when on: stages recorded before the pipeline offered it still match
+    selection = ({"selection": {"every": config.select_every, "episodes": config.select_episodes}}
+                 if config.select_every else {})
     return settled({"env": config.env.name, "algo": asdict(config.algo) | {"network": asdict(config.algo.network)},
-                           "randomization": config.randomization.to_dict(), "timesteps": config.timesteps,
-                           "seed": config.seed, "train_episode_steps": config.train_episode_steps})
+                    "randomization": config.randomization.to_dict(), "timesteps": config.timesteps,
+                    "seed": config.seed, "train_episode_steps": config.train_episode_steps, **selection})
 
 
 def _train(train_config: TrainConfig, folder: Path) -> dict[str, Any]:

@@ -52,6 +52,10 @@ def test_default_config_is_valid_and_plans_every_stage(tmp_path: Path) -> None:
         (["student={teacher_timesteps:1000,teacher_train_episode_steps:0}"],
          "student.teacher_train_episode_steps=0 must be an integer >= 1 or null"),
         (["source.train_episode_steps=5000"], "train_episode_steps=5000 exceeds inverted_double_pendulum's episode length"),
+        (["source.select_every=200000"], "select_every=200000 is more than timesteps=150000"),
+        (["source.select_every=-1"], "select_every=-1 must be an integer >= 0"),
+        (["source.select_every=10000", "randomization=adr"], "give select_every=0 with ADR"),
+        (["source.select_every=10000", "source.select_episodes=0"], "select_episodes=0 must be an integer >= 1"),
     ],
 )
 def test_bad_input_is_rejected_up_front(overrides: list[str], message: str) -> None:
@@ -95,6 +99,20 @@ def test_an_adr_source_recorded_before_nominal_probability_existed_keeps_its_fin
         "randomization=adr", "randomization.adr.nominal_probability=0.2")), tmp_path)[0]
     assert anchored.fingerprint["randomization"]["adr"]["nominal_probability"] == 0.2
     assert anchored.digest != plain.digest
+
+
+def test_the_source_keeps_its_best_checkpoint_when_asked_and_the_teacher_does_not_inherit_it(tmp_path: Path) -> None:
+    plain = pipeline_config_from_dict(config_dict("student={teacher_timesteps:2000}"))
+    kept = pipeline_config_from_dict(config_dict("source.select_every=25000", "source.select_episodes=4",
+                                                 "student={teacher_timesteps:2000}"))
+    assert (kept.source.select_every, kept.source.select_episodes) == (25000, 4)
+    assert kept.student.teacher.select_every == 0  # a privileged teacher cannot be scored on observations alone
+    before = {stage.name: stage for stage in build_stages(plain, tmp_path)}
+    after = {stage.name: stage for stage in build_stages(kept, tmp_path)}
+    assert "selection" not in before["source"].fingerprint  # off: as recorded before the pipeline offered it
+    assert after["source"].fingerprint["selection"] == {"every": 25000, "episodes": 4}
+    assert after["source"].digest != before["source"].digest
+    assert after["teacher"].digest == before["teacher"].digest
 
 
 def test_methods_that_learn_from_an_expert_get_the_oracle() -> None:
