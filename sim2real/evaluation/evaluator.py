@@ -33,7 +33,7 @@ from sim2real.evaluation.provenance import expert_use, trained_on_target
 from sim2real.evaluation.report import EvaluatedPolicy, Report, build_report, write_report
 from sim2real.evaluation.similarity import SimilaritySettings, domain_similarity
 from sim2real.evaluation.stats import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES
-from sim2real.evaluation.sweep import SweepResult, SweepSpec, sweep_jobs, sweep_result
+from sim2real.evaluation.sweep import SweepResult, SweepSpec, reference_coverage, sweep_jobs, sweep_result
 from sim2real.policies import RunInfo, read_run_info
 from sim2real.randomization.factory import validate_dynamics
 from sim2real.randomization.spec import DynamicsSpec
@@ -304,11 +304,17 @@ def evaluate_policies(
             warnings.warn(similarity["warning"], stacklevel=2)
     sweeps = [sweep_result(c.name, settings.sweep, results, settings.confidence, settings.resamples,  # type: ignore[arg-type]
                            settings.bootstrap_seed) for c in swept]
-    report.context["sweeps"] = [{**s.to_dict(), "file": f"sweep_{_slug(s.policy)}.json"} for s in sweeps]
-    for sweep in sweeps:
-        write_json_atomic(out_dir / f"sweep_{_slug(sweep.policy)}.json", sweep.to_dict())
+    sweep_dicts = [s.to_dict() for s in sweeps]
+    if sweeps and settings.sweep.coverage_reference is not None:  # type: ignore[union-attr]
+        shared = reference_coverage(sweeps, settings.sweep.coverage_reference)  # type: ignore[union-attr]
+        for data in sweep_dicts:
+            data["coverage_reference"] = shared[data["policy"]]
+    report.context["sweeps"] = [{**data, "file": f"sweep_{_slug(data['policy'])}.json"} for data in sweep_dicts]
+    for data in sweep_dicts:
+        write_json_atomic(out_dir / f"sweep_{_slug(data['policy'])}.json", data)
     if settings.plots:
-        report.context["plots"] = [str(p) for p in _write_plots(report, sweeps, out_dir)]
+        reference = settings.sweep.coverage_reference if settings.sweep is not None else None
+        report.context["plots"] = [str(p) for p in _write_plots(report, sweeps, out_dir, reference)]
     write_report(report, out_dir)
     return report
 
@@ -348,13 +354,14 @@ def _blowups(candidates: list[_Candidate], results: Results) -> dict[str, int]:
     return counts
 
 
-def _write_plots(report: Report, sweeps: list[SweepResult], out_dir: Path) -> list[Path]:
+def _write_plots(report: Report, sweeps: list[SweepResult], out_dir: Path, reference: str | None = None) -> list[Path]:
     from sim2real.evaluation import plots
 
     paths = [plots.returns_bar_chart(report, out_dir / "returns.png")]
     paths += [plots.robustness_heatmap(s, out_dir / f"sweep_{_slug(s.policy)}.png", env=report.env) for s in sweeps]
     if len(sweeps) > 1 and len(sweeps[0].groups) == 2:
-        paths.append(plots.robustness_comparison(sweeps, out_dir / "sweep_comparison.png", env=report.env))
+        paths.append(plots.robustness_comparison(sweeps, out_dir / "sweep_comparison.png", env=report.env,
+                                                 reference=reference))
     curve = plots.sample_efficiency_plot(report, out_dir / "sample_efficiency.png")
     if curve is not None:
         paths.append(curve)

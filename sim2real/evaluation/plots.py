@@ -88,11 +88,22 @@ def robustness_heatmap(result: SweepResult, path: str | Path, env: str = "") -> 
     return _save(figure, Path(path))
 
 
-def robustness_comparison(results: list[SweepResult], path: str | Path, env: str = "") -> Path:
-    """Two-group sweeps of several policies side by side on one colour scale; each panel's title gives how
-    many cells reach half of that policy's nominal cell (outlined)."""
+def robustness_comparison(results: list[SweepResult], path: str | Path, env: str = "",
+                          reference: str | None = None) -> Path:
+    """Two-group sweeps of several policies side by side on one colour scale. Each panel's title gives how many
+    cells reach half of that policy's nominal cell; with ``reference`` (a policy among ``results``) also how many
+    reach half of that policy's nominal cell, one line for all panels, and the outlines mark those cells
+    (otherwise the cells at half of the panel's own nominal)."""
     low = min(float(np.nanmin(r.mean)) for r in results)
     high = max(float(np.nanmax(r.mean)) for r in results)
+    if high <= low:  # every cell alike: a zero-width scale would colour equal grids differently
+        low, high = low - 0.5, high + 0.5
+    shared = None
+    if reference is not None:
+        by_name = {r.policy: r for r in results}
+        if reference not in by_name:
+            raise ValueError(f"reference {reference!r} is not among the sweeps: {', '.join(by_name)}")
+        shared = by_name[reference].nominal_return
     figure, axes = plt.subplots(1, len(results), figsize=(4.6 * len(results), 4.6), squeeze=False, layout="constrained")
     op = "x" if results[0].operation == "scale" else "+"
     for result, panel in zip(results, axes[0]):
@@ -102,14 +113,19 @@ def robustness_comparison(results: list[SweepResult], path: str | Path, env: str
         panel.set_xticks(range(len(cols)), [f"{v:.2g}" for v in cols])
         panel.set_ylabel(f"{result.groups[0]} ({op} nominal)")
         panel.set_xlabel(f"{result.groups[1]} ({op} nominal)")
-        covered = result.covered()
+        own = result.covered()
+        common = result.covered(nominal=shared) if shared is not None else None
+        outlined = common if reference is not None else own
         for (i, j), value in np.ndenumerate(result.mean):
             panel.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=7,
                        color="black" if value > (low + high) / 2 else "white")
-            if covered is not None and covered[i, j]:
+            if outlined is not None and outlined[i, j]:
                 panel.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=1.2))
-        count = "" if covered is None else (f"\n{int(covered.sum())}/{result.mean.size} cells >= "
-                                            f"{COVERAGE_FRACTION:.0%} of nominal ({result.nominal_return:.0f})")
+        count = "" if own is None else (f"\n{int(own.sum())}/{result.mean.size} cells >= "
+                                        f"{COVERAGE_FRACTION:.0%} of own nominal ({result.nominal_return:.0f})")
+        if common is not None:
+            count += (f"\n{int(common.sum())}/{result.mean.size} cells >= {COVERAGE_FRACTION:.0%} of "
+                      f"{reference}'s ({shared:.0f}, outlined)")
         panel.set_title(f"{result.policy}{count}", fontsize=9)
     figure.colorbar(image, ax=axes[0].tolist(), label="episode return (mean)")
     figure.suptitle(f"{env + ': ' if env else ''}robustness, {results[0].n} episodes per cell", fontsize=10)

@@ -38,6 +38,7 @@ from sim2real.evaluation.stats import (
     paired_difference,
     summarize,
 )
+from sim2real.evaluation.sweep import COVERAGE_FRACTION
 from sim2real.runs import write_json_atomic, write_text_atomic
 
 ROLES = ("policy", "zero_shot", "random", "scratch", "oracle")
@@ -508,14 +509,20 @@ def _robustness_lines(sweeps: list[dict[str, Any]]) -> list[str]:
     """One line per swept policy: its nominal cell's return and how many grid cells reach half of it."""
     if not sweeps:
         return []
-    lines = ["", "Robustness sweep (" + " x ".join(sweeps[0]["groups"]) + "): cells whose mean return reaches 50% of "
-                 "the policy's own nominal cell:"]
+    lines = ["", "Robustness sweep (" + " x ".join(sweeps[0]["groups"]) + f"): cells whose mean return reaches "
+                 f"{COVERAGE_FRACTION:.0%} of the policy's own nominal cell:"]
     for sweep in sweeps:
         cells = int(np.prod([len(values) for values in sweep["values"]]))
         covered = sweep.get("cells_at_half_nominal")
         nominal = sweep.get("nominal_return")
-        lines.append(f"- {sweep['policy']}: " + ("– (no nominal cell, or a nominal return <= 0)" if covered is None
-                     else f"{covered} of {cells} (nominal cell {nominal:.1f})"))
+        line = f"- {sweep['policy']}: " + ("– (no nominal cell, or a nominal return <= 0)" if covered is None
+                                            else f"{covered} of {cells} (nominal cell {nominal:.1f})")
+        shared = sweep.get("coverage_reference")
+        if shared is not None:
+            line += (f"; against {COVERAGE_FRACTION:.0%} of {shared['policy']}'s nominal cell: " + (
+                "– (its nominal return is missing or <= 0)" if shared["cells"] is None
+                else f"{shared['cells']} of {cells} (line {COVERAGE_FRACTION * shared['nominal_return']:.1f})"))
+        lines.append(line)
     return lines
 
 

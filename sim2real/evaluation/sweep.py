@@ -34,6 +34,9 @@ class SweepSpec:
         episodes: Episodes per seed and cell.
         seeds: Evaluation seeds per cell.
         policies: Names of the policies to sweep (None: the evaluator's default, its adapted and zero-shot ones).
+        coverage_reference: A swept policy whose nominal cell sets one line for every policy's coverage, so
+            counts compare across policies (None: each policy's count uses its own nominal cell only). A policy
+            that falls on the nominal robot has a low line of its own and so a high count of its own.
     """
 
     groups: Mapping[str, Sequence[float]]
@@ -41,6 +44,7 @@ class SweepSpec:
     episodes: int = 5
     seeds: int = 1
     policies: tuple[str, ...] | None = None
+    coverage_reference: str | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= len(self.groups) <= 2:
@@ -51,10 +55,13 @@ class SweepSpec:
         require_choice("sweep.operation", self.operation, ("scale", "add"))
         for name in ("episodes", "seeds"):
             require_int(f"sweep.{name}", getattr(self, name), minimum=1)
+        if self.coverage_reference is not None and not isinstance(self.coverage_reference, str):
+            raise ValueError(f"sweep.coverage_reference must be the name of a swept policy or null, "
+                             f"got {self.coverage_reference!r}")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SweepSpec:
-        """Parses ``{groups: {name: [values]}, operation, episodes, seeds, policies}``."""
+        """Parses ``{groups: {name: [values]}, operation, episodes, seeds, policies, coverage_reference}``."""
         data = dict(data)
         require_known_keys("sweep", data, cls.__dataclass_fields__)
         groups = {str(k): tuple(float(v) for v in values) for k, values in dict(data.pop("groups", {}) or {}).items()}
@@ -88,14 +95,20 @@ class SweepSpec:
         """The policies to sweep among the evaluated ``names``: ``policies``, else ``default``.
 
         Raises:
-            ValueError: ``policies`` names a policy that is not evaluated; the message lists the evaluated ones.
+            ValueError: ``policies`` names a policy that is not evaluated (the message lists the evaluated ones),
+                or ``coverage_reference`` names one that is not swept (the message lists the swept ones).
         """
         if self.policies is None:
-            return list(default)
-        unknown = [name for name in self.policies if name not in names]
-        if unknown:
-            raise ValueError(f"sweep.policies: unknown {unknown}; known: {', '.join(names)}")
-        return list(self.policies)
+            swept = list(default)
+        else:
+            unknown = [name for name in self.policies if name not in names]
+            if unknown:
+                raise ValueError(f"sweep.policies: unknown {unknown}; known: {', '.join(names)}")
+            swept = list(self.policies)
+        if self.coverage_reference is not None and self.coverage_reference not in swept:
+            raise ValueError(f"sweep.coverage_reference: {self.coverage_reference!r} is not a swept policy; "
+                             f"swept: {', '.join(swept) or 'none'}")
+        return swept
 
 
 COVERAGE_FRACTION = 0.5
@@ -147,18 +160,36 @@ class SweepResult:
             index.append(values.index(identity))
         return float(np.asarray(self.mean)[tuple(index)])
 
-    def covered(self, fraction: float = COVERAGE_FRACTION) -> np.ndarray | None:
-        """Which cells reach ``fraction`` of the nominal cell's return (a boolean grid); None without a nominal
-        cell or with a nominal return <= 0, where a fraction of it means nothing."""
-        nominal = self.nominal_return
+    def covered(self, fraction: float = COVERAGE_FRACTION, nominal: float | None = None) -> np.ndarray | None:
+        """Which cells reach ``fraction`` of a nominal return (a boolean grid): this grid's nominal cell, or
+        ``nominal`` when given (another policy's, for a line shared by several grids). None without a nominal
+        return or with one <= 0, where a fraction of it means nothing."""
+        nominal = self.nominal_return if nominal is None else nominal
         if nominal is None or nominal <= 0:
             return None
         return np.asarray(self.mean) >= fraction * nominal
 
-    def cells_at_least(self, fraction: float = COVERAGE_FRACTION) -> int | None:
+    def cells_at_least(self, fraction: float = COVERAGE_FRACTION, nominal: float | None = None) -> int | None:
         """How many cells :meth:`covered` counts (the coverage of a robustness grid), or None."""
-        mask = self.covered(fraction)
+        mask = self.covered(fraction, nominal)
         return None if mask is None else int(mask.sum())
+
+
+def reference_coverage(sweeps: Sequence[SweepResult], reference: str,
+                       fraction: float = COVERAGE_FRACTION) -> dict[str, dict[str, Any]]:
+    """Every grid's coverage against one line, ``fraction`` of the policy ``reference``'s nominal cell, keyed by
+    policy: ``{"policy": reference, "nominal_return": line's nominal, "cells": count or None}``.
+
+    Raises:
+        ValueError: ``reference`` is not among ``sweeps``.
+    """
+    by_name = {sweep.policy: sweep for sweep in sweeps}
+    if reference not in by_name:
+        raise ValueError(f"coverage reference {reference!r} is not a swept policy; swept: {', '.join(by_name)}")
+    nominal = by_name[reference].nominal_return
+    return {sweep.policy: {"policy": reference, "nominal_return": nominal,
+                           "cells": None if nominal is None else sweep.cells_at_least(fraction, nominal)}
+            for sweep in sweeps}
 
 
 def sweep_jobs(policy: str, name: str, env: EnvSpec, spec: SweepSpec, eval_seed: int) -> dict[RolloutKey, RolloutJob]:

@@ -23,7 +23,7 @@ from sim2real.evaluation.parallel import episode_seed_bases
 from sim2real.evaluation.plots import robustness_comparison
 from sim2real.evaluation.report import _robustness_lines
 from sim2real.evaluation.rollout import RolloutResult
-from sim2real.evaluation.sweep import SweepResult, sweep_jobs, sweep_result
+from sim2real.evaluation.sweep import SweepResult, reference_coverage, sweep_jobs, sweep_result
 from sim2real.policies import Policy
 from sim2real.presets import target_spec
 
@@ -110,6 +110,24 @@ def test_evaluation_with_sweep_writes_json_and_heatmap(ppo_run: Path, tmp_path: 
     assert (tmp_path / f"sweep_{ppo_run.name}.png").stat().st_size > 10_000
     assert str(tmp_path / f"sweep_{ppo_run.name}.png") in report.context["plots"]
     assert f"- {ppo_run.name}: " in (tmp_path / "report.md").read_text()  # its coverage line
+    assert "coverage_reference" not in saved
+
+
+def test_evaluation_counts_every_grid_against_the_reference_policy(ppo_run: Path, tmp_path: Path) -> None:
+    sweep = SweepSpec(groups={"masses": (0.5, 1.0), "gains": (1.0, 2.0)}, episodes=1, seeds=1,
+                      coverage_reference=ppo_run.name)
+    evaluate_policies([ppo_run], target_spec("weak_motors"), episodes=1, seeds=1, out_dir=tmp_path / "ok",
+                      workers=1, settings=EvalSettings(resamples=100, similarity=None, sweep=sweep, plots=False))
+    saved = json.loads((tmp_path / "ok" / f"sweep_{ppo_run.name}.json").read_text())
+    assert saved["coverage_reference"] == {"policy": ppo_run.name, "nominal_return": saved["nominal_return"],
+                                           "cells": saved["cells_at_half_nominal"]}  # its own line, here
+    assert f"against 50% of {ppo_run.name}'s nominal cell" in (tmp_path / "ok" / "report.md").read_text()
+
+    unknown = SweepSpec(groups={"masses": (0.5, 1.0)}, episodes=1, coverage_reference="default")
+    with pytest.raises(ValueError, match="coverage_reference: 'default' is not a swept policy"):
+        evaluate_policies([ppo_run], target_spec("weak_motors"), episodes=1, seeds=1, out_dir=tmp_path / "bad",
+                          workers=1, settings=EvalSettings(resamples=100, similarity=None, sweep=unknown))
+    assert not (tmp_path / "bad").exists()  # refused before anything is written
 
 
 def planted_sweep(policy: str, mean: list[list[float]], values=((0.5, 1.0, 2.0), (0.5, 1.0, 2.0))) -> SweepResult:
@@ -127,6 +145,31 @@ def test_coverage_counts_cells_at_half_the_nominal_cell() -> None:
     assert planted_sweep("r", [[-5, -1, -9]] * 3).cells_at_least(0.5) is None  # a fraction of a negative return means nothing
 
 
+def test_a_reference_policy_sets_one_coverage_line_for_every_grid() -> None:
+    """A policy that falls on the nominal robot (nominal cell 20) covers every cell against its own line, but
+    only the cells at half of the reference's nominal (100) against the shared one."""
+    sweeps = [planted_sweep("default", [[10, 60, 49], [50, 100, 80], [0, 51, 200]]),
+              planted_sweep("faller", [[15, 30, 45], [60, 20, 90], [25, 12, 70]])]
+    assert sweeps[1].cells_at_least(0.5) == 9
+    assert sweeps[1].cells_at_least(0.5, nominal=100.0) == 3  # 60, 90, 70
+    shared = reference_coverage(sweeps, "default")
+    assert shared == {"default": {"policy": "default", "nominal_return": 100.0, "cells": 6},
+                      "faller": {"policy": "default", "nominal_return": 100.0, "cells": 3}}
+    with pytest.raises(ValueError, match="'wide' is not a swept policy; swept: default, faller"):
+        reference_coverage(sweeps, "wide")
+    no_nominal = [planted_sweep("q", [[1, 2], [3, 4]], values=((0.5, 2.0), (0.5, 2.0)))]
+    assert reference_coverage(no_nominal, "q") == {"q": {"policy": "q", "nominal_return": None, "cells": None}}
+
+
+def test_a_coverage_reference_must_be_a_swept_policy() -> None:
+    spec = SweepSpec(groups={"masses": (0.5, 1.0)}, policies=("a", "b"), coverage_reference="c")
+    with pytest.raises(ValueError, match="coverage_reference: 'c' is not a swept policy; swept: a, b"):
+        spec.swept(["a", "b", "c"], default=["a"])
+    assert SweepSpec(groups={"masses": (0.5, 1.0)}, coverage_reference="a").swept(["a", "b"], ["a", "b"]) == ["a", "b"]
+    with pytest.raises(ValueError, match="coverage_reference must be the name of a swept policy or null, got 3"):
+        SweepSpec.from_dict({"groups": {"masses": [1.0]}, "coverage_reference": 3})
+
+
 def test_comparison_figure_and_report_lines_for_several_swept_policies(tmp_path: Path) -> None:
     sweeps = [planted_sweep("wide", [[10, 60, 49], [50, 100, 80], [0, 51, 200]]),
               planted_sweep("adr", [[90, 95, 99], [97, 100, 98], [96, 94, 93]])]
@@ -134,3 +177,12 @@ def test_comparison_figure_and_report_lines_for_several_swept_policies(tmp_path:
     assert path.stat().st_size > 10_000
     lines = _robustness_lines([s.to_dict() for s in sweeps])
     assert lines[-2:] == ["- wide: 6 of 9 (nominal cell 100.0)", "- adr: 9 of 9 (nominal cell 100.0)"]
+
+    sweeps.append(planted_sweep("faller", [[15, 30, 45], [60, 20, 90], [25, 12, 70]]))
+    shared = reference_coverage(sweeps, "wide")
+    lines = _robustness_lines([{**s.to_dict(), "coverage_reference": shared[s.policy]} for s in sweeps])
+    assert lines[-1] == "- faller: 9 of 9 (nominal cell 20.0); against 50% of wide's nominal cell: 3 of 9 (line 50.0)"
+    assert robustness_comparison(sweeps, tmp_path / "shared.png", reference="wide").stat().st_size > 10_000
+    with pytest.raises(ValueError, match="reference 'oracle' is not among the sweeps: wide, adr, faller"):
+        robustness_comparison(sweeps, tmp_path / "none.png", reference="oracle")
+    assert not (tmp_path / "none.png").exists()
