@@ -304,16 +304,16 @@ def evaluate_policies(
             warnings.warn(similarity["warning"], stacklevel=2)
     sweeps = [sweep_result(c.name, settings.sweep, results, settings.confidence, settings.resamples,  # type: ignore[arg-type]
                            settings.bootstrap_seed) for c in swept]
+    reference = settings.sweep.coverage_reference if settings.sweep is not None else None
     sweep_dicts = [s.to_dict() for s in sweeps]
-    if sweeps and settings.sweep.coverage_reference is not None:  # type: ignore[union-attr]
-        shared = reference_coverage(sweeps, settings.sweep.coverage_reference)  # type: ignore[union-attr]
+    if sweeps and reference is not None:
+        shared = reference_coverage(sweeps, reference)
         for data in sweep_dicts:
             data["coverage_reference"] = shared[data["policy"]]
     report.context["sweeps"] = [{**data, "file": f"sweep_{_slug(data['policy'])}.json"} for data in sweep_dicts]
     for data in sweep_dicts:
         write_json_atomic(out_dir / f"sweep_{_slug(data['policy'])}.json", data)
     if settings.plots:
-        reference = settings.sweep.coverage_reference if settings.sweep is not None else None
         report.context["plots"] = [str(p) for p in _write_plots(report, sweeps, out_dir, reference)]
     write_report(report, out_dir)
     return report

@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from sim2real.evaluation.report import Report  # noqa: E402
-from sim2real.evaluation.sweep import COVERAGE_FRACTION, SweepResult  # noqa: E402
+from sim2real.evaluation.sweep import COVERAGE_FRACTION, SweepResult, reference_nominal  # noqa: E402
 from sim2real.randomization.adr import AdrState  # noqa: E402
 from sim2real.runs import atomic_path  # noqa: E402
 
@@ -98,12 +98,7 @@ def robustness_comparison(results: list[SweepResult], path: str | Path, env: str
     high = max(float(np.nanmax(r.mean)) for r in results)
     if high <= low:  # every cell alike: a zero-width scale would colour equal grids differently
         low, high = low - 0.5, high + 0.5
-    shared = None
-    if reference is not None:
-        by_name = {r.policy: r for r in results}
-        if reference not in by_name:
-            raise ValueError(f"reference {reference!r} is not among the sweeps: {', '.join(by_name)}")
-        shared = by_name[reference].nominal_return
+    shared = reference_nominal(results, reference) if reference is not None else None
     figure, axes = plt.subplots(1, len(results), figsize=(4.6 * len(results), 4.6), squeeze=False, layout="constrained")
     op = "x" if results[0].operation == "scale" else "+"
     for result, panel in zip(results, axes[0]):
@@ -115,7 +110,7 @@ def robustness_comparison(results: list[SweepResult], path: str | Path, env: str
         panel.set_xlabel(f"{result.groups[1]} ({op} nominal)")
         own = result.covered()
         common = result.covered(nominal=shared) if shared is not None else None
-        outlined = common if reference is not None else own
+        outlined = own if reference is None else common
         for (i, j), value in np.ndenumerate(result.mean):
             panel.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=7,
                        color="black" if value > (low + high) / 2 else "white")

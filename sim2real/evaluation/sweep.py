@@ -175,6 +175,18 @@ class SweepResult:
         return None if mask is None else int(mask.sum())
 
 
+def reference_nominal(sweeps: Sequence[SweepResult], reference: str) -> float | None:
+    """The nominal cell's return of the policy ``reference`` among ``sweeps`` (None if its grid has none).
+
+    Raises:
+        ValueError: ``reference`` is not among ``sweeps``.
+    """
+    by_name = {sweep.policy: sweep for sweep in sweeps}
+    if reference not in by_name:
+        raise ValueError(f"coverage reference {reference!r} is not a swept policy; swept: {', '.join(by_name)}")
+    return by_name[reference].nominal_return
+
+
 def reference_coverage(sweeps: Sequence[SweepResult], reference: str,
                        fraction: float = COVERAGE_FRACTION) -> dict[str, dict[str, Any]]:
     """Every grid's coverage against one line, ``fraction`` of the policy ``reference``'s nominal cell, keyed by
@@ -183,10 +195,7 @@ def reference_coverage(sweeps: Sequence[SweepResult], reference: str,
     Raises:
         ValueError: ``reference`` is not among ``sweeps``.
     """
-    by_name = {sweep.policy: sweep for sweep in sweeps}
-    if reference not in by_name:
-        raise ValueError(f"coverage reference {reference!r} is not a swept policy; swept: {', '.join(by_name)}")
-    nominal = by_name[reference].nominal_return
+    nominal = reference_nominal(sweeps, reference)
     return {sweep.policy: {"policy": reference, "nominal_return": nominal,
                            "cells": None if nominal is None else sweep.cells_at_least(fraction, nominal)}
             for sweep in sweeps}

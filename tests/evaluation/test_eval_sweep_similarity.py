@@ -183,6 +183,6 @@ def test_comparison_figure_and_report_lines_for_several_swept_policies(tmp_path:
     lines = _robustness_lines([{**s.to_dict(), "coverage_reference": shared[s.policy]} for s in sweeps])
     assert lines[-1] == "- faller: 9 of 9 (nominal cell 20.0); against 50% of wide's nominal cell: 3 of 9 (line 50.0)"
     assert robustness_comparison(sweeps, tmp_path / "shared.png", reference="wide").stat().st_size > 10_000
-    with pytest.raises(ValueError, match="reference 'oracle' is not among the sweeps: wide, adr, faller"):
+    with pytest.raises(ValueError, match="coverage reference 'oracle' is not a swept policy; swept: wide, adr, faller"):
         robustness_comparison(sweeps, tmp_path / "none.png", reference="oracle")
     assert not (tmp_path / "none.png").exists()
