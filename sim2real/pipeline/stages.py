@@ -19,7 +19,7 @@ STARTED = ".stage_started.json"
 EXTENDABLE = ("timesteps",)
 """Fingerprint entries a rerun may raise and still continue the files there (a training stage trains on)."""
 SETTLED_DEFAULTS: dict[str, Any] = {"train_episode_steps": None, "lr_schedule": "constant", "select_episodes": 0,
-                                   "nominal_probability": 0.0}
+                                   "nominal_probability": 0.0, "boundary_episodes": "cut"}
 """Settings added after stages were first recorded, with the value that keeps the earlier behaviour. At that
 value they are left out of fingerprints (:func:`settled`), and a recorded fingerprint is compared in the same
 form, so stages recorded before a setting existed, or while it was written out, still match."""

@@ -9,6 +9,9 @@ dimensions sit at their nominal values instead, so a bound is judged on its own 
 together, as masses against gains on a pendulum, a bound judged amid the others' wide draws may never move).
 With ``nominal_probability``, that share of the other training episodes holds every dimension at its nominal
 value: an anchor that keeps the nominal robot in the training data however wide the ranges grow.
+Where training episodes are cut short (``train_episode_steps``), ``boundary_episodes: whole`` lets boundary
+evaluations run to the robot's own episode end, so a bound is judged on the episode an evaluation plays (a
+policy may hold 100 steps at a bound and fall before 1000).
 The returns of boundary episodes collect in one buffer
 per (dimension, bound); when a buffer holds ``buffer_size`` returns, their mean decides: at or above
 the upper threshold the bound moves out (the range widens), below the lower threshold it moves in (the
@@ -45,6 +48,7 @@ LOW, HIGH = 0, 1
 SIDES = ("low", "high")
 SAMPLINGS = ("uniform", "log_uniform")
 BOUNDARY_OTHERS = ("sampled", "nominal")
+BOUNDARY_EPISODES = ("cut", "whole")
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,9 @@ class AdrSpec:
         nominal_probability: Share of the training episodes that are not boundary evaluations played with every
             dimension at its nominal value (0: none, as in OpenAI's ADR; every starting range must contain the
             nominal value otherwise). Outside training the ranges alone are sampled.
+        boundary_episodes: Where training episodes are cut (``train_episode_steps``), boundary evaluations are
+            ``cut`` like the others (their returns then meet thresholds scaled by the cut) or played ``whole``, to
+            the robot's episode end (thresholds unscaled). Without a cut both are the same.
     """
 
     dimensions: tuple[AdrDimension, ...]
@@ -125,6 +132,7 @@ class AdrSpec:
     sampling: str = "uniform"
     boundary_others: str = "sampled"
     nominal_probability: float = 0.0
+    boundary_episodes: str = "cut"
 
     def __post_init__(self) -> None:
         if not self.dimensions:
@@ -139,6 +147,8 @@ class AdrSpec:
         if self.boundary_others not in BOUNDARY_OTHERS:
             raise ValueError(f"adr.boundary_others={self.boundary_others!r}: choose one of {list(BOUNDARY_OTHERS)}")
         require_float("adr.nominal_probability", self.nominal_probability, low=0.0, high=1.0, high_open=True)
+        if self.boundary_episodes not in BOUNDARY_EPISODES:
+            raise ValueError(f"adr.boundary_episodes={self.boundary_episodes!r}: choose one of {list(BOUNDARY_EPISODES)}")
         holders = [f"{name}={value}" for name, value, holds in (
             ("boundary_others", "nominal", self.boundary_others == "nominal"),
             ("nominal_probability", self.nominal_probability, self.nominal_probability > 0)) if holds]
@@ -160,10 +170,10 @@ class AdrSpec:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AdrSpec:
         """Parses ``{dimensions: {target: {init, limits, step}}, thresholds, env_thresholds, boundary_probability,
-        buffer_size, sampling, boundary_others, nominal_probability}``."""
+        buffer_size, sampling, boundary_others, nominal_probability, boundary_episodes}``."""
         data = dict(data)
         require_known_keys("adr", data, ("dimensions", "thresholds", "env_thresholds", "boundary_probability", "buffer_size",
-                                         "sampling", "boundary_others", "nominal_probability"))
+                                         "sampling", "boundary_others", "nominal_probability", "boundary_episodes"))
         dimensions = []
         for target, entry in dict(data.pop("dimensions", None) or {}).items():
             if not isinstance(entry, Mapping):
@@ -186,7 +196,7 @@ class AdrSpec:
                 "env_thresholds": {env: list(pair) for env, pair in self.env_thresholds.items()},
                 "boundary_probability": self.boundary_probability, "buffer_size": self.buffer_size,
                 "sampling": self.sampling, "boundary_others": self.boundary_others,
-                "nominal_probability": self.nominal_probability}
+                "nominal_probability": self.nominal_probability, "boundary_episodes": self.boundary_episodes}
 
     def starting_at(self, ranges: Mapping[str, Sequence[float]]) -> AdrSpec:
         """The same settings with the ranges starting at ``ranges`` (``{dimension: [low, high]}``, e.g. the ranges
@@ -218,6 +228,11 @@ class AdrSpec:
     def physical(self) -> tuple[AdrDimension, ...]:
         """The dimensions that scale physical parameters."""
         return tuple(d for d in self.dimensions if not d.is_latency)
+
+
+def whole_boundary_episodes(spec: AdrSpec | None) -> bool:
+    """Whether ``spec`` plays its boundary evaluations to the robot's episode end where training episodes are cut."""
+    return spec is not None and spec.boundary_episodes == "whole"
 
 
 class AdrState:

@@ -14,6 +14,7 @@ from sim2real.randomization.adr import LATENCY_INFO_KEY
 from sim2real.randomization.distributions import log_uniform
 from sim2real.randomization.operations import operation_range
 from sim2real.randomization.spec import CompiledDynamics, DynamicsSpec
+from sim2real.validation import require_int
 
 
 class DomainRandomization(gym.Wrapper, gym.utils.RecordConstructorArgs):
@@ -227,6 +228,38 @@ class AdaptiveRandomization(DomainRandomization):
         obs, reward, terminated, truncated, info = super().step(action)
         if self.boundary is not None:
             info["adr_boundary"] = self.boundary
+        return obs, reward, terminated, truncated, info
+
+
+class EpisodeCut(gym.Wrapper):
+    """Truncates training episodes after ``steps`` steps, as gymnasium's ``TimeLimit`` does (``truncated=True``:
+    SB3 bootstraps the value there), except ADR boundary evaluations when ``spare_boundaries``: a step whose
+    ``info`` carries ``adr_boundary`` (:class:`AdaptiveRandomization`, inside this wrapper) is not cut, so those
+    episodes run to the robot's own end (``adr.boundary_episodes: whole``).
+
+    Example:
+        >>> import gymnasium as gym
+        >>> env = EpisodeCut(gym.make("InvertedPendulum-v5"), steps=3)
+        >>> _ = env.reset(seed=0)
+        >>> [env.step(env.action_space.sample() * 0)[3] for _ in range(3)]
+        [False, False, True]
+    """
+
+    def __init__(self, env: gym.Env, steps: int, spare_boundaries: bool = False) -> None:
+        super().__init__(env)
+        self.steps = require_int("steps", steps, minimum=1)
+        self.spare_boundaries = spare_boundaries
+        self._elapsed = 0
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        self._elapsed = 0
+        return self.env.reset(**kwargs)
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self._elapsed += 1
+        if self._elapsed >= self.steps and not (self.spare_boundaries and "adr_boundary" in info):
+            truncated = True
         return obs, reward, terminated, truncated, info
 
 

@@ -24,10 +24,11 @@ from sim2real.policies.networks import AsymmetricActorCriticPolicy, policy_kwarg
 from sim2real.policies.policy import ALGORITHM_CLASSES, log_in_memory
 from sim2real.policies.run_info import RunInfo, read_run_info
 from sim2real.processes import sigterm_interrupts
-from sim2real.randomization.adr import AdrState
+from sim2real.randomization.adr import AdrState, whole_boundary_episodes
 from sim2real.randomization.factory import make_env, validate_dynamics
 from sim2real.randomization.privileged import privileged_names
 from sim2real.randomization.spec import DynamicsSpec
+from sim2real.randomization.wrapper import EpisodeCut
 from sim2real.runs import (
     FINAL_FILES_KEY,
     METADATA_FILE,
@@ -66,13 +67,15 @@ def env_factory(env: EnvSpec, randomization: DynamicsSpec | None, target: Dynami
                 episode_steps: int | None = None) -> Callable[[], gym.Env]:
     """A picklable constructor of one monitored env (for ``SubprocVecEnv`` workers too); with
     ``episode_steps``, episodes are truncated after that many steps (time-limit truncation: SB3
-    bootstraps the value there, so the return still estimates the robot's whole episode)."""
+    bootstraps the value there, so the return still estimates the robot's whole episode), except ADR
+    boundary evaluations when the randomization asks for them whole (``adr.boundary_episodes: whole``)."""
+    whole_boundaries = randomization is not None and whole_boundary_episodes(randomization.adr)
 
     def _make() -> gym.Env:
         built = make_env(env, randomization=randomization, target=target, privileged=privileged,
                          privileged_noise=privileged_noise)
         if episode_steps is not None:
-            built = gym.wrappers.TimeLimit(built, max_episode_steps=episode_steps)
+            built = EpisodeCut(built, episode_steps, spare_boundaries=whole_boundaries)
         return Monitor(built)
 
     return _make
@@ -374,10 +377,12 @@ def collect_without_updates(model: OffPolicyAlgorithm, steps: int, callback: Any
 def adr_state(config: TrainConfig, checkpoint: Path | None) -> AdrState | None:
     """The ADR state of a run with an ``adr`` randomization: the checkpoint's when resuming, else the initial one.
     The thresholds are returns of the robot's registered episode: they scale with the share of it that a training
-    episode lasts (``train_episode_steps``, else an overridden ``env.max_episode_steps``)."""
+    episode lasts (``train_episode_steps``, else an overridden ``env.max_episode_steps``; boundary episodes played
+    whole last the latter)."""
     if config.randomization.adr is None:
         return None
-    played = config.train_episode_steps or episode_limit(config.env)
+    cut = None if whole_boundary_episodes(config.randomization.adr) else config.train_episode_steps
+    played = cut or episode_limit(config.env)
     fraction = played / episode_limit(replace(config.env, max_episode_steps=None))
     state = AdrState(config.randomization.adr, config.env.name, episode_fraction=fraction)
     if checkpoint is not None and (checkpoint / ADR_FILE).is_file():

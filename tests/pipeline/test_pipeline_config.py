@@ -92,9 +92,9 @@ def test_a_student_block_adds_a_teacher_and_its_student_before_the_report(tmp_pa
     assert build_stages(annealed, tmp_path)[names.index("student")].fingerprint["settings"]["lr_schedule"] == "cosine"
 
 
-def test_an_adr_source_recorded_before_nominal_probability_existed_keeps_its_fingerprint(tmp_path: Path) -> None:
+def test_an_adr_source_recorded_before_nominal_probability_and_boundary_episodes_keeps_its_fingerprint(tmp_path: Path) -> None:
     plain = build_stages(pipeline_config_from_dict(config_dict("randomization=adr")), tmp_path)[0]
-    assert "nominal_probability" not in plain.fingerprint["randomization"]["adr"]  # at 0: as recorded before
+    assert not {"nominal_probability", "boundary_episodes"} & set(plain.fingerprint["randomization"]["adr"])  # as recorded before
     anchored = build_stages(pipeline_config_from_dict(config_dict(
         "randomization=adr", "randomization.adr.nominal_probability=0.2")), tmp_path)[0]
     assert anchored.fingerprint["randomization"]["adr"]["nominal_probability"] == 0.2

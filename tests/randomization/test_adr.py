@@ -13,7 +13,7 @@ from sim2real.presets import load_preset
 from sim2real.randomization import DynamicsSpec, make_env, validate_dynamics
 from sim2real.randomization.adr import HIGH, LOW, AdrDimension, AdrSpec, AdrState
 from sim2real.randomization.effects import ActionLatency
-from sim2real.randomization.wrapper import AdaptiveRandomization
+from sim2real.randomization.wrapper import AdaptiveRandomization, EpisodeCut
 
 
 def adr_spec(**dimensions: dict) -> DynamicsSpec:
@@ -162,6 +162,29 @@ def test_boundary_evaluations_come_at_the_configured_rate_and_are_reported_on_ev
     assert 70 <= boundaries <= 130  # boundary_probability 0.5 of 200 episodes
 
 
+def test_a_cut_spares_boundary_evaluations_only_when_asked() -> None:
+    """A 5-step cut around an ADR env whose masses sit still: every ordinary episode is truncated at step 5; with
+    ``spare_boundaries`` a boundary evaluation plays past the cut to the pendulum's fall or the robot's end."""
+    spec = adr_spec(masses={"init": [1.0, 1.0], "limits": [0.5, 2.0]})
+    for spare in (False, True):
+        env = EpisodeCut(make_env("inverted_pendulum", randomization=spec), steps=5, spare_boundaries=spare)
+        env.get_wrapper_attr("set_adr_ranges")([1.0], [1.0])  # training: boundary evaluations on
+        lengths = {False: [], True: []}
+        for seed in range(40):
+            env.reset(seed=seed)
+            steps, done = 0, False
+            while not done:
+                _, _, terminated, truncated, info = env.step(np.zeros(1))  # a still pendulum stands a while
+                steps, done = steps + 1, terminated or truncated
+            lengths["adr_boundary" in info].append((steps, truncated))
+        assert lengths[False] and lengths[True]
+        assert all(entry == (5, True) for entry in lengths[False])  # ordinary episodes: always cut
+        if spare:
+            assert all(steps > 5 for steps, _ in lengths[True])
+        else:
+            assert all(entry == (5, True) for entry in lengths[True])
+
+
 def test_nominal_probability_holds_that_share_of_the_other_training_episodes_at_nominal() -> None:
     spec = adr_spec(masses={"init": [0.5, 2.0], "limits": [0.25, 4.0]},
                     action_latency={"init": [0, 2], "limits": [0, 3], "step": 1})
@@ -290,6 +313,7 @@ def test_the_preset_parses_and_validates_on_every_robot() -> None:
         ({"dimensions": {"masses": {"init": [1.2, 1.5], "limits": [0.5, 2.0]}}, "boundary_others": "nominal"},
          "init=[1.2, 1.5] leaves out the nominal value 1"),
         ({"dimensions": {"masses": {}}, "nominal_probability": 1.0}, "adr.nominal_probability=1.0 must be"),
+        ({"dimensions": {"masses": {}}, "boundary_episodes": "full"}, "adr.boundary_episodes='full': choose one of"),
         ({"dimensions": {"masses": {"init": [1.2, 1.5], "limits": [0.5, 2.0]}}, "nominal_probability": 0.2},
          "leaves out the nominal value 1 that nominal_probability=0.2 holds it at"),
         ({"dimensions": {"masses": {"init": [1, 1], "limits": [0.0, 2.0]}}, "sampling": "log_uniform"},

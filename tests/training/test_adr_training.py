@@ -77,6 +77,20 @@ def test_cut_training_episodes_report_their_boundaries_and_scale_the_thresholds(
     assert widened == len(adr["trajectory"]) - 1 > 20  # every change widened, and a 3-step cut gives many
 
 
+def test_whole_boundary_episodes_outlast_the_cut_and_meet_unscaled_thresholds(tmp_path: Path) -> None:
+    """With ``boundary_episodes: whole`` the boundary evaluations of a run cut at 3 steps play on: their returns
+    (InvertedPendulum pays 1 per step) exceed the cut, and the thresholds stay those of the whole episode."""
+    config = adr_config([0.0, 1.0], train_episode_steps=3)
+    spec = config.randomization
+    config = dataclasses.replace(config, randomization=dataclasses.replace(
+        spec, adr=dataclasses.replace(spec.adr, boundary_episodes="whole")))
+    train(config, tmp_path)
+    adr = load_metadata(tmp_path)["adr"]
+    assert adr["thresholds"] == pytest.approx([0.0, 1.0])
+    judged = [mean for sides in adr["performance"] for mean in sides if mean is not None]
+    assert judged and max(judged) > 3.0  # a cut boundary episode could return 3 at most
+
+
 @pytest.mark.parametrize(("max_episode_steps", "train_episode_steps", "scale"),
                          [(None, None, 1.0), (500, None, 0.5), (500, 100, 0.1), (2000, None, 2.0)])
 def test_thresholds_scale_with_the_training_episodes_share_of_the_registered_one(
@@ -89,6 +103,12 @@ def test_thresholds_scale_with_the_training_episodes_share_of_the_registered_one
     config = dataclasses.replace(config, env=dataclasses.replace(config.env, max_episode_steps=max_episode_steps))
     state = adr_state(config, checkpoint=None)
     assert (state.lower_threshold, state.upper_threshold) == pytest.approx((300.0 * scale, 900.0 * scale))
+    # boundary episodes played whole last the run's episode, cut or not
+    whole = dataclasses.replace(config.randomization, adr=dataclasses.replace(config.randomization.adr,
+                                                                               boundary_episodes="whole"))
+    state = adr_state(dataclasses.replace(config, randomization=whole), checkpoint=None)
+    unscaled = (max_episode_steps or 1000) / 1000
+    assert (state.lower_threshold, state.upper_threshold) == pytest.approx((300.0 * unscaled, 900.0 * unscaled))
 
 
 def test_same_seed_same_trajectory_different_seed_differs(tmp_path: Path) -> None:
