@@ -97,7 +97,8 @@ RECENT_EPISODES = 10
 def recent_train_episodes(model) -> dict[str, float] | None:  # type: ignore[no-untyped-def]
     """The mean return and length of the last ``RECENT_EPISODES`` finished training episodes (SB3's episode
     buffer, filled by the envs' ``Monitor``), with how many there were; None before the first one ends.
-    With ``train_episode_steps`` these are the cut episodes, not whole ones."""
+    With ``train_episode_steps`` these are the cut episodes, not whole ones (but for ADR boundary evaluations
+    played whole)."""
     episodes = list(getattr(model, "ep_info_buffer", None) or [])[-RECENT_EPISODES:]
     if not episodes:
         return None
