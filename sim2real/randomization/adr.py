@@ -44,6 +44,10 @@ LATENCY = "action_latency"
 LATENCY_INFO_KEY = "adr_latency"
 """The reset ``info`` key through which the ADR wrapper hands the episode's latency to ``ActionLatency``."""
 
+BOUNDARY_INFO_KEY = "adr_boundary"
+"""The step ``info`` key marking a boundary evaluation: ``(dimension, side, value)`` (read by the training loop and
+by the cut that spares whole boundary episodes)."""
+
 LOW, HIGH = 0, 1
 SIDES = ("low", "high")
 SAMPLINGS = ("uniform", "log_uniform")

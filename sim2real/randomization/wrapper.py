@@ -10,7 +10,7 @@ import numpy as np
 from gymnasium.utils import seeding
 
 from sim2real.envs.parameters import ParameterSet
-from sim2real.randomization.adr import LATENCY_INFO_KEY
+from sim2real.randomization.adr import BOUNDARY_INFO_KEY, LATENCY_INFO_KEY
 from sim2real.randomization.distributions import log_uniform
 from sim2real.randomization.operations import operation_range
 from sim2real.randomization.spec import CompiledDynamics, DynamicsSpec
@@ -227,7 +227,7 @@ class AdaptiveRandomization(DomainRandomization):
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
         obs, reward, terminated, truncated, info = super().step(action)
         if self.boundary is not None:
-            info["adr_boundary"] = self.boundary
+            info[BOUNDARY_INFO_KEY] = self.boundary
         return obs, reward, terminated, truncated, info
 
 
@@ -258,7 +258,7 @@ class EpisodeCut(gym.Wrapper):
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
         obs, reward, terminated, truncated, info = self.env.step(action)
         self._elapsed += 1
-        if self._elapsed >= self.steps and not (self.spare_boundaries and "adr_boundary" in info):
+        if self._elapsed >= self.steps and not (self.spare_boundaries and BOUNDARY_INFO_KEY in info):
             truncated = True
         return obs, reward, terminated, truncated, info
 

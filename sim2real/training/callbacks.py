@@ -19,7 +19,7 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from sim2real.envs.registry import EnvSpec
-from sim2real.randomization.adr import SIDES, AdrState
+from sim2real.randomization.adr import BOUNDARY_INFO_KEY, SIDES, AdrState
 from sim2real.randomization.spec import DynamicsSpec
 from sim2real.runs import read_json, write_json_atomic
 
@@ -414,7 +414,7 @@ class AdrUpdater(BaseCallback):
     def _on_step(self) -> bool:
         changed = False
         for info in self.locals.get("infos", ()):
-            boundary = info.get("adr_boundary")
+            boundary = info.get(BOUNDARY_INFO_KEY)
             if boundary is not None and "episode" in info:
                 dimension, side, value = boundary
                 changed |= self.state.record(dimension, side, info["episode"]["r"], self.model.num_timesteps, value)
